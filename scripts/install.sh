@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs everything fireredasr-hf needs for development and tests on a fresh Debian machine:
+# system packages (ffmpeg for audio files, espeak-ng + sox for synthetic test speech), a virtual
+# environment in .venv, the package with its extras, and the original release code for live parity tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_apt=()
+for bin in ffmpeg espeak-ng sox; do command -v "$bin" >/dev/null 2>&1 || need_apt+=("$bin"); done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/pip install -q -c constraints.txt torch==2.13.0
+.venv/bin/pip install -q -c constraints.txt -e ".[data,vad,dev,reference]"
+# The original FireRedASR release code (Apache-2.0), a test-only reference; --no-deps avoids modelscope.
+.venv/bin/pip install -q --no-deps fireredasr==0.0.2
+echo "fireredasr-hf installed in .venv"

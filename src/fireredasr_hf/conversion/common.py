@@ -1,0 +1,142 @@
+# Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
+"""What the original FireRedASR checkpoints look like, and how their encoder maps onto ours.
+
+This package is the only place that knows the original layout: file names, pickled `argparse.Namespace` arguments,
+key names, the LayerNorm stored as `batch_norm`, the `pe` buffers. The model code uses descriptive names; the
+rename tables below are the single record of the correspondence.
+"""
+
+import argparse
+import re
+from pathlib import Path
+
+import torch
+
+from ..configuration_fireredasr import FireRedEncoderConfig
+from ..modeling_fireredasr_encoder import sinusoidal_embeddings, sinusoidal_inverse_frequencies
+
+
+class ConversionError(ValueError):
+    """An original checkpoint that cannot be converted faithfully (missing, unexpected or malformed tensors)."""
+
+
+# (original regex, our name); applied to keys with the `encoder.` prefix removed. The order matters only where
+# patterns overlap (none do).
+ENCODER_KEY_RENAMES = [
+    (r"^input_preprocessor\.conv\.0\.", "subsampling.conv1."),
+    (r"^input_preprocessor\.conv\.2\.", "subsampling.conv2."),
+    (r"^input_preprocessor\.out\.", "subsampling.out_proj."),
+    (r"^layer_stack\.(\d+)\.ffn([12])\.net\.0\.", r"layers.\1.feed_forward\2.layer_norm."),
+    (r"^layer_stack\.(\d+)\.ffn([12])\.net\.1\.", r"layers.\1.feed_forward\2.linear1."),
+    (r"^layer_stack\.(\d+)\.ffn([12])\.net\.4\.", r"layers.\1.feed_forward\2.linear2."),
+    (r"^layer_stack\.(\d+)\.mhsa\.layer_norm_q\.", r"layers.\1.self_attn.query_norm."),
+    (r"^layer_stack\.(\d+)\.mhsa\.layer_norm_k\.", r"layers.\1.self_attn.key_norm."),
+    (r"^layer_stack\.(\d+)\.mhsa\.layer_norm_v\.", r"layers.\1.self_attn.value_norm."),
+    (r"^layer_stack\.(\d+)\.mhsa\.w_qs\.", r"layers.\1.self_attn.q_proj."),
+    (r"^layer_stack\.(\d+)\.mhsa\.w_ks\.", r"layers.\1.self_attn.k_proj."),
+    (r"^layer_stack\.(\d+)\.mhsa\.w_vs\.", r"layers.\1.self_attn.v_proj."),
+    (r"^layer_stack\.(\d+)\.mhsa\.fc\.", r"layers.\1.self_attn.o_proj."),
+    (r"^layer_stack\.(\d+)\.mhsa\.linear_pos\.", r"layers.\1.self_attn.relative_k_proj."),
+    (r"^layer_stack\.(\d+)\.mhsa\.pos_bias_u$", r"layers.\1.self_attn.bias_u"),
+    (r"^layer_stack\.(\d+)\.mhsa\.pos_bias_v$", r"layers.\1.self_attn.bias_v"),
+    (r"^layer_stack\.(\d+)\.conv\.pre_layer_norm\.", r"layers.\1.conv.layer_norm."),
+    (r"^layer_stack\.(\d+)\.conv\.pointwise_conv1\.", r"layers.\1.conv.pointwise_conv1."),
+    (r"^layer_stack\.(\d+)\.conv\.depthwise_conv\.", r"layers.\1.conv.depthwise_conv."),
+    # The release names this LayerNorm `batch_norm`.
+    (r"^layer_stack\.(\d+)\.conv\.batch_norm\.", r"layers.\1.conv.depthwise_layer_norm."),
+    (r"^layer_stack\.(\d+)\.conv\.pointwise_conv2\.", r"layers.\1.conv.pointwise_conv2."),
+    (r"^layer_stack\.(\d+)\.layer_norm\.", r"layers.\1.norm_out."),
+]
+# The relative-position table is recomputed on the fly for any length (checked against the stored one).
+ENCODER_DROPPED_KEYS = {"positional_encoding.pe"}
+
+
+def load_original_checkpoint(path: str | Path) -> dict:
+    """
+    Load an original `*.pth.tar` package (`{"args": argparse.Namespace, "model_state_dict": ...}`).
+
+    The release pickles an `argparse.Namespace`, so this needs `weights_only=False`, i.e. it runs pickle: only
+    convert checkpoints you trust. Tensors are memory-mapped, so loading does not copy the weights into memory.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConversionError(f"Original checkpoint not found: {path}")
+    try:
+        package = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
+    except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
+        package = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(package, dict) or not isinstance(package.get("args"), argparse.Namespace):
+        raise ConversionError(f"{path} is not an original FireRedASR checkpoint (no pickled `args` Namespace).")
+    return package
+
+
+def required_arg(args: argparse.Namespace, name: str, source: str):
+    if not hasattr(args, name):
+        raise ConversionError(f"The checkpoint arguments in {source} lack `{name}`.")
+    return getattr(args, name)
+
+
+def encoder_config_from_args(args: argparse.Namespace, source: str) -> FireRedEncoderConfig:
+    d_model = required_arg(args, "d_model", source)
+    return FireRedEncoderConfig(
+        num_mel_bins=required_arg(args, "idim", source),
+        hidden_size=d_model,
+        num_hidden_layers=required_arg(args, "n_layers_enc", source),
+        num_attention_heads=required_arg(args, "n_head", source),
+        # The release hard-codes the feed-forward width (its `d_inner` argument is not read).
+        intermediate_size=4 * d_model,
+        conv_kernel_size=required_arg(args, "kernel_size", source),
+        dropout=getattr(args, "residual_dropout", 0.1),
+        input_dropout=getattr(args, "dropout_rate", 0.1),
+    )
+
+
+def rename_keys(keys, renames, dropped, component: str) -> dict[str, str | None]:
+    """Map every original key to our name (None = deliberately dropped); any other key is an error."""
+    mapping = {}
+    for key in keys:
+        if key in dropped:
+            mapping[key] = None
+            continue
+        for pattern, replacement in renames:
+            new_key, count = re.subn(pattern, replacement, key)
+            if count:
+                mapping[key] = new_key
+                break
+        else:
+            raise ConversionError(f"Unexpected tensor in the original {component}: `{key}`.")
+    return mapping
+
+
+def convert_encoder_state_dict(state_dict: dict, prefix: str = "encoder.") -> dict[str, torch.Tensor]:
+    """The encoder tensors of an original state dict under our names (without a prefix)."""
+    encoder_keys = [key[len(prefix) :] for key in state_dict if key.startswith(prefix)]
+    mapping = rename_keys(encoder_keys, ENCODER_KEY_RENAMES, ENCODER_DROPPED_KEYS, "encoder")
+    stored_table = state_dict.get(prefix + "positional_encoding.pe")
+    if stored_table is not None:
+        check_relative_position_table(stored_table)
+    return {new: state_dict[prefix + old] for old, new in mapping.items() if new is not None}
+
+
+def check_relative_position_table(stored_table: torch.Tensor, rows_to_check: int = 64) -> None:
+    """The stored (1, 2 * 5000 - 1, d) table must equal the one the encoder computes on the fly."""
+    center = (stored_table.shape[1] - 1) // 2
+    hidden_size = stored_table.shape[-1]
+    positions = torch.arange(rows_to_check - 1, -rows_to_check, -1)
+    computed = sinusoidal_embeddings(positions, sinusoidal_inverse_frequencies(hidden_size))
+    stored = stored_table[0, center - rows_to_check + 1 : center + rows_to_check].float()
+    error = (computed - stored).abs().max().item()
+    if error > 1e-6:
+        raise ConversionError(
+            f"The checkpoint's relative position table differs from the standard sinusoid (max error {error:.2e}); "
+            "this converter assumes the release's table."
+        )
+
+
+def check_all_used(expected: set[str], provided: set[str], component: str) -> None:
+    missing = sorted(expected - provided)
+    unexpected = sorted(provided - expected)
+    if missing:
+        raise ConversionError(f"The original {component} lacks tensors: {', '.join(missing[:10])}")
+    if unexpected:
+        raise ConversionError(f"Unexpected tensors for the {component}: {', '.join(unexpected[:10])}")

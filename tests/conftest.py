@@ -1,0 +1,20 @@
+import os
+from pathlib import Path
+
+import pytest
+
+# Tests never touch the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FIXTURES_DIR = Path(os.environ.get("FIREREDASR_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures"))
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    """The shared fixtures (original-format tiny models, audio, goldens of the original code)."""
+    if not (FIXTURES_DIR / "README.md").is_file():
+        pytest.skip(f"shared fixtures not found at {FIXTURES_DIR} (set FIREREDASR_FIXTURES to their folder)")
+    return FIXTURES_DIR
