@@ -12,7 +12,6 @@ import subprocess
 
 import numpy as np
 
-
 # Extensions picked up when a directory is scanned for audio (lower case, with the dot).
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aiff", ".aif", ".webm", ".mka"}
@@ -68,7 +67,7 @@ def _read_with_ffmpeg(path: str) -> tuple[np.ndarray, int]:
         raise FileNotFoundError("the ffmpeg binary is not on PATH (install it, e.g. `apt-get install ffmpeg`)")
     # A WAV stream keeps the rate and channel count with the samples; soundfile reads it from memory.
     command = [ffmpeg, "-nostdin", "-v", "error", "-i", path, "-map", "0:a:0", "-f", "wav", "-c:a", "pcm_f32le", "-"]
-    completed = subprocess.run(command, capture_output=True)
+    completed = subprocess.run(command, capture_output=True, check=False)
     if completed.returncode != 0 or not completed.stdout:
         message = completed.stderr.decode(errors="replace").strip() or f"exit status {completed.returncode}"
         raise RuntimeError(f"ffmpeg failed: {message}")

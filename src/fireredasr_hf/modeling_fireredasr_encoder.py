@@ -35,10 +35,10 @@ def swish(hidden_states: torch.Tensor) -> torch.Tensor:
 
 
 def sinusoidal_inverse_frequencies(hidden_size: int) -> torch.Tensor:
-    """The `div_term` of the release's sinusoidal position tables, computed with the same float32 operations."""
-    return torch.exp(
-        torch.arange(0, hidden_size, 2, dtype=torch.float32) * -(torch.log(torch.tensor(10000.0)).item() / hidden_size)
-    )
+    """The `div_term` of the release's sinusoidal position tables, computed with the same float32 operations (on the
+    CPU, so that it also works while a model is built on the meta device)."""
+    log_base = torch.log(torch.tensor(10000.0, device="cpu")).item()
+    return torch.exp(torch.arange(0, hidden_size, 2, dtype=torch.float32, device="cpu") * -(log_base / hidden_size))
 
 
 def sinusoidal_embeddings(positions: torch.Tensor, inverse_frequencies: torch.Tensor) -> torch.Tensor:

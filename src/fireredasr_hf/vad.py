@@ -27,6 +27,7 @@ validated float32 mono array in [-1, 1] and returns `SpeechSegment`s in seconds.
 """
 
 import abc
+import itertools
 import math
 import warnings
 from dataclasses import dataclass
@@ -48,7 +49,9 @@ class SpeechSegment:
         object.__setattr__(self, "start", float(self.start))
         object.__setattr__(self, "end", float(self.end))
         if not (0.0 <= self.start <= self.end) or not math.isfinite(self.end):
-            raise ValueError(f"a speech segment needs 0 <= start <= end (finite), got start={self.start}, end={self.end}")
+            raise ValueError(
+                f"a speech segment needs 0 <= start <= end (finite), got start={self.start}, end={self.end}"
+            )
 
     @property
     def duration(self) -> float:
@@ -286,7 +289,7 @@ def _union(segments: list[SpeechSegment], duration: float | None) -> list[Speech
     """Sorts the segments and merges overlapping ones; checks that they lie inside the recording."""
     for segment in segments:
         if not isinstance(segment, SpeechSegment):
-            raise ValueError(f"expected SpeechSegment items, got {type(segment).__name__}")
+            raise TypeError(f"expected SpeechSegment items, got {type(segment).__name__}")
     merged: list[SpeechSegment] = []
     for segment in sorted(segments, key=lambda s: s.start):
         end = segment.end
@@ -305,7 +308,7 @@ def _union(segments: list[SpeechSegment], duration: float | None) -> list[Speech
 def _split_evenly(region: SpeechSegment, max_segment_s: float) -> list[SpeechSegment]:
     count = math.ceil(region.duration / max_segment_s)
     bounds = [region.start + region.duration * k / count for k in range(count)] + [region.end]
-    return [SpeechSegment(start, end) for start, end in zip(bounds[:-1], bounds[1:])]
+    return [SpeechSegment(start, end) for start, end in itertools.pairwise(bounds)]
 
 
 def _split_at_quiet_points(

@@ -1,0 +1,47 @@
+# Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
+"""Conversion of original FireRedASR checkpoints (AED and LLM directories) into transformers model directories."""
+
+from pathlib import Path
+
+from .common import ConversionError
+
+
+def detect_variant(input_dir: str | Path) -> str:
+    """"aed" or "llm" for an original model directory; a clear error listing what was found otherwise."""
+    input_dir = Path(input_dir)
+    if not input_dir.is_dir():
+        raise ConversionError(f"Not a directory: {input_dir}")
+    if (input_dir / "asr_encoder.pth.tar").is_file():
+        return "llm"
+    if (input_dir / "model.pth.tar").is_file():
+        return "aed"
+    found = ", ".join(sorted(p.name for p in input_dir.iterdir())) or "nothing"
+    raise ConversionError(
+        f"{input_dir} is not an original FireRedASR directory: expected model.pth.tar (AED) or model.pth.tar + "
+        f"asr_encoder.pth.tar + Qwen2-7B-Instruct/ (LLM); found: {found}."
+    )
+
+
+def convert_checkpoint(
+    input_dir: str | Path,
+    output_dir: str | Path,
+    dtype: str | None = None,
+    max_shard_size: str = "5GB",
+    merge_lora: bool = True,
+    source: str | None = None,
+) -> Path:
+    """Convert an original AED or LLM directory (detected from its files). dtype defaults: AED float32, LLM
+    bfloat16."""
+    variant = detect_variant(input_dir)
+    if variant == "aed":
+        from .aed import convert_aed_checkpoint
+
+        return convert_aed_checkpoint(input_dir, output_dir, dtype or "float32", max_shard_size, source=source)
+    from .llm import convert_llm_checkpoint
+
+    return convert_llm_checkpoint(
+        input_dir, output_dir, dtype=dtype or "bfloat16", merge_lora=merge_lora, max_shard_size=max_shard_size
+    )
+
+
+__all__ = ["ConversionError", "convert_checkpoint", "detect_variant"]

@@ -140,3 +140,18 @@ def check_all_used(expected: set[str], provided: set[str], component: str) -> No
         raise ConversionError(f"The original {component} lacks tensors: {', '.join(missing[:10])}")
     if unexpected:
         raise ConversionError(f"Unexpected tensors for the {component}: {', '.join(unexpected[:10])}")
+
+
+def save_pretrained_with_remote_code(model, processor, output_dir: Path, max_shard_size: str) -> None:
+    """
+    Save model, generation config and processor, with the Python files and `auto_map` entries that let
+    `trust_remote_code=True` load the directory where fireredasr-hf is not installed.
+    """
+    model.config.register_for_auto_class()
+    model.register_for_auto_class("AutoModelForSpeechSeq2Seq")
+    processor.register_for_auto_class()
+    processor.feature_extractor.register_for_auto_class()
+    processor.tokenizer.register_for_auto_class()
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(output_dir, max_shard_size=max_shard_size)
+    processor.save_pretrained(output_dir)

@@ -1,0 +1,46 @@
+#!/usr/bin/env python
+# Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
+"""Convert an original FireRedASR model directory (AED or LLM) to a transformers directory with safetensors.
+
+    python conversion/convert_fireredasr_to_hf.py --input_dir FireRedASR-AED-L --output_dir fireredasr-aed-l-hf
+
+The original `model.pth.tar` files pickle an `argparse.Namespace`, so loading them runs pickle: only convert
+checkpoints from a source you trust. The output loads with `AutoModelForSpeechSeq2Seq` / `pipeline(...)` after
+`import fireredasr_hf`, or anywhere with `trust_remote_code=True`.
+"""
+
+import argparse
+
+from fireredasr_hf.conversion import convert_checkpoint
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--input_dir", required=True, help="original model directory (model.pth.tar, cmvn.ark, ...)")
+    parser.add_argument("--output_dir", required=True, help="where to write the converted model")
+    parser.add_argument(
+        "--dtype", choices=["float32", "bfloat16", "float16"], default=None,
+        help="weight dtype (default: float32 for AED, bfloat16 for LLM)",
+    )
+    parser.add_argument("--max_shard_size", default="5GB", help="safetensors shard size limit")
+    parser.add_argument(
+        "--keep_lora", action="store_true", help="LLM only: keep the LoRA as a separate PEFT adapter (not merged)"
+    )
+    parser.add_argument("--push_to_hub", metavar="REPO_ID", default=None, help="upload the result to this Hub repo")
+    args = parser.parse_args(argv)
+
+    output_dir = convert_checkpoint(
+        args.input_dir, args.output_dir, dtype=args.dtype, max_shard_size=args.max_shard_size,
+        merge_lora=not args.keep_lora, source=args.push_to_hub,
+    )
+    print(f"Converted model written to {output_dir}")
+    if args.push_to_hub:
+        from huggingface_hub import HfApi
+
+        HfApi().create_repo(args.push_to_hub, exist_ok=True)
+        HfApi().upload_folder(folder_path=str(output_dir), repo_id=args.push_to_hub)
+        print(f"Uploaded to https://huggingface.co/{args.push_to_hub}")
+
+
+if __name__ == "__main__":
+    main()

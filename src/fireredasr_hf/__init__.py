@@ -1,0 +1,49 @@
+# Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
+"""FireRedASR speech recognition (AED and LLM variants) for Hugging Face transformers.
+
+Importing the package registers the FireRedASR classes with transformers' Auto classes, so
+`AutoModelForSpeechSeq2Seq`, `AutoProcessor`, `AutoFeatureExtractor`, `AutoTokenizer` and
+`pipeline("automatic-speech-recognition")` load converted checkpoints without `trust_remote_code`.
+"""
+
+from transformers import (
+    AutoConfig,
+    AutoFeatureExtractor,
+    AutoModel,
+    AutoModelForSpeechSeq2Seq,
+    AutoProcessor,
+    AutoTokenizer,
+)
+
+from .configuration_fireredasr import FireRedAedConfig, FireRedEncoderConfig, FireRedLlmConfig
+from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
+from .modeling_fireredasr_aed import FireRedAedForConditionalGeneration, FireRedAedModel
+from .modeling_fireredasr_encoder import FireRedEncoder
+from .processing_fireredasr import FireRedAsrProcessor
+from .tokenization_fireredasr import FireRedAsrTokenizer
+
+
+__version__ = "0.1.0"
+
+AutoConfig.register(FireRedEncoderConfig.model_type, FireRedEncoderConfig, exist_ok=True)
+AutoConfig.register(FireRedAedConfig.model_type, FireRedAedConfig, exist_ok=True)
+AutoConfig.register(FireRedLlmConfig.model_type, FireRedLlmConfig, exist_ok=True)
+AutoModel.register(FireRedEncoderConfig, FireRedEncoder, exist_ok=True)
+AutoModel.register(FireRedAedConfig, FireRedAedModel, exist_ok=True)
+AutoModelForSpeechSeq2Seq.register(FireRedAedConfig, FireRedAedForConditionalGeneration, exist_ok=True)
+AutoFeatureExtractor.register(FireRedAedConfig, FireRedAsrFeatureExtractor, exist_ok=True)
+AutoFeatureExtractor.register(FireRedLlmConfig, FireRedAsrFeatureExtractor, exist_ok=True)
+AutoTokenizer.register(FireRedAedConfig, tokenizer_class=FireRedAsrTokenizer, exist_ok=True)
+AutoProcessor.register(FireRedAedConfig, FireRedAsrProcessor, exist_ok=True)
+
+__all__ = [
+    "FireRedAedConfig",
+    "FireRedAedForConditionalGeneration",
+    "FireRedAedModel",
+    "FireRedAsrFeatureExtractor",
+    "FireRedAsrProcessor",
+    "FireRedAsrTokenizer",
+    "FireRedEncoder",
+    "FireRedEncoderConfig",
+    "FireRedLlmConfig",
+]

@@ -1,0 +1,168 @@
+# Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
+"""Conversion of an original FireRedASR-AED directory (`model.pth.tar`, `cmvn.ark`, `dict.txt`,
+`train_bpe1000.model`) into a transformers model directory."""
+
+from pathlib import Path
+
+import torch
+from transformers import GenerationConfig
+
+from ..configuration_fireredasr import FireRedAedConfig
+from ..feature_extraction_fireredasr import FireRedAsrFeatureExtractor
+from ..modeling_fireredasr_aed import FireRedAedForConditionalGeneration
+from ..processing_fireredasr import FireRedAsrProcessor
+from ..tokenization_fireredasr import FireRedAsrTokenizer
+from .common import (
+    ConversionError,
+    check_all_used,
+    convert_encoder_state_dict,
+    encoder_config_from_args,
+    load_original_checkpoint,
+    rename_keys,
+    required_arg,
+    save_pretrained_with_remote_code,
+)
+from .model_card import write_model_card
+
+
+AED_FILES = ("model.pth.tar", "cmvn.ark", "dict.txt", "train_bpe1000.model")
+
+# (original regex, our name) for the decoder keys with the `decoder.` prefix removed.
+DECODER_KEY_RENAMES = [
+    (r"^tgt_word_emb\.weight$", "model.decoder.embed_tokens.weight"),
+    (r"^layer_stack\.(\d+)\.self_attn_norm\.", r"model.decoder.layers.\1.self_attn_layer_norm."),
+    (r"^layer_stack\.(\d+)\.cross_attn_norm\.", r"model.decoder.layers.\1.encoder_attn_layer_norm."),
+    (r"^layer_stack\.(\d+)\.mlp_norm\.", r"model.decoder.layers.\1.final_layer_norm."),
+    (r"^layer_stack\.(\d+)\.self_attn\.w_qs\.", r"model.decoder.layers.\1.self_attn.q_proj."),
+    (r"^layer_stack\.(\d+)\.self_attn\.w_ks\.", r"model.decoder.layers.\1.self_attn.k_proj."),
+    (r"^layer_stack\.(\d+)\.self_attn\.w_vs\.", r"model.decoder.layers.\1.self_attn.v_proj."),
+    (r"^layer_stack\.(\d+)\.self_attn\.fc\.", r"model.decoder.layers.\1.self_attn.o_proj."),
+    (r"^layer_stack\.(\d+)\.cross_attn\.w_qs\.", r"model.decoder.layers.\1.encoder_attn.q_proj."),
+    (r"^layer_stack\.(\d+)\.cross_attn\.w_ks\.", r"model.decoder.layers.\1.encoder_attn.k_proj."),
+    (r"^layer_stack\.(\d+)\.cross_attn\.w_vs\.", r"model.decoder.layers.\1.encoder_attn.v_proj."),
+    (r"^layer_stack\.(\d+)\.cross_attn\.fc\.", r"model.decoder.layers.\1.encoder_attn.o_proj."),
+    (r"^layer_stack\.(\d+)\.mlp\.w_1\.", r"model.decoder.layers.\1.mlp.fc1."),
+    (r"^layer_stack\.(\d+)\.mlp\.w_2\.", r"model.decoder.layers.\1.mlp.fc2."),
+    (r"^layer_norm_out\.", "model.decoder.layer_norm."),
+]
+# The sinusoid is recomputed on the fly; the output projection is tied to the embedding (handled below).
+DECODER_DROPPED_KEYS = {"positional_encoding.pe", "tgt_word_prj.weight"}
+
+# The release's recommended decoding (README): beam 3, softmax smoothing 1.25, GNMT length penalty 0.6.
+RECOMMENDED_DECODING = {
+    "num_beams": 3,
+    "use_fireredasr_beam_search": True,
+    "softmax_smoothing": 1.25,
+    "gnmt_length_penalty": 0.6,
+    "eos_penalty": 1.0,
+}
+
+
+def check_aed_dir(input_dir: Path) -> None:
+    missing = [name for name in AED_FILES if not (input_dir / name).is_file()]
+    if missing:
+        found = sorted(p.name for p in input_dir.iterdir()) if input_dir.is_dir() else []
+        raise ConversionError(
+            f"{input_dir} is not an original FireRedASR-AED directory: missing {', '.join(missing)} "
+            f"(found: {', '.join(found) or 'nothing'})."
+        )
+
+
+def aed_config_from_args(args, source: str) -> FireRedAedConfig:
+    d_model = required_arg(args, "d_model", source)
+    return FireRedAedConfig(
+        encoder_config=encoder_config_from_args(args, source),
+        vocab_size=required_arg(args, "odim", source),
+        hidden_size=d_model,
+        num_hidden_layers=required_arg(args, "n_layers_dec", source),
+        num_attention_heads=required_arg(args, "n_head", source),
+        intermediate_size=4 * d_model,
+        max_position_embeddings=required_arg(args, "pe_maxlen", source),
+        dropout=getattr(args, "residual_dropout", 0.1),
+        pad_token_id=required_arg(args, "pad_id", source),
+        bos_token_id=required_arg(args, "sos_id", source),
+        eos_token_id=required_arg(args, "eos_id", source),
+        decoder_start_token_id=required_arg(args, "sos_id", source),
+        max_audio_seconds=float(getattr(args, "input_length_max", 60.0)),
+    )
+
+
+def aed_generation_config(config: FireRedAedConfig) -> GenerationConfig:
+    return GenerationConfig(
+        decoder_start_token_id=config.decoder_start_token_id,
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+        # An explicit cap (the decoder's positions): each utterance still stops at its encoder length.
+        max_new_tokens=config.max_position_embeddings - 1,
+        **RECOMMENDED_DECODING,
+    )
+
+
+def convert_aed_state_dict(state_dict: dict, config: FireRedAedConfig) -> dict[str, torch.Tensor]:
+    """Our state dict (without the tied output projection) from the original one; strict in both directions."""
+    unknown = [key for key in state_dict if not key.startswith(("encoder.", "decoder."))]
+    if unknown:
+        raise ConversionError(f"Unexpected tensors in the original AED checkpoint: {', '.join(unknown[:10])}")
+    converted = {f"model.encoder.{k}": v for k, v in convert_encoder_state_dict(state_dict, "encoder.").items()}
+
+    decoder_keys = [key[len("decoder.") :] for key in state_dict if key.startswith("decoder.")]
+    for old, new in rename_keys(decoder_keys, DECODER_KEY_RENAMES, DECODER_DROPPED_KEYS, "decoder").items():
+        if new is not None:
+            converted[new] = state_dict["decoder." + old]
+
+    # The release ties the output projection to the embedding but stores both matrices; loading copies the
+    # embedding first and the projection second into the one shared Parameter, so the projection is what counts.
+    projection = state_dict.get("decoder.tgt_word_prj.weight")
+    if projection is not None:
+        embedding = converted.get("model.decoder.embed_tokens.weight")
+        if embedding is not None and not torch.equal(embedding, projection):
+            difference = (embedding.float() - projection.float()).abs().max().item()
+            print(
+                "note: decoder.tgt_word_emb.weight differs from decoder.tgt_word_prj.weight "
+                f"(max |diff| {difference:.3g}); using tgt_word_prj.weight, as the original code effectively does."
+            )
+        converted["model.decoder.embed_tokens.weight"] = projection
+    return converted
+
+
+def convert_aed_checkpoint(
+    input_dir: str | Path,
+    output_dir: str | Path,
+    dtype: str = "float32",
+    max_shard_size: str = "5GB",
+    source: str | None = None,
+) -> Path:
+    """Convert an original FireRedASR-AED directory; returns the output directory."""
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    check_aed_dir(input_dir)
+    package = load_original_checkpoint(input_dir / "model.pth.tar")
+    if "model_state_dict" not in package:
+        raise ConversionError(f"{input_dir / 'model.pth.tar'} holds no `model_state_dict`.")
+    config = aed_config_from_args(package["args"], str(input_dir / "model.pth.tar"))
+    state_dict = convert_aed_state_dict(package["model_state_dict"], config)
+
+    with torch.device("meta"):
+        model = FireRedAedForConditionalGeneration(config)
+    expected = {key for key in model.state_dict() if key != "proj_out.weight"}
+    check_all_used(expected, set(state_dict), "AED model")
+    torch_dtype = getattr(torch, dtype)
+    state_dict = {key: tensor.to(torch_dtype) for key, tensor in state_dict.items()}
+    model.load_state_dict(state_dict, strict=False, assign=True)
+    model.tie_weights()
+    model.generation_config = aed_generation_config(config)
+    model.eval()
+
+    tokenizer = FireRedAsrTokenizer(
+        vocab_file=str(input_dir / "dict.txt"), spm_file=str(input_dir / "train_bpe1000.model")
+    )
+    if len(tokenizer) != config.vocab_size:
+        raise ConversionError(
+            f"dict.txt has {len(tokenizer)} tokens but the model predicts {config.vocab_size}; wrong dict.txt?"
+        )
+    feature_extractor = FireRedAsrFeatureExtractor.from_kaldi_cmvn(str(input_dir / "cmvn.ark"))
+    processor = FireRedAsrProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
+
+    save_pretrained_with_remote_code(model, processor, output_dir, max_shard_size)
+    write_model_card(output_dir, variant="aed", source=source or str(input_dir))
+    return output_dir

@@ -1,0 +1,218 @@
+# Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
+"""The FireRedASR-AED beam search as a generation strategy of `generate()`."""
+
+import torch
+from transformers import GenerationMixin
+from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
+from transformers.utils import logging
+
+
+logger = logging.get_logger(__name__)
+
+# FireRed decoding knobs, stored in `generation_config.json` and overridable per `generate()` call. The values here
+# are the neutral ones (plain beam search ranking by accumulated log-probability).
+FIRERED_GENERATION_DEFAULTS = {
+    # Decode with the release's beam search (below) instead of transformers' beam search.
+    "use_fireredasr_beam_search": False,
+    # Logit temperature applied before the log-softmax of every step (1.25 in the release's recommended setting).
+    "softmax_smoothing": 1.0,
+    # GNMT length penalty ((5 + length) / 6) ** alpha, applied once to the final scores; the length counts the
+    # start token. 0 disables it.
+    "gnmt_length_penalty": 0.0,
+    # Multiplies the log-probability of `<eos>` at every step; values below 1 make ending more likely.
+    "eos_penalty": 1.0,
+}
+
+FRAME_SHIFT_SECONDS = 0.01
+
+
+class FireRedAedGenerationMixin(GenerationMixin):
+    """
+    `generate()` for FireRedASR-AED. With `use_fireredasr_beam_search=True` (the setting of converted checkpoints) it
+    runs the release's `batch_beam_search`: log-softmax of smoothed logits with a scaled `<eos>` column, finished beams
+    carried at zero cost, one GNMT length penalty at the end. Unlike the release, each utterance stops at its own
+    encoder length rather than the padded batch's, so a batch gives every utterance the transcript it gets alone.
+    Otherwise transformers' own strategies run (greedy, beam search, sampling).
+    """
+
+    def generate(self, input_features=None, attention_mask=None, generation_config=None, **kwargs):
+        firered_settings = {name: kwargs.pop(name) for name in FIRERED_GENERATION_DEFAULTS if name in kwargs}
+        max_new_tokens_given = "max_new_tokens" in kwargs or "max_length" in kwargs
+        generation_config, model_kwargs = self._prepare_generation_config(generation_config, **kwargs)
+        for name, default in FIRERED_GENERATION_DEFAULTS.items():
+            firered_settings.setdefault(name, getattr(generation_config, name, default))
+
+        encoder_outputs = model_kwargs.pop("encoder_outputs", None)
+        if encoder_outputs is None:
+            if input_features is None:
+                raise ValueError("generate() needs `input_features` (or precomputed `encoder_outputs`).")
+            self._warn_if_longer_than_trained(input_features, attention_mask)
+            encoder_outputs = self.get_encoder()(input_features, attention_mask=attention_mask)
+        encoder_lengths = encoder_outputs.attention_mask.sum(-1)
+        max_new_tokens = self._max_new_tokens(generation_config, max_new_tokens_given)
+
+        if firered_settings["use_fireredasr_beam_search"] and not generation_config.do_sample:
+            return self._fireredasr_beam_search(
+                encoder_outputs, encoder_lengths, generation_config, firered_settings, max_new_tokens
+            )
+
+        # transformers' strategies: by default stop at the longest encoder length, as the release does.
+        generation_config.max_new_tokens = int(min(max_new_tokens, encoder_lengths.max().item()))
+        generation_config.max_length = None
+        return super().generate(
+            attention_mask=attention_mask,
+            encoder_outputs=encoder_outputs,
+            generation_config=generation_config,
+            **model_kwargs,
+        )
+
+    def _max_new_tokens(self, generation_config, given: bool) -> int:
+        """The decoder's position capacity, or a smaller user limit."""
+        limit = self.config.max_position_embeddings - 1
+        if generation_config.max_new_tokens is not None:
+            limit = min(limit, generation_config.max_new_tokens)
+        if given and generation_config.max_length is not None and generation_config.max_new_tokens is None:
+            limit = min(limit, generation_config.max_length - 1)
+        return limit
+
+    def _warn_if_longer_than_trained(self, input_features, attention_mask):
+        num_frames = attention_mask.sum(-1).max().item() if attention_mask is not None else input_features.shape[1]
+        seconds = num_frames * FRAME_SHIFT_SECONDS
+        if seconds > self.config.max_audio_seconds:
+            logger.warning_once(
+                f"Input of {seconds:.1f} s is longer than the {self.config.max_audio_seconds:.0f} s the model was "
+                "trained on; transcripts of such inputs may be incomplete or hallucinated. Split long audio with the "
+                "long-form pipeline (voice activity detection) instead."
+            )
+
+    @torch.no_grad()
+    def _fireredasr_beam_search(self, encoder_outputs, encoder_lengths, generation_config, settings, max_new_tokens):
+        num_beams = generation_config.num_beams or 1
+        num_return_sequences = generation_config.num_return_sequences or 1
+        if num_return_sequences > num_beams:
+            raise ValueError(
+                f"num_return_sequences ({num_return_sequences}) cannot exceed num_beams ({num_beams}) in the FireRed "
+                "beam search."
+            )
+        if not 0.0 < settings["eos_penalty"] <= 1.0:
+            raise ValueError(f"eos_penalty must be in (0, 1], got {settings['eos_penalty']}.")
+        if settings["softmax_smoothing"] <= 0.0:
+            raise ValueError(f"softmax_smoothing must be positive, got {settings['softmax_smoothing']}.")
+
+        eos_id = generation_config.eos_token_id
+        eos_id = eos_id[0] if isinstance(eos_id, (list, tuple)) else eos_id
+        start_id = generation_config.decoder_start_token_id
+        pad_id = generation_config.pad_token_id if generation_config.pad_token_id is not None else eos_id
+        hidden_states = encoder_outputs.last_hidden_state
+        device = hidden_states.device
+        batch_size = hidden_states.shape[0]
+        rows = batch_size * num_beams
+
+        beam_encoder_outputs = type(encoder_outputs)(
+            last_hidden_state=hidden_states.repeat_interleave(num_beams, dim=0),
+            attention_mask=encoder_outputs.attention_mask.repeat_interleave(num_beams, dim=0),
+        )
+        # Each utterance decodes at most as many tokens as it has encoder frames (the release's `maxlen = Ti`).
+        max_steps = torch.clamp(encoder_lengths.to(device), max=max_new_tokens)
+
+        # Only the first beam of each utterance is live at the start; the others carry -1e10 (as the release).
+        scores = torch.full((batch_size, num_beams), -1e10, device=device)
+        scores[:, 0] = 0.0
+        scores = scores.view(rows)
+        finished_beam_scores = torch.full((num_beams,), -1e10, device=device)
+        finished_beam_scores[0] = 0.0
+        tokens = torch.full((rows, 1), start_id, dtype=torch.long, device=device)
+        lengths = torch.ones(rows, dtype=torch.long, device=device)  # non-<eos> tokens including the start token
+        finished = torch.zeros(rows, dtype=torch.bool, device=device)
+        utterance_offsets = torch.arange(batch_size, device=device).unsqueeze(1) * num_beams
+        identity = torch.arange(rows, device=device).view(batch_size, num_beams)
+        beam_history = []
+        step_scores = [] if generation_config.output_scores else None
+        step_logits = [] if generation_config.output_logits else None
+        cache = None
+
+        for step in range(int(max_steps.max().item())):
+            active = (step < max_steps) & ~finished.view(batch_size, num_beams).all(-1)
+            if not active.any():
+                break
+            outputs = self(
+                encoder_outputs=beam_encoder_outputs,
+                decoder_input_ids=tokens[:, -1:],
+                cache=cache,
+                use_cache=True,
+            )
+            cache = outputs.cache
+            logits = outputs.logits[:, -1].float()
+            log_probs = torch.log_softmax(logits / settings["softmax_smoothing"], dim=-1)
+            if settings["eos_penalty"] != 1.0:
+                log_probs[:, eos_id] *= settings["eos_penalty"]
+            if step_logits is not None:
+                step_logits.append(logits)
+            if step_scores is not None:
+                step_scores.append(log_probs)
+
+            top_scores, top_tokens = torch.topk(log_probs, k=num_beams, dim=1)
+            # A finished beam continues with <eos> at no cost; its other candidates are out of the race.
+            top_scores = torch.where(finished.unsqueeze(1), finished_beam_scores, top_scores)
+            top_tokens = top_tokens.masked_fill(finished.unsqueeze(1), eos_id)
+            candidate_scores = (scores.unsqueeze(1) + top_scores).view(batch_size, num_beams * num_beams)
+            new_scores, candidates = torch.topk(candidate_scores, k=num_beams, dim=1)
+            source_rows = candidates // num_beams + utterance_offsets
+            new_tokens = torch.gather(top_tokens.view(batch_size, num_beams * num_beams), 1, candidates)
+
+            # Utterances past their own limit (or all finished) stay as they are.
+            keep = ~active.unsqueeze(1)
+            scores = torch.where(keep, scores.view(batch_size, num_beams), new_scores).view(rows)
+            source_rows = torch.where(keep, identity, source_rows).view(rows)
+            new_tokens = new_tokens.masked_fill(keep, eos_id).view(rows)
+
+            tokens = torch.cat([tokens[source_rows], new_tokens.unsqueeze(1)], dim=1)
+            lengths = lengths[source_rows] + (new_tokens != eos_id).long() * active.repeat_interleave(num_beams)
+            finished = finished[source_rows] | ((new_tokens == eos_id) & active.repeat_interleave(num_beams))
+            cache.self_attention_cache.reorder_cache(source_rows)
+            beam_history.append(source_rows)
+
+        final_scores = scores.view(batch_size, num_beams)
+        if settings["gnmt_length_penalty"] > 0.0:
+            penalty = torch.pow((5 + lengths.float()) / 6.0, settings["gnmt_length_penalty"])
+            final_scores = final_scores / penalty.view(batch_size, num_beams)
+        best_scores, best_beams = torch.topk(final_scores, k=num_return_sequences, dim=1)
+        best_rows = (best_beams + utterance_offsets).view(-1)
+
+        sequences = self._assemble_sequences(tokens[best_rows], lengths[best_rows], finished[best_rows], eos_id, pad_id)
+        if not generation_config.return_dict_in_generate:
+            return sequences
+        return GenerateBeamEncoderDecoderOutput(
+            sequences=sequences,
+            sequences_scores=best_scores.view(-1),
+            scores=tuple(step_scores) if step_scores is not None else None,
+            logits=tuple(step_logits) if step_logits is not None else None,
+            beam_indices=self._trace_beams(beam_history, best_rows, sequences.shape[1]),
+            encoder_attentions=encoder_outputs.attentions,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            cache=cache,
+        )
+
+    @staticmethod
+    def _assemble_sequences(tokens, lengths, finished, eos_id, pad_id):
+        """`<sos>`, the hypothesis tokens, `<eos>` when the hypothesis ended, then padding."""
+        width = int((lengths + finished.long()).max().item())
+        sequences = torch.full((tokens.shape[0], width), pad_id, dtype=torch.long, device=tokens.device)
+        for row, (length, ended) in enumerate(zip(lengths.tolist(), finished.tolist())):
+            sequences[row, :length] = tokens[row, :length]
+            if ended:
+                sequences[row, length] = eos_id
+        return sequences
+
+    @staticmethod
+    def _trace_beams(beam_history, best_rows, width):
+        """For every returned sequence, the beam row it occupied after each decoding step (-1 past the end)."""
+        beam_indices = torch.full((best_rows.shape[0], width), -1, dtype=torch.long, device=best_rows.device)
+        rows = best_rows
+        for step in range(min(len(beam_history), width) - 1, -1, -1):
+            beam_indices[:, step] = rows
+            rows = beam_history[step][rows]
+        return beam_indices
+
+
+__all__ = ["FireRedAedGenerationMixin", "FIRERED_GENERATION_DEFAULTS"]

@@ -1,0 +1,419 @@
+# Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
+"""FireRedASR-AED: the Conformer encoder and a Transformer decoder with cross-attention."""
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
+from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
+from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions, Seq2SeqLMOutput, Seq2SeqModelOutput
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
+from transformers.models.auto.modeling_auto import MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES
+from transformers.utils import logging
+from transformers.utils.deprecation import deprecate_kwarg
+from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
+from transformers.utils.output_capturing import OutputRecorder, capture_outputs
+
+from .configuration_fireredasr import FireRedAedConfig
+from .generation_fireredasr import FireRedAedGenerationMixin
+from .modeling_fireredasr_encoder import (
+    FireRedEncoder,
+    FireRedEncoderModelOutput,
+    eager_attention_forward,
+    sinusoidal_embeddings,
+    sinusoidal_inverse_frequencies,
+)
+
+
+logger = logging.get_logger(__name__)
+
+# The ASR pipeline decodes a model with `generate` only if its class is listed here (otherwise it assumes CTC);
+# registering at import time also covers loading with trust_remote_code.
+MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES.setdefault("fireredasr_aed", "FireRedAedForConditionalGeneration")
+
+
+class FireRedAedDecoderAttention(nn.Module):
+    """Multi-head attention of the decoder; the key projection has no bias, as in the release."""
+
+    def __init__(self, config: FireRedAedConfig, layer_idx: int, is_cross_attention: bool):
+        super().__init__()
+        self.config = config
+        self.layer_idx = layer_idx
+        self.is_cross_attention = is_cross_attention
+        self.num_heads = config.num_attention_heads
+        self.head_dim = config.hidden_size // config.num_attention_heads
+        self.num_key_value_groups = 1
+        self.scaling = self.head_dim**-0.5
+        self.attention_dropout = config.attention_dropout
+        self.is_causal = not is_cross_attention
+
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size, bias=False)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout = nn.Dropout(config.dropout)
+
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
+        **kwargs,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        batch_size, query_length, _ = hidden_states.shape
+        query_states = self.q_proj(hidden_states).view(batch_size, query_length, -1, self.head_dim).transpose(1, 2)
+
+        if self.is_cross_attention:
+            if cache is not None and cache.is_updated.get(self.layer_idx):
+                # Encoder keys and values are computed once per utterance and reused at every step.
+                key_states = cache.cross_attention_cache.layers[self.layer_idx].keys
+                value_states = cache.cross_attention_cache.layers[self.layer_idx].values
+            else:
+                key_states, value_states = self._project_key_value(encoder_hidden_states)
+                if cache is not None:
+                    key_states, value_states = cache.cross_attention_cache.update(
+                        key_states, value_states, self.layer_idx
+                    )
+                    cache.is_updated[self.layer_idx] = True
+        else:
+            key_states, value_states = self._project_key_value(hidden_states)
+            if cache is not None:
+                key_states, value_states = cache.self_attention_cache.update(key_states, value_states, self.layer_idx)
+
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
+            self.config._attn_implementation, eager_attention_forward
+        )
+        attn_output, attn_weights = attention_interface(
+            self,
+            query_states,
+            key_states,
+            value_states,
+            attention_mask,
+            dropout=0.0 if not self.training else self.attention_dropout,
+            scaling=self.scaling,
+            **kwargs,
+        )
+        attn_output = attn_output.reshape(batch_size, query_length, -1).contiguous()
+        return self.dropout(self.o_proj(attn_output)), attn_weights
+
+    def _project_key_value(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        shape = (hidden_states.shape[0], hidden_states.shape[1], -1, self.head_dim)
+        key_states = self.k_proj(hidden_states).view(shape).transpose(1, 2)
+        value_states = self.v_proj(hidden_states).view(shape).transpose(1, 2)
+        return key_states, value_states
+
+
+class FireRedAedDecoderMLP(nn.Module):
+    def __init__(self, config: FireRedAedConfig):
+        super().__init__()
+        self.fc1 = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.fc2 = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.activation_fn = nn.GELU()
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.fc2(self.activation_fn(self.fc1(hidden_states))))
+
+
+class FireRedAedDecoderLayer(GradientCheckpointingLayer):
+    """Pre-LayerNorm decoder layer: causal self-attention, cross-attention on the encoder, GELU feed-forward."""
+
+    def __init__(self, config: FireRedAedConfig, layer_idx: int):
+        super().__init__()
+        self.self_attn_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.self_attn = FireRedAedDecoderAttention(config, layer_idx, is_cross_attention=False)
+        self.encoder_attn_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.encoder_attn = FireRedAedDecoderAttention(config, layer_idx, is_cross_attention=True)
+        self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.mlp = FireRedAedDecoderMLP(config)
+
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cache: EncoderDecoderCache | None = None,
+        **kwargs,
+    ) -> torch.Tensor:
+        attn_output, _ = self.self_attn(self.self_attn_layer_norm(hidden_states), attention_mask, cache=cache, **kwargs)
+        hidden_states = hidden_states + attn_output
+        attn_output, _ = self.encoder_attn(
+            self.encoder_attn_layer_norm(hidden_states),
+            encoder_attention_mask,
+            encoder_hidden_states=encoder_hidden_states,
+            cache=cache,
+            **kwargs,
+        )
+        hidden_states = hidden_states + attn_output
+        return hidden_states + self.mlp(self.final_layer_norm(hidden_states))
+
+
+class FireRedAedPreTrainedModel(PreTrainedModel):
+    config: FireRedAedConfig
+    base_model_prefix = "model"
+    main_input_name = "input_features"
+    input_modalities = "audio"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["FireRedEncoderLayer", "FireRedAedDecoderLayer"]
+    _supports_sdpa = True
+    # The encoder's relative-position term is an additive attention bias, which flash attention cannot take.
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+    _supports_attention_backend = True
+
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, FireRedAedDecoder):
+            init.copy_(module.inv_freq, sinusoidal_inverse_frequencies(module.config.hidden_size))
+
+
+class FireRedAedDecoder(FireRedAedPreTrainedModel):
+    """Transformer decoder: token embedding x sqrt(d_model) + sinusoidal position, pre-LN layers, final LayerNorm."""
+
+    main_input_name = "input_ids"
+    _can_record_outputs = {
+        "hidden_states": FireRedAedDecoderLayer,
+        "attentions": OutputRecorder(FireRedAedDecoderAttention, index=1, layer_name="self_attn"),
+        "cross_attentions": OutputRecorder(FireRedAedDecoderAttention, index=1, layer_name="encoder_attn"),
+    }
+
+    def __init__(self, config: FireRedAedConfig):
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
+        self.embed_scale = math.sqrt(config.hidden_size)
+        self.inv_freq = nn.Buffer(sinusoidal_inverse_frequencies(config.hidden_size), persistent=False)
+        self.dropout = nn.Dropout(config.dropout)
+        self.layers = nn.ModuleList([FireRedAedDecoderLayer(config, i) for i in range(config.num_hidden_layers)])
+        self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.gradient_checkpointing = False
+        self.post_init()
+
+    @merge_with_config_defaults
+    @capture_outputs
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPastAndCrossAttentions:
+        if (input_ids is None) ^ (inputs_embeds is not None):
+            raise ValueError("Specify exactly one of input_ids or inputs_embeds.")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        if use_cache and cache is None:
+            cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
+        if position_ids is None:
+            past_length = cache.get_seq_length() if cache is not None else 0
+            position_ids = torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device) + past_length
+            position_ids = position_ids.unsqueeze(0)
+
+        positions = sinusoidal_embeddings(position_ids.reshape(-1), self.inv_freq.to(inputs_embeds.device))
+        positions = positions.view(*position_ids.shape, -1).to(inputs_embeds.dtype)
+        hidden_states = self.dropout(inputs_embeds * self.embed_scale + positions)
+
+        causal_mask = create_causal_mask(
+            config=self.config,
+            inputs_embeds=hidden_states,
+            attention_mask=attention_mask,
+            cache=cache,
+            position_ids=position_ids,
+        )
+        encoder_attention_mask = create_bidirectional_mask(
+            config=self.config,
+            inputs_embeds=hidden_states,
+            attention_mask=encoder_attention_mask,
+            encoder_hidden_states=encoder_hidden_states,
+        )
+        for layer in self.layers:
+            hidden_states = layer(
+                hidden_states,
+                causal_mask,
+                encoder_hidden_states,  # positional, for gradient checkpointing
+                encoder_attention_mask=encoder_attention_mask,
+                cache=cache,
+                **kwargs,
+            )
+        return BaseModelOutputWithPastAndCrossAttentions(
+            last_hidden_state=self.layer_norm(hidden_states), cache=cache if use_cache else None
+        )
+
+
+class FireRedAedModel(FireRedAedPreTrainedModel):
+    def __init__(self, config: FireRedAedConfig):
+        super().__init__(config)
+        self.encoder = FireRedEncoder(config.encoder_config)
+        self.decoder = FireRedAedDecoder(config)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.decoder.embed_tokens
+
+    def set_input_embeddings(self, value):
+        self.decoder.embed_tokens = value
+
+    def freeze_encoder(self):
+        """Stop gradient updates of the encoder (for decoder-only fine-tuning)."""
+        self.encoder.requires_grad_(False)
+
+    @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        input_features: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: FireRedEncoderModelOutput | None = None,
+        cache: EncoderDecoderCache | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        decoder_position_ids: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> Seq2SeqModelOutput:
+        r"""
+        input_features (`torch.FloatTensor` of shape `(batch_size, num_frames, num_mel_bins)`):
+            CMVN-normalised fbank features from [`FireRedAsrFeatureExtractor`].
+        attention_mask (`torch.Tensor` of shape `(batch_size, num_frames)`, *optional*):
+            Frame mask of `input_features` (1 valid, 0 padding).
+        """
+        if encoder_outputs is None:
+            encoder_outputs = self.encoder(input_features, attention_mask=attention_mask, **kwargs)
+        decoder_outputs = self.decoder(
+            input_ids=decoder_input_ids,
+            attention_mask=decoder_attention_mask,
+            encoder_hidden_states=encoder_outputs.last_hidden_state,
+            encoder_attention_mask=encoder_outputs.attention_mask,
+            cache=cache,
+            inputs_embeds=decoder_inputs_embeds,
+            position_ids=decoder_position_ids,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        return Seq2SeqModelOutput(
+            last_hidden_state=decoder_outputs.last_hidden_state,
+            cache=decoder_outputs.cache,
+            decoder_hidden_states=decoder_outputs.hidden_states,
+            decoder_attentions=decoder_outputs.attentions,
+            cross_attentions=decoder_outputs.cross_attentions,
+            encoder_last_hidden_state=encoder_outputs.last_hidden_state,
+            encoder_hidden_states=encoder_outputs.hidden_states,
+            encoder_attentions=encoder_outputs.attentions,
+        )
+
+
+def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_token_id: int) -> torch.Tensor:
+    """Decoder inputs for teacher forcing: the start token, then the labels without their last position."""
+    shifted = labels.new_zeros(labels.shape)
+    shifted[:, 1:] = labels[:, :-1].clone()
+    shifted[:, 0] = decoder_start_token_id
+    return shifted.masked_fill(shifted == -100, pad_token_id)
+
+
+class FireRedAedForConditionalGeneration(FireRedAedGenerationMixin, FireRedAedPreTrainedModel):
+    """FireRedASR-AED with its output projection (tied to the decoder embedding); transcribes with `generate`."""
+
+    _tied_weights_keys = {"proj_out.weight": "model.decoder.embed_tokens.weight"}
+
+    def __init__(self, config: FireRedAedConfig):
+        super().__init__(config)
+        self.model = FireRedAedModel(config)
+        self.proj_out = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.proj_out
+
+    def set_output_embeddings(self, new_embeddings):
+        self.proj_out = new_embeddings
+
+    def get_input_embeddings(self) -> nn.Module:
+        return self.model.get_input_embeddings()
+
+    def freeze_encoder(self):
+        self.model.freeze_encoder()
+
+    def freeze_decoder(self):
+        """Stop gradient updates of the decoder and the (tied) output projection."""
+        self.model.decoder.requires_grad_(False)
+        self.proj_out.requires_grad_(False)
+
+    @can_return_tuple
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        input_features: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        decoder_input_ids: torch.LongTensor | None = None,
+        decoder_attention_mask: torch.Tensor | None = None,
+        encoder_outputs: FireRedEncoderModelOutput | None = None,
+        cache: EncoderDecoderCache | None = None,
+        decoder_inputs_embeds: torch.Tensor | None = None,
+        decoder_position_ids: torch.LongTensor | None = None,
+        use_cache: bool | None = None,
+        labels: torch.LongTensor | None = None,
+        **kwargs,
+    ) -> Seq2SeqLMOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size, target_length)`, *optional*):
+            Transcript token ids ending with `<eos>`, padded with -100. Without `decoder_input_ids` the decoder is
+            fed the labels shifted right behind the decoder start token (`<sos>`).
+        """
+        if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
+            decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+
+        outputs = self.model(
+            input_features,
+            attention_mask=attention_mask,
+            decoder_input_ids=decoder_input_ids,
+            decoder_attention_mask=decoder_attention_mask,
+            encoder_outputs=encoder_outputs,
+            cache=cache,
+            decoder_inputs_embeds=decoder_inputs_embeds,
+            decoder_position_ids=decoder_position_ids,
+            use_cache=use_cache,
+            **kwargs,
+        )
+        logits = self.proj_out(outputs.last_hidden_state)
+
+        loss = None
+        if labels is not None:
+            # Labels are already aligned with the logits (the decoder input is the shifted copy).
+            loss = self.loss_function(
+                logits=logits, labels=labels, vocab_size=self.config.vocab_size, shift_labels=labels, **kwargs
+            )
+
+        return Seq2SeqLMOutput(
+            loss=loss,
+            logits=logits,
+            cache=outputs.cache,
+            decoder_hidden_states=outputs.decoder_hidden_states,
+            decoder_attentions=outputs.decoder_attentions,
+            cross_attentions=outputs.cross_attentions,
+            encoder_last_hidden_state=outputs.encoder_last_hidden_state,
+            encoder_hidden_states=outputs.encoder_hidden_states,
+            encoder_attentions=outputs.encoder_attentions,
+        )
+
+
+__all__ = [
+    "FireRedAedDecoder",
+    "FireRedAedForConditionalGeneration",
+    "FireRedAedModel",
+    "FireRedAedPreTrainedModel",
+]

@@ -1,0 +1,299 @@
+"""Reading job inputs and writing transcripts: Kaldi `wav.scp` / `text`, plain text, JSON lines, SRT and WebVTT
+subtitles, and a resume log so an interrupted job does not redo finished files.
+
+Subtitle writers take the timed pieces of one recording, each either a `(start, end, text)` tuple or a mapping
+`{"timestamp": (start, end), "text": ...}` (the `chunks` of transformers' speech-recognition pipeline), times in
+seconds. Each piece with text becomes one cue.
+"""
+
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio import AUDIO_EXTENSIONS
+
+
+def _read_keyed_lines(path: str | os.PathLike, what: str) -> dict[str, str]:
+    """Parses `key rest-of-line` lines (blank lines skipped); duplicate keys are an error."""
+    entries: dict[str, str] = {}
+    with open(path, encoding="utf-8-sig") as file:
+        for number, line in enumerate(file, 1):
+            fields = line.strip().split(maxsplit=1)
+            if not fields:
+                continue
+            key = fields[0]
+            if key in entries:
+                raise ValueError(f"{path}:{number}: uttid {key!r} appears twice in this {what}")
+            entries[key] = fields[1] if len(fields) == 2 else ""
+    return entries
+
+
+def read_wav_scp(path: str | os.PathLike) -> dict[str, str]:
+    """Reads a Kaldi `wav.scp` (`uttid path` per line) into `{uttid: path}`, in file order.
+
+    A relative path is taken relative to the current directory when it exists there (Kaldi's convention),
+    otherwise relative to the directory of the scp file. Command pipes (`uttid cmd ... |`) and archive offsets
+    (`uttid file.ark:123`) are rejected.
+    """
+    scp_dir = Path(path).parent
+    entries = _read_keyed_lines(path, "wav.scp")
+    for uttid, location in entries.items():
+        if not location:
+            raise ValueError(f"{path}: uttid {uttid!r} has no audio path")
+        if location.endswith("|"):
+            raise ValueError(
+                f"{path}: uttid {uttid!r} is a command pipe ({location!r}); pipes are not run, write the audio "
+                "to files and list their paths instead"
+            )
+        if re.fullmatch(r".+\.ark:\d+", location):
+            raise ValueError(f"{path}: uttid {uttid!r} points into a Kaldi archive ({location!r}); list audio files")
+        if not os.path.isabs(location) and not os.path.exists(location):
+            entries[uttid] = str(scp_dir / location)
+    return entries
+
+
+def read_kaldi_text(path: str | os.PathLike) -> dict[str, str]:
+    """Reads a Kaldi `text` file (`uttid transcript` per line; tab-separated output files too) into a dict."""
+    return _read_keyed_lines(path, "text file")
+
+
+def _items(texts: Mapping[str, str] | Iterable[tuple[str, str]]) -> Iterable[tuple[str, str]]:
+    return texts.items() if isinstance(texts, Mapping) else texts
+
+
+def _check_text(uttid: str, text: str) -> None:
+    if not isinstance(text, str) or "\n" in text or "\r" in text:
+        raise ValueError(f"the transcript of {uttid!r} must be a single-line string, got {text!r}")
+
+
+def write_kaldi_text(path: str | os.PathLike, texts: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
+    """Writes `uttid transcript` lines (Kaldi `text`); uttids must be non-empty and free of whitespace."""
+    with open(path, "w", encoding="utf-8") as file:
+        for uttid, text in _items(texts):
+            if not isinstance(uttid, str) or not uttid or any(char.isspace() for char in uttid):
+                raise ValueError(f"a Kaldi uttid must be non-empty without whitespace, got {uttid!r}")
+            _check_text(uttid, text)
+            file.write(f"{uttid} {text}\n" if text else f"{uttid}\n")
+
+
+def write_plain_text(path: str | os.PathLike, texts: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
+    """Writes `uttid<TAB>transcript` lines, the output format of FireRedASR's own `speech2text.py`."""
+    with open(path, "w", encoding="utf-8") as file:
+        for uttid, text in _items(texts):
+            if not isinstance(uttid, str) or not uttid or any(char in uttid for char in "\t\n\r"):
+                raise ValueError(f"an uttid must be non-empty without tabs or line breaks, got {uttid!r}")
+            _check_text(uttid, text)
+            file.write(f"{uttid}\t{text}\n")
+
+
+def _json_default(value):
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _json_line(record) -> str:
+    return json.dumps(record, ensure_ascii=False, default=_json_default) + "\n"
+
+
+def write_jsonl(path: str | os.PathLike, records: Iterable[Mapping]) -> None:
+    """Writes one JSON object per line (UTF-8, non-ASCII kept); dataclasses and numpy values are converted."""
+    with open(path, "w", encoding="utf-8") as file:
+        for record in records:
+            if not isinstance(record, Mapping):
+                raise TypeError(f"each JSON-lines record must be a mapping, got {type(record).__name__}")
+            file.write(_json_line(record))
+
+
+def format_timestamp(seconds: float, decimal_marker: str = ",") -> str:
+    """`hh:mm:ss,mmm` (SRT; pass decimal_marker="." for WebVTT), rounded to the millisecond."""
+    if not (isinstance(seconds, (int, float, np.number)) and math.isfinite(seconds) and seconds >= 0):
+        raise ValueError(f"a timestamp must be a finite number of seconds >= 0, got {seconds!r}")
+    hours, rest = divmod(round(seconds * 1000), 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    whole_seconds, milliseconds = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{whole_seconds:02d}{decimal_marker}{milliseconds:03d}"
+
+
+def _cues(chunks) -> list[tuple[float, float, str]]:
+    cues = []
+    for chunk in chunks:
+        if isinstance(chunk, Mapping):
+            if "timestamp" not in chunk or "text" not in chunk:
+                raise ValueError(f"a subtitle chunk mapping needs 'timestamp' and 'text' keys, got {sorted(chunk)}")
+            (start, end), text = chunk["timestamp"], chunk["text"]
+        else:
+            start, end, text = chunk
+        if start is None or end is None:
+            raise ValueError(f"subtitle chunk {text!r} has no {'start' if start is None else 'end'} time")
+        if end < start:
+            raise ValueError(f"subtitle chunk {text!r} ends ({end}) before it starts ({start})")
+        # A blank line would end the cue early.
+        lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+        if lines:
+            cues.append((start, end, "\n".join(lines)))
+    return cues
+
+
+def format_srt(chunks) -> str:
+    """SubRip subtitles, one numbered cue per chunk with text."""
+    blocks = [
+        f"{index}\n{format_timestamp(start)} --> {format_timestamp(end)}\n{text}\n"
+        for index, (start, end, text) in enumerate(_cues(chunks), 1)
+    ]
+    return "\n".join(blocks)
+
+
+def format_vtt(chunks) -> str:
+    """WebVTT subtitles, one cue per chunk with text (`&`, `<`, `>` escaped, so `<unk>` shows as written)."""
+    blocks = ["WEBVTT\n"]
+    for start, end, text in _cues(chunks):
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        blocks.append(f"{format_timestamp(start, '.')} --> {format_timestamp(end, '.')}\n{text}\n")
+    return "\n".join(blocks)
+
+
+def write_srt(path: str | os.PathLike, chunks) -> None:
+    Path(path).write_text(format_srt(chunks), encoding="utf-8")
+
+
+def write_vtt(path: str | os.PathLike, chunks) -> None:
+    Path(path).write_text(format_vtt(chunks), encoding="utf-8")
+
+
+def is_dataset_dir(path: str | os.PathLike) -> bool:
+    """Whether `path` holds a `datasets` Dataset or DatasetDict written by `save_to_disk`."""
+    path = Path(path)
+    return (path / "dataset_dict.json").is_file() or (
+        (path / "state.json").is_file() and (path / "dataset_info.json").is_file()
+    )
+
+
+def iter_audio_inputs(inputs: Iterable[str | os.PathLike]) -> list[tuple[str, str]]:
+    """Expands input arguments into `(uttid, audio path)` pairs, in order.
+
+    - a directory: every audio file below it (extensions in `AUDIO_EXTENSIONS`, any case; hidden files and
+      folders skipped), sorted by relative path; uttid = relative path without extension (`sub/name`);
+    - a `.scp` file: read as a Kaldi `wav.scp`;
+    - any other file: one audio file, uttid = file name without extension.
+
+    Duplicate uttids, missing paths, directories without audio and `datasets` directories (see
+    `is_dataset_dir`; load those with `datasets.load_from_disk`) are errors.
+    """
+    pairs: list[tuple[str, str]] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            if is_dataset_dir(path):
+                raise ValueError(f"{path} is a dataset saved with datasets' save_to_disk, not a folder of audio files")
+            found = sorted(
+                (file.relative_to(path).as_posix(), file)
+                for file in path.rglob("*")
+                if file.suffix.lower() in AUDIO_EXTENSIONS
+                and not any(part.startswith(".") for part in file.relative_to(path).parts)
+                and file.is_file()
+            )
+            if not found:
+                raise ValueError(f"no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) found under {path}")
+            pairs.extend((relative[: -len(file.suffix)], str(file)) for relative, file in found)
+        elif path.is_file():
+            if path.suffix == ".scp":
+                pairs.extend(read_wav_scp(path).items())
+            else:
+                pairs.append((path.stem, str(path)))
+        else:
+            raise FileNotFoundError(f"input not found: {item}")
+    seen: dict[str, str] = {}
+    for uttid, audio_path in pairs:
+        if uttid in seen:
+            raise ValueError(f"uttid {uttid!r} is given twice: {seen[uttid]} and {audio_path}")
+        seen[uttid] = audio_path
+    return pairs
+
+
+class ResumeLog:
+    """An append-only JSON-lines log of finished utterances, so an interrupted job can resume.
+
+    Each `add` writes and flushes one line `{"uttid": ..., "result": ...}`. Reopening the log loads the
+    results; a partial last line (the job was killed while writing) is dropped from the file and that
+    utterance is simply done again. With `metadata` (e.g. model and decoding settings), the first line
+    records it and reopening with different metadata raises a ValueError instead of mixing results.
+    One process writes a log at a time.
+    """
+
+    def __init__(self, path: str | os.PathLike, metadata: Mapping | None = None):
+        self.path = Path(path)
+        self.results: dict[str, object] = {}
+        recorded_metadata = None
+        if self.path.exists():
+            recorded_metadata = self._load()
+        if metadata is not None:
+            metadata = json.loads(_json_line(metadata))
+            if recorded_metadata is None and self.results:
+                raise ValueError(f"resume log {self.path} has results but no metadata to compare with {metadata}")
+            if recorded_metadata is not None and recorded_metadata != metadata:
+                raise ValueError(
+                    f"resume log {self.path} belongs to a job with other settings ({recorded_metadata}, now "
+                    f"{metadata}); use another log file or the same settings"
+                )
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (kept open until close())
+        if metadata is not None and recorded_metadata is None:
+            self._append(_json_line({"metadata": metadata}))
+
+    def _load(self):
+        data = self.path.read_bytes()
+        complete = data[: data.rfind(b"\n") + 1]
+        metadata = None
+        for number, line in enumerate(complete.decode("utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{self.path}:{number}: damaged resume log line ({error})") from None
+            if number == 1 and isinstance(record, dict) and set(record) == {"metadata"}:
+                metadata = record["metadata"]
+            elif isinstance(record, dict) and set(record) == {"uttid", "result"}:
+                self.results[record["uttid"]] = record["result"]
+            else:
+                raise ValueError(f"{self.path}:{number}: not a resume log record: {line[:200]}")
+        if len(complete) < len(data):
+            with open(self.path, "r+b") as file:
+                file.truncate(len(complete))
+        return metadata
+
+    def _append(self, line: str) -> None:
+        self._file.write(line)
+        self._file.flush()
+
+    def add(self, uttid: str, result) -> None:
+        """Records a finished utterance (the result must be JSON-serialisable)."""
+        line = _json_line({"uttid": uttid, "result": result})
+        self._append(line)
+        # Kept as a resumed job would read it back (tuples become lists, dataclasses dicts).
+        self.results[uttid] = json.loads(line)["result"]
+
+    def __contains__(self, uttid: str) -> bool:
+        return uttid in self.results
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
