@@ -45,11 +45,10 @@ from pathlib import Path
 import numpy as np
 import sentencepiece
 import soundfile
-import soxr
 from pypinyin import Style, lazy_pinyin
 
+from fireredasr_hf.audio import load_audio, resample
 from fireredasr_hf.feature_extraction_fireredasr import FireRedAsrFeatureExtractor
-
 
 SAMPLING_RATE = 16000
 SPECIAL_TOKENS = ["<blank>", "<unk>", "<pad>", "<sos>", "<eos>"]
@@ -193,7 +192,7 @@ def synthesize(utterance: Utterance) -> np.ndarray:
         samples, sampling_rate = soundfile.read(io.BytesIO(wav_bytes), dtype="float32")
         if pieces:
             pieces.append(np.zeros(int(SEGMENT_GAP_S * SAMPLING_RATE), dtype=np.float32))
-        pieces.append(soxr.resample(samples, sampling_rate, SAMPLING_RATE))
+        pieces.append(resample(samples, sampling_rate, SAMPLING_RATE))
     waveform = np.concatenate(pieces)
     waveform *= utterance.peak / max(float(np.abs(waveform).max()), 1e-6)
     return np.round(waveform * 32767).astype(np.int16)
@@ -207,7 +206,10 @@ def write_split(split_dir: Path, utterances: list[Utterance], num_workers: int) 
 
     with ThreadPoolExecutor(num_workers) as pool:
         list(pool.map(write_one, utterances))
-    with open(split_dir / "wav.scp", "w", encoding="utf-8") as wav_scp, open(split_dir / "text", "w", encoding="utf-8") as text:
+    with (
+        open(split_dir / "wav.scp", "w", encoding="utf-8") as wav_scp,
+        open(split_dir / "text", "w", encoding="utf-8") as text,
+    ):
         for utterance in utterances:
             wav_scp.write(f"{utterance.uttid} wav/{utterance.uttid}.wav\n")
             text.write(f"{utterance.uttid} {utterance.transcript}\n")
@@ -244,8 +246,7 @@ def write_dict(path: Path, characters: list[str], sentencepiece_model: bytes) ->
         if not (processor.is_control(index) or processor.is_unknown(index))
     ]
     with open(path, "w", encoding="utf-8") as f:
-        for index, token in enumerate(SPECIAL_TOKENS + characters + pieces):
-            f.write(f"{token} {index}\n")
+        f.writelines(f"{token} {index}\n" for index, token in enumerate(SPECIAL_TOKENS + characters + pieces))
 
 
 def write_kaldi_matrix(path: Path, matrix: np.ndarray) -> None:
@@ -264,9 +265,8 @@ def global_cmvn_stats(wav_paths: list[Path]) -> np.ndarray:
     feature_extractor = FireRedAsrFeatureExtractor()
     stats = np.zeros((2, feature_extractor.feature_size + 1), dtype=np.float64)
     for path in wav_paths:
-        samples, sampling_rate = soundfile.read(path, dtype="float32")
-        features = feature_extractor(samples, sampling_rate=sampling_rate, return_tensors="np")["input_features"][0]
-        features = features.astype(np.float64)
+        samples = load_audio(path, sampling_rate=SAMPLING_RATE)
+        features = feature_extractor(samples, sampling_rate=SAMPLING_RATE)["input_features"][0].astype(np.float64)
         stats[0, :-1] += features.sum(axis=0)
         stats[1, :-1] += np.square(features).sum(axis=0)
         stats[0, -1] += len(features)
@@ -312,11 +312,15 @@ def main(argv: list[str] | None = None) -> None:
     splits = plan_corpus(args.num_train, args.num_test, args.seed)
     for split, utterances in splits.items():
         write_split(args.output_dir / split, utterances, args.num_workers)
-    print(f"Wrote {args.num_train} + {args.num_test} utterances to {args.output_dir} in {time.perf_counter() - start:.1f} s")
+    print(
+        f"Wrote {args.num_train} + {args.num_test} utterances to {args.output_dir} in {time.perf_counter() - start:.1f} s"
+    )
     if args.write_tokenizer is not None:
         start = time.perf_counter()
         write_tokenizer(args.write_tokenizer, args.output_dir / "train", splits["train"], args.bpe_vocab_size)
-        print(f"Wrote dict.txt, train_bpe1000.model and cmvn.ark to {args.write_tokenizer} in {time.perf_counter() - start:.1f} s")
+        print(
+            f"Wrote dict.txt, train_bpe1000.model and cmvn.ark to {args.write_tokenizer} in {time.perf_counter() - start:.1f} s"
+        )
 
 
 if __name__ == "__main__":

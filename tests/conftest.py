@@ -18,3 +18,11 @@ def fixtures_dir() -> Path:
     if not (FIXTURES_DIR / "README.md").is_file():
         pytest.skip(f"shared fixtures not found at {FIXTURES_DIR} (set FIREREDASR_FIXTURES to their folder)")
     return FIXTURES_DIR
+
+
+@pytest.fixture(scope="session")
+def converted_aed_dir(fixtures_dir, tmp_path_factory) -> Path:
+    """The shared tiny original AED converted once per test session (float32)."""
+    from fireredasr_hf.conversion import convert_checkpoint
+
+    return convert_checkpoint(fixtures_dir / "aed-tiny", tmp_path_factory.mktemp("aed-tiny-hf"))

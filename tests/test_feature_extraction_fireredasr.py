@@ -17,6 +17,10 @@ from fireredasr_hf.feature_extraction_fireredasr import FireRedAsrFeatureExtract
 # bit-identical; the rest differ in the last bits because C's logf rounds a few mel filter weights differently.
 MAX_ABS_ERROR = 2e-3
 P999_ABS_ERROR = 1e-4
+# This implementation's own accuracy (float32 steps as kaldi-native-fbank), with ~2x margin over the measurements:
+# a change that loses it (e.g. numpy's float32 log, or float64 fbank arithmetic) fails here first.
+TIGHT_MAX_ABS_ERROR = 5e-5
+TIGHT_P999_ABS_ERROR = 1.5e-5
 
 GOLDEN_SETS = {
     # name: (npz with fbank_raw.<u> [and feats.<u>], folder of <u>.wav)
@@ -87,6 +91,9 @@ def test_matches_original_goldens(fixtures_dir, feature_extractor, golden_set):
         print(f"{golden_set} {kind}: max {max_error:.3g}, 99.9th percentile {p999_error:.3g}")
         assert max_error <= MAX_ABS_ERROR, f"{golden_set} {kind}: max |error| {max_error}"
         assert p999_error <= P999_ABS_ERROR, f"{golden_set} {kind}: 99.9th percentile |error| {p999_error}"
+        assert max_error <= TIGHT_MAX_ABS_ERROR and p999_error <= TIGHT_P999_ABS_ERROR, (
+            f"{golden_set} {kind}: accuracy regressed to max {max_error}, 99.9th percentile {p999_error}"
+        )
     # real-speech has no CMVN goldens; the two other sets must have them
     assert bool(errors["cmvn"]) == (golden_set != "real-speech")
 

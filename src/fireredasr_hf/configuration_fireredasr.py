@@ -140,6 +140,9 @@ class FireRedLlmConfig(PreTrainedConfig):
         adapter_hidden_size (`int`, *optional*): inner size of the adapter (defaults to the LLM hidden size).
         speech_token_id (`int`, defaults to 151646): id of the `<speech>` placeholder in the LLM tokenizer.
         prompt_template (`str`): the decode prompt; `{speech}` marks where the speech placeholder tokens go.
+        prompt_ids (`list[int]`, *optional*): `prompt_template` tokenized by the LLM tokenizer with `{speech}` as one
+            `speech_token_id`; the model expands it to one placeholder per adapter position. Defaults to the
+            release's prompt in Qwen2 ids (`<|im_start|>user\n<speech>请转写音频为文字<|im_end|>\n<|im_start|>assistant\n`).
         max_audio_seconds (`float`, defaults to 30.0): longest input the model was trained on.
     """
 
@@ -171,6 +174,7 @@ class FireRedLlmConfig(PreTrainedConfig):
     speech_token: str = "<speech>"
     speech_token_id: int = 151646
     prompt_template: str = "<|im_start|>user\n{speech}请转写音频为文字<|im_end|>\n<|im_start|>assistant\n"
+    prompt_ids: list[int] | None = None
     max_audio_seconds: float = 30.0
     initializer_range: float = 0.02
     use_cache: bool = True
@@ -182,10 +186,16 @@ class FireRedLlmConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         if self.adapter_hidden_size is None:
             self.adapter_hidden_size = self.text_config.hidden_size
+        if self.prompt_ids is None:
+            self.prompt_ids = [151644, 872, 198, 151646, 14880, 46670, 61443, 111268, 17714, 87335, 151645, 198, 151644, 77091, 198]
 
     def validate_architecture(self):
         if "{speech}" not in self.prompt_template:
             raise ValueError("prompt_template must contain the '{speech}' field where the speech is placed.")
+        if self.prompt_ids.count(self.speech_token_id) != 1:
+            raise ValueError(
+                f"prompt_ids must hold the speech token id {self.speech_token_id} exactly once, got {self.prompt_ids}."
+            )
 
     def get_text_config(self, *args, **kwargs):
         return self.text_config

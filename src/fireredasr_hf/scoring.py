@@ -120,8 +120,10 @@ def align_tokens(ref: list[str], hyp: list[str]) -> tuple[ErrorCounts, list[tupl
         counts = ErrorCounts(len(ref), 0, len(ref), len(hyp))
         alignment = [("delete", ref, [])] if ref else []
         return counts, alignment + ([("insert", [], hyp)] if hyp else [])
-    import jiwer
-
+    try:
+        import jiwer
+    except ImportError as error:
+        raise ImportError("scoring needs the jiwer package: pip install jiwer") from error
     output = jiwer.process_words(" ".join(ref), " ".join(hyp))
     counts = ErrorCounts(len(ref), output.substitutions, output.deletions, output.insertions)
     alignment = [

@@ -1,0 +1,373 @@
+# Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
+"""Conversion of an original FireRedASR-LLM directory (`model.pth.tar`, `asr_encoder.pth.tar`, `cmvn.ark` and the
+base LLM in `Qwen2-7B-Instruct/`) into a transformers model directory.
+
+The release keeps the base LLM apart: `model.pth.tar` holds the encoder, the adapter (`encoder_projector`) and a
+LoRA on every attention and MLP projection of the LLM. By default the LoRA is merged into the base weights
+(`W + alpha / r * B @ A`, in float32, then cast). The converted weights are written shard by shard from
+memory-mapped sources, so converting the 8B model needs about one output shard of memory, not a copy of the model.
+"""
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+from transformers.dynamic_module_utils import custom_object_save
+from transformers.utils.hub import convert_file_size_to_int
+
+from ..configuration_fireredasr import FireRedLlmConfig
+from ..feature_extraction_fireredasr import FireRedAsrFeatureExtractor
+from ..modeling_fireredasr_llm import FLOAT16_UNSUPPORTED, FireRedLlmForSpeechSeq2Seq
+from ..processing_fireredasr_llm import FireRedLlmProcessor
+from .common import (
+    ConversionError,
+    check_all_used,
+    convert_encoder_state_dict,
+    encoder_config_from_args,
+    load_original_checkpoint,
+    rename_keys,
+    required_arg,
+)
+from .model_card import write_model_card
+
+
+LLM_FILES = ("model.pth.tar", "asr_encoder.pth.tar", "cmvn.ark")
+# The original loader reads the base LLM from this sub-directory (a copy of or link to Qwen/Qwen2-7B-Instruct).
+BASE_LLM_DIR = "Qwen2-7B-Instruct"
+SPEECH_TOKEN = "<speech>"
+
+ADAPTER_KEY_RENAMES = [(r"^linear([12])\.(weight|bias)$", r"adapter.linear\1.\2")]
+LORA_KEY = re.compile(
+    r"^llm\.base_model\.model\.model\.layers\.(\d+)\.(self_attn\.[qkvo]_proj|mlp\.(?:gate|up|down)_proj)"
+    r"\.lora_([AB])\.default\.weight$"
+)
+LORA_TARGETS = (
+    "self_attn.q_proj",
+    "self_attn.k_proj",
+    "self_attn.v_proj",
+    "self_attn.o_proj",
+    "mlp.gate_proj",
+    "mlp.up_proj",
+    "mlp.down_proj",
+)
+# `FireRedAsrLlm.from_args` hard-codes `LoraConfig(r=64, lora_alpha=16, lora_dropout=0.05)`. Checkpoints store
+# neither r nor alpha: r is the rank of the stored matrices, alpha is the release's constant (scaling 16 / 64 = 0.25).
+RELEASE_LORA_ALPHA = 16.0
+RELEASE_LORA_DROPOUT = 0.05
+LORA_DIR = "lora"
+
+# The release README's decoding settings (beam 3, repetition penalty 3.0, length penalty 1.0, greedy selection).
+README_DECODING = {"num_beams": 3, "repetition_penalty": 3.0, "length_penalty": 1.0, "do_sample": False}
+
+TensorSource = Callable[[], torch.Tensor]
+
+
+def check_llm_dir(input_dir: Path) -> Path:
+    missing = [name for name in LLM_FILES if not (input_dir / name).is_file()]
+    llm_dir = input_dir / BASE_LLM_DIR
+    if not (llm_dir / "config.json").is_file():
+        missing.append(f"{BASE_LLM_DIR}/config.json")
+    if missing:
+        found = sorted(p.name for p in input_dir.iterdir()) if input_dir.is_dir() else []
+        raise ConversionError(
+            f"{input_dir} is not an original FireRedASR-LLM directory: missing {', '.join(missing)} "
+            f"(found: {', '.join(found) or 'nothing'}). The base LLM goes in {BASE_LLM_DIR}/ (download "
+            "Qwen/Qwen2-7B-Instruct and link it there, as the release README says)."
+        )
+    return llm_dir
+
+
+def base_llm_sources(llm_dir: Path) -> tuple[dict[str, TensorSource], dict[str, tuple[int, ...]]]:
+    """Lazy readers and shapes of the base LLM's tensors (memory-mapped safetensors; nothing is read yet)."""
+    index_file = llm_dir / "model.safetensors.index.json"
+    if index_file.is_file():
+        weight_map = json.loads(index_file.read_text())["weight_map"]
+        files = sorted(set(weight_map.values()))
+    elif (llm_dir / "model.safetensors").is_file():
+        files = ["model.safetensors"]
+    else:
+        raise ConversionError(
+            f"No safetensors weights in {llm_dir} (expected model.safetensors or model.safetensors.index.json)."
+        )
+    sources, shapes = {}, {}
+    for file_name in files:
+        handle = safe_open(str(llm_dir / file_name), framework="pt")
+        for key in handle.keys():
+            sources[key] = lambda handle=handle, key=key: handle.get_tensor(key)
+            shapes[key] = tuple(handle.get_slice(key).get_shape())
+    return sources, shapes
+
+
+def split_original_state_dict(state_dict: dict) -> tuple[dict, dict]:
+    """The adapter (prefix removed) and LoRA tensors of `model.pth.tar`; keys of no known part are an error."""
+    unknown = [k for k in state_dict if not k.startswith(("encoder.", "encoder_projector.", "llm."))]
+    if unknown:
+        raise ConversionError(f"Unexpected tensors in the original LLM checkpoint: {', '.join(unknown[:10])}")
+    adapter = {k[len("encoder_projector.") :]: v for k, v in state_dict.items() if k.startswith("encoder_projector.")}
+    lora = {k: v for k, v in state_dict.items() if k.startswith("llm.")}
+    return adapter, lora
+
+
+def collect_lora_pairs(lora_tensors: dict, num_layers: int) -> tuple[dict[str, tuple], int]:
+    """`{base key: (A, B)}` for every LoRA target of every layer, and the rank r; strict in both directions."""
+    pairs: dict[str, dict[str, torch.Tensor]] = {}
+    for key, tensor in lora_tensors.items():
+        match = LORA_KEY.match(key)
+        if match is None:
+            raise ConversionError(f"Unexpected tensor in the original LLM checkpoint: `{key}` (not a known LoRA key).")
+        layer, module, which = match.groups()
+        pairs.setdefault(f"model.layers.{layer}.{module}.weight", {})[which] = tensor
+
+    expected = {f"model.layers.{i}.{module}.weight" for i in range(num_layers) for module in LORA_TARGETS}
+    provided = {key for key, pair in pairs.items() if set(pair) == {"A", "B"}}
+    missing = sorted(
+        f"llm.base_model.model.{key[: -len('.weight')]}.lora_{which}.default.weight"
+        for key in expected
+        for which in "AB"
+        if which not in pairs.get(key, {})
+    )
+    if missing:
+        raise ConversionError(f"The original LLM checkpoint lacks LoRA tensors: {', '.join(missing[:10])}")
+    check_all_used(expected, provided, "LoRA")
+    ranks = {pair["A"].shape[0] for pair in pairs.values()} | {pair["B"].shape[1] for pair in pairs.values()}
+    if len(ranks) != 1:
+        raise ConversionError(f"The LoRA matrices have inconsistent ranks {sorted(ranks)}.")
+    return {key: (pair["A"], pair["B"]) for key, pair in pairs.items()}, ranks.pop()
+
+
+def merged_lora_source(base: TensorSource, lora_a: torch.Tensor, lora_b: torch.Tensor, scaling: float):
+    # In float32, as PEFT's merge would on the release's float32 model; the caller casts to the output dtype.
+    return lambda: base().float() + scaling * (lora_b.float() @ lora_a.float())
+
+
+def llm_config(package_args, encoder_config, text_config, adapter: dict, tokenizer, source: str) -> FireRedLlmConfig:
+    rate = required_arg(package_args, "encoder_downsample_rate", source)
+    linear1 = adapter.get("linear1.weight")
+    if linear1 is None:
+        raise ConversionError(f"{source} lacks `encoder_projector.linear1.weight`.")
+    if linear1.shape[1] != encoder_config.hidden_size * rate:
+        raise ConversionError(
+            f"encoder_projector.linear1.weight has {linear1.shape[1]} inputs; expected encoder width "
+            f"{encoder_config.hidden_size} x encoder_downsample_rate {rate}."
+        )
+    template = FireRedLlmConfig.prompt_template
+    prompt_ids = tokenizer(template.format(speech=SPEECH_TOKEN), add_special_tokens=False)["input_ids"]
+    return FireRedLlmConfig(
+        encoder_config=encoder_config,
+        text_config=text_config,
+        adapter_downsample_rate=rate,
+        adapter_hidden_size=linear1.shape[0],
+        speech_token=SPEECH_TOKEN,
+        speech_token_id=tokenizer.convert_tokens_to_ids(SPEECH_TOKEN),
+        prompt_template=template,
+        prompt_ids=prompt_ids,
+        max_audio_seconds=float(getattr(package_args, "input_length_max", 30.0)),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.convert_tokens_to_ids("<|im_start|>"),
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+    )
+
+
+def build_tokenizer(llm_dir: Path):
+    """The base LLM's tokenizer with `<speech>` added as a special token, as the release builds it."""
+    tokenizer = AutoTokenizer.from_pretrained(llm_dir)
+    if tokenizer.pad_token_id is None or tokenizer.pad_token_id != tokenizer.convert_tokens_to_ids("<|endoftext|>"):
+        raise ConversionError(f"The tokenizer in {llm_dir} must pad with <|endoftext|>, as the release asserts.")
+    for token in ("<|im_start|>", "<|im_end|>"):
+        if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id):
+            raise ConversionError(f"The tokenizer in {llm_dir} lacks the chat token {token}.")
+    tokenizer.add_special_tokens({"additional_special_tokens": [SPEECH_TOKEN]})
+    return tokenizer
+
+
+def plan_shards(sizes: dict[str, int], max_shard_size: int) -> list[list[str]]:
+    shards, current, current_size = [], [], 0
+    for key, size in sizes.items():
+        if current and current_size + size > max_shard_size:
+            shards.append(current)
+            current, current_size = [], 0
+        current.append(key)
+        current_size += size
+    if current:
+        shards.append(current)
+    return shards
+
+
+def write_shards(
+    sources: dict[str, TensorSource], shapes: dict[str, tuple], dtype: torch.dtype, output_dir: Path, max_shard_size
+) -> None:
+    """Write the tensors as safetensors shards, reading (and casting) only the tensors of the shard being written."""
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    sizes = {key: itemsize * torch.Size(shapes[key]).numel() for key in sources}
+    shards = plan_shards(sizes, convert_file_size_to_int(max_shard_size))
+    names = (
+        ["model.safetensors"]
+        if len(shards) == 1
+        else [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
+    )
+    for name, keys in zip(names, shards):
+        tensors = {}
+        for key in keys:
+            tensor = sources[key]()
+            if tuple(tensor.shape) != tuple(shapes[key]):
+                raise ConversionError(f"`{key}` has shape {tuple(tensor.shape)}; the model expects {shapes[key]}.")
+            tensors[key] = tensor.to(dtype).contiguous()
+        save_file(tensors, str(output_dir / name), metadata={"format": "pt"})
+        del tensors
+    if len(shards) > 1:
+        index = {
+            "metadata": {"total_size": sum(sizes.values())},
+            "weight_map": {key: name for name, keys in zip(names, shards) for key in keys},
+        }
+        (output_dir / "model.safetensors.index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
+
+
+def write_peft_adapter(lora_pairs: dict, rank: int, output_dir: Path) -> None:
+    """The LoRA as a PEFT adapter for the converted model (`PeftModel.from_pretrained(model, output_dir / "lora")`)."""
+    from peft import LoraConfig
+
+    # A regex, so that the encoder's q/k/v/o projections are not targeted.
+    targets = "|".join(re.escape(module) for module in LORA_TARGETS)
+    lora_config = LoraConfig(
+        r=rank,
+        lora_alpha=RELEASE_LORA_ALPHA,
+        lora_dropout=RELEASE_LORA_DROPOUT,
+        target_modules=rf"language_model\.model\.layers\.\d+\.({targets})",
+        bias="none",
+    )
+    adapter_dir = output_dir / LORA_DIR
+    lora_config.save_pretrained(str(adapter_dir))
+    # Kept in the release's float32: the adapter is small and runs unmerged.
+    tensors = {}
+    for base_key, (lora_a, lora_b) in lora_pairs.items():
+        module = f"base_model.model.language_model.{base_key[: -len('.weight')]}"
+        tensors[f"{module}.lora_A.weight"] = lora_a.float().contiguous()
+        tensors[f"{module}.lora_B.weight"] = lora_b.float().contiguous()
+    save_file(tensors, str(adapter_dir / "adapter_model.safetensors"), metadata={"format": "pt"})
+
+
+def save_configs_and_code(model, processor, generation_config, output_dir: Path) -> None:
+    """config.json, generation_config.json, tokenizer and processor files, plus the Python files and `auto_map`
+    entries that let `trust_remote_code=True` load the directory where fireredasr-hf is not installed."""
+    model.config.register_for_auto_class()
+    model.register_for_auto_class("AutoModelForSpeechSeq2Seq")
+    processor.register_for_auto_class()
+    processor.feature_extractor.register_for_auto_class()
+    custom_object_save(model, output_dir, config=model.config)
+    model.config.save_pretrained(output_dir)
+    generation_config.save_pretrained(output_dir)
+    processor.save_pretrained(output_dir)
+
+
+def convert_llm_checkpoint(
+    input_dir: str | Path,
+    output_dir: str | Path,
+    dtype: str = "bfloat16",
+    merge_lora: bool = True,
+    max_shard_size: str | int = "5GB",
+    source: str | None = None,
+) -> Path:
+    """
+    Convert an original FireRedASR-LLM directory; returns the output directory.
+
+    Args:
+        input_dir: the original directory: `model.pth.tar`, `asr_encoder.pth.tar` (its `args` describe the encoder),
+            `cmvn.ark` and `Qwen2-7B-Instruct/` (config, tokenizer and safetensors weights of the base LLM).
+        output_dir: where to write the transformers directory.
+        dtype: weight dtype, `"bfloat16"` (default) or `"float32"` (the release's inference dtype, for exact parity).
+            `"float16"` is refused: the released model overflows in half precision.
+        merge_lora: merge the LoRA into the LLM weights (default). With `False` the LLM keeps its base weights and
+            the LoRA is written as a PEFT adapter to `output_dir/lora`; apply it with
+            `peft.PeftModel.from_pretrained(model, f"{output_dir}/lora")`.
+        max_shard_size: largest safetensors shard.
+        source: where the original came from, for the model card.
+    """
+    input_dir, output_dir = Path(input_dir), Path(output_dir)
+    if dtype not in ("bfloat16", "float32"):
+        if dtype == "float16":
+            raise ConversionError(FLOAT16_UNSUPPORTED)
+        raise ConversionError(f"dtype must be 'bfloat16' or 'float32', got {dtype!r}.")
+    torch_dtype = getattr(torch, dtype)
+    llm_dir = check_llm_dir(input_dir)
+
+    model_path, encoder_path = input_dir / "model.pth.tar", input_dir / "asr_encoder.pth.tar"
+    package = load_original_checkpoint(model_path)
+    if "model_state_dict" not in package:
+        raise ConversionError(f"{model_path} holds no `model_state_dict`.")
+    # Only the arguments are used: the original loads any encoder weights stored here, then overwrites them with
+    # model.pth.tar's `encoder.*`.
+    encoder_config = encoder_config_from_args(load_original_checkpoint(encoder_path)["args"], str(encoder_path))
+    state_dict = package["model_state_dict"]
+    adapter_state_dict, lora_tensors = split_original_state_dict(state_dict)
+
+    text_config = AutoConfig.from_pretrained(llm_dir)
+    tokenizer = build_tokenizer(llm_dir)
+    config = llm_config(package["args"], encoder_config, text_config, adapter_state_dict, tokenizer, str(model_path))
+    for sub_config in (config, config.encoder_config, config.text_config):
+        sub_config.dtype = dtype
+    config.text_config._name_or_path = ""  # not the local path of the base LLM
+    with torch.device("meta"):
+        model = FireRedLlmForSpeechSeq2Seq(config)
+    tied_keys = set(model.all_tied_weights_keys)
+    expected_shapes = {key: tuple(t.shape) for key, t in model.state_dict().items() if key not in tied_keys}
+
+    sources: dict[str, TensorSource] = {}
+    shapes: dict[str, tuple] = {}
+    for key, tensor in convert_encoder_state_dict(state_dict, "encoder.").items():
+        sources[f"encoder.{key}"], shapes[f"encoder.{key}"] = (lambda t=tensor: t), tuple(tensor.shape)
+    for old, new in rename_keys(adapter_state_dict, ADAPTER_KEY_RENAMES, set(), "adapter").items():
+        tensor = adapter_state_dict[old]
+        sources[new], shapes[new] = (lambda t=tensor: t), tuple(tensor.shape)
+
+    base_sources, base_shapes = base_llm_sources(llm_dir)
+    if text_config.tie_word_embeddings and "lm_head.weight" in base_sources:
+        # Dropped: a tied LLM's output matrix is its embedding (transformers ties them when loading the base LLM).
+        del base_sources["lm_head.weight"]
+    uses_lora = bool(getattr(package["args"], "use_lora", 0))
+    if uses_lora != bool(lora_tensors):
+        raise ConversionError(
+            f"{model_path} has use_lora={int(uses_lora)} but {'holds' if lora_tensors else 'lacks'} LoRA tensors."
+        )
+    lora_pairs, rank = collect_lora_pairs(lora_tensors, text_config.num_hidden_layers) if uses_lora else ({}, 0)
+    for base_key, (lora_a, lora_b) in lora_pairs.items():
+        out_features, in_features = base_shapes.get(base_key, (None, None))
+        if lora_a.shape[1] != in_features or lora_b.shape[0] != out_features:
+            raise ConversionError(
+                f"The LoRA of `{base_key}` ({tuple(lora_b.shape)} @ {tuple(lora_a.shape)}) does not fit the base "
+                f"weight {base_shapes.get(base_key)}."
+            )
+        if merge_lora:
+            scaling = RELEASE_LORA_ALPHA / rank
+            base_sources[base_key] = merged_lora_source(base_sources[base_key], lora_a, lora_b, scaling)
+    for key, source_fn in base_sources.items():
+        sources[f"language_model.{key}"], shapes[f"language_model.{key}"] = source_fn, base_shapes[key]
+
+    check_all_used(set(expected_shapes), set(sources), "FireRedASR-LLM model")
+    for key, shape in shapes.items():
+        if shape != expected_shapes[key]:
+            raise ConversionError(f"`{key}` has shape {shape}; the model expects {expected_shapes[key]}.")
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    ordered = {key: sources[key] for key in expected_shapes}
+    write_shards(ordered, expected_shapes, torch_dtype, output_dir, max_shard_size)
+    if lora_pairs and not merge_lora:
+        write_peft_adapter(lora_pairs, rank, output_dir)
+
+    generation_config = GenerationConfig(
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+        # An explicit cap (the LLM's context): each utterance still stops after its number of speech positions.
+        max_new_tokens=text_config.max_position_embeddings,
+        **README_DECODING,
+    )
+    feature_extractor = FireRedAsrFeatureExtractor.from_kaldi_cmvn(str(input_dir / "cmvn.ark"))
+    processor = FireRedLlmProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
+    save_configs_and_code(model, processor, generation_config, output_dir)
+    write_model_card(output_dir, variant="llm", source=source or str(input_dir))
+    return output_dir
