@@ -6,6 +6,10 @@
 Audio: every fixture wav of at least one frame (audio/, golden/features/wav/, real-speech/), read as int16 and kept
 in memory, so file reading is not timed. Each contestant featurizes every utterance one at a time, `--repeat` times
 per round; the best of `--rounds` rounds is reported as x real time (seconds of audio per second of compute).
+
+kaldi-native-fbank is single-threaded; our mel projection is a numpy (OpenBLAS) matmul, which by default uses all
+cores and slows down badly when they are busy with other work. On a loaded machine compare like with like:
+`OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benchmarks/bench_features.py`.
 """
 
 import argparse

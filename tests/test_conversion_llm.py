@@ -306,23 +306,22 @@ def test_untied_llm_matches_the_original_code(untied_original_dir, tmp_path, mon
         torch.testing.assert_close(logits, expected, rtol=0, atol=2e-5 * scale)
 
 
-def test_loads_with_trust_remote_code_without_the_package(fixtures_dir, tmp_path_factory, tmp_path):
-    converted = converted_llm_dir(fixtures_dir, tmp_path_factory, "bfloat16")
+def test_loads_with_trust_remote_code_without_the_package(converted_fp32, fixtures_dir, tmp_path):
     script = f"""
 import sys
 sys.modules["fireredasr_hf"] = None  # importing it fails
 sys.path = [entry for entry in sys.path if not entry.endswith("src")]
 import soundfile
-from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor, pipeline
+from transformers import AutoProcessor, pipeline
 
-model = AutoModelForSpeechSeq2Seq.from_pretrained({str(converted)!r}, trust_remote_code=True)
-processor = AutoProcessor.from_pretrained({str(converted)!r}, trust_remote_code=True)
-assert type(model).__module__.startswith("transformers_modules."), type(model).__module__
+asr = pipeline("automatic-speech-recognition", model={str(converted_fp32)!r}, trust_remote_code=True)
+assert type(asr.model).__module__.startswith("transformers_modules."), type(asr.model).__module__
 audio, rate = soundfile.read({str(fixtures_dir / "audio" / "p02.wav")!r}, dtype="float32")
-inputs = processor(audio=audio, sampling_rate=rate, return_tensors="pt")
-print(processor.batch_decode(model.generate(**inputs), skip_special_tokens=True)[0])
-asr = pipeline("automatic-speech-recognition", model={str(converted)!r}, trust_remote_code=True)
 print(asr(audio)["text"])
+processor = AutoProcessor.from_pretrained({str(converted_fp32)!r}, trust_remote_code=True)
+assert type(processor).__module__.startswith("transformers_modules."), type(processor).__module__
+inputs = processor(audio=audio, sampling_rate=rate, return_tensors="pt")
+print(processor.batch_decode(asr.model.generate(**inputs), skip_special_tokens=True)[0])
 """
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
     result = subprocess.run(

@@ -2,7 +2,8 @@
 
 Formats libsndfile can read (wav, flac, ogg/opus, mp3, aiff, ...) are decoded with `soundfile`; anything else
 (m4a, aac, wma, video containers, ...) is decoded by the `ffmpeg` binary. Resampling always goes through
-`resample` (soxr), the one place in the project that changes sampling rates.
+`resample` (soxr) for the tools outside the model (the feature extractor, which travels as remote code, resamples
+its own input with soxr too).
 """
 
 import io

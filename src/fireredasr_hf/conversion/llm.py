@@ -145,7 +145,8 @@ def merged_lora_source(base: TensorSource, lora_a: torch.Tensor, lora_b: torch.T
     return lambda: base().float() + scaling * (lora_b.float() @ lora_a.float())
 
 
-def llm_config(package_args, encoder_config, text_config, adapter: dict, tokenizer, source: str) -> FireRedLlmConfig:
+def llm_architecture(package_args, encoder_config, text_config, adapter: dict, source: str) -> dict:
+    """The FireRedLlmConfig arguments that fix the model's shapes."""
     rate = required_arg(package_args, "encoder_downsample_rate", source)
     linear1 = adapter.get("linear1.weight")
     if linear1 is None:
@@ -155,22 +156,27 @@ def llm_config(package_args, encoder_config, text_config, adapter: dict, tokeniz
             f"encoder_projector.linear1.weight has {linear1.shape[1]} inputs; expected encoder width "
             f"{encoder_config.hidden_size} x encoder_downsample_rate {rate}."
         )
+    return {
+        "encoder_config": encoder_config,
+        "text_config": text_config,
+        "adapter_downsample_rate": rate,
+        "adapter_hidden_size": linear1.shape[0],
+        "max_audio_seconds": float(getattr(package_args, "input_length_max", 30.0)),
+    }
+
+
+def token_ids(tokenizer) -> dict:
+    """The FireRedLlmConfig arguments that come from the tokenizer: special ids and the tokenized decode prompt."""
     template = FireRedLlmConfig.prompt_template
-    prompt_ids = tokenizer(template.format(speech=SPEECH_TOKEN), add_special_tokens=False)["input_ids"]
-    return FireRedLlmConfig(
-        encoder_config=encoder_config,
-        text_config=text_config,
-        adapter_downsample_rate=rate,
-        adapter_hidden_size=linear1.shape[0],
-        speech_token=SPEECH_TOKEN,
-        speech_token_id=tokenizer.convert_tokens_to_ids(SPEECH_TOKEN),
-        prompt_template=template,
-        prompt_ids=prompt_ids,
-        max_audio_seconds=float(getattr(package_args, "input_length_max", 30.0)),
-        pad_token_id=tokenizer.pad_token_id,
-        bos_token_id=tokenizer.convert_tokens_to_ids("<|im_start|>"),
-        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-    )
+    return {
+        "speech_token": SPEECH_TOKEN,
+        "speech_token_id": tokenizer.convert_tokens_to_ids(SPEECH_TOKEN),
+        "prompt_template": template,
+        "prompt_ids": tokenizer(template.format(speech=SPEECH_TOKEN), add_special_tokens=False)["input_ids"],
+        "pad_token_id": tokenizer.pad_token_id,
+        "bos_token_id": tokenizer.convert_tokens_to_ids("<|im_start|>"),
+        "eos_token_id": tokenizer.convert_tokens_to_ids("<|im_end|>"),
+    }
 
 
 def build_tokenizer(llm_dir: Path):
@@ -251,15 +257,15 @@ def write_peft_adapter(lora_pairs: dict, rank: int, output_dir: Path) -> None:
     save_file(tensors, str(adapter_dir / "adapter_model.safetensors"), metadata={"format": "pt"})
 
 
-def save_configs_and_code(model, processor, generation_config, output_dir: Path) -> None:
+def save_configs_and_code(model, config, processor, generation_config, output_dir: Path) -> None:
     """config.json, generation_config.json, tokenizer and processor files, plus the Python files and `auto_map`
     entries that let `trust_remote_code=True` load the directory where fireredasr-hf is not installed."""
-    model.config.register_for_auto_class()
+    config.register_for_auto_class()
     model.register_for_auto_class("AutoModelForSpeechSeq2Seq")
     processor.register_for_auto_class()
     processor.feature_extractor.register_for_auto_class()
-    custom_object_save(model, output_dir, config=model.config)
-    model.config.save_pretrained(output_dir)
+    custom_object_save(model, output_dir, config=config)
+    config.save_pretrained(output_dir)
     generation_config.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
 
@@ -306,13 +312,10 @@ def convert_llm_checkpoint(
     adapter_state_dict, lora_tensors = split_original_state_dict(state_dict)
 
     text_config = AutoConfig.from_pretrained(llm_dir)
-    tokenizer = build_tokenizer(llm_dir)
-    config = llm_config(package["args"], encoder_config, text_config, adapter_state_dict, tokenizer, str(model_path))
-    for sub_config in (config, config.encoder_config, config.text_config):
-        sub_config.dtype = dtype
-    config.text_config._name_or_path = ""  # not the local path of the base LLM
+    text_config._name_or_path = ""  # not the local path of the base LLM
+    architecture = llm_architecture(package["args"], encoder_config, text_config, adapter_state_dict, str(model_path))
     with torch.device("meta"):
-        model = FireRedLlmForSpeechSeq2Seq(config)
+        model = FireRedLlmForSpeechSeq2Seq(FireRedLlmConfig(**architecture))
     tied_keys = set(model.all_tied_weights_keys)
     expected_shapes = {key: tuple(t.shape) for key, t in model.state_dict().items() if key not in tied_keys}
 
@@ -352,6 +355,12 @@ def convert_llm_checkpoint(
         if shape != expected_shapes[key]:
             raise ConversionError(f"`{key}` has shape {shape}; the model expects {expected_shapes[key]}.")
 
+    # Every tensor is accounted for; now the (slower) tokenizer.
+    tokenizer = build_tokenizer(llm_dir)
+    config = FireRedLlmConfig(**architecture, **token_ids(tokenizer))
+    for sub_config in (config, config.encoder_config, config.text_config):
+        sub_config.dtype = dtype
+
     output_dir.mkdir(parents=True, exist_ok=True)
     ordered = {key: sources[key] for key in expected_shapes}
     write_shards(ordered, expected_shapes, torch_dtype, output_dir, max_shard_size)
@@ -368,6 +377,6 @@ def convert_llm_checkpoint(
     )
     feature_extractor = FireRedAsrFeatureExtractor.from_kaldi_cmvn(str(input_dir / "cmvn.ark"))
     processor = FireRedLlmProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
-    save_configs_and_code(model, processor, generation_config, output_dir)
+    save_configs_and_code(model, config, processor, generation_config, output_dir)
     write_model_card(output_dir, variant="llm", source=source or str(input_dir))
     return output_dir

@@ -1,0 +1,249 @@
+# Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
+"""The speech-recognition pipeline of FireRedASR (AED and LLM): any input rate, long audio, segment timestamps.
+
+`FireRedAsrPipeline` is transformers' `AutomaticSpeechRecognitionPipeline` with three changes:
+
+- audio is read and resampled without torchaudio: files with soundfile (ffmpeg for other formats), arrays and
+  `{"raw"|"array", "sampling_rate"}` dicts by the feature extractor's own mono/resampling path (soxr);
+- inputs longer than `max_segment_s` (default: the model's trained limit `config.max_audio_seconds`, 60 s for AED,
+  30 s for LLM) are cut into speech segments by voice activity detection and the segments are decoded in batches
+  of `batch_size`; the segment texts are joined (see `join_segment_texts`);
+- `return_timestamps=True` returns `chunks`, one per speech segment, `{"text", "timestamp": (start, end)}` in
+  seconds (the stock pipeline refuses timestamps for sequence-to-sequence models other than Whisper).
+
+Converted checkpoints declare it in `config.json` (`custom_pipelines`) and carry this file, so
+`pipeline("automatic-speech-recognition", model=DIR, trust_remote_code=True)` builds it where fireredasr-hf is not
+installed. This module is therefore remote code: it imports only transformers, torch, numpy and its siblings.
+"""
+
+import re
+from collections import defaultdict
+
+import numpy as np
+from huggingface_hub.utils import httpx
+from transformers.pipelines.audio_utils import ffmpeg_read
+from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline
+
+from .audio import load_audio
+from .vad import EnergyVad, SileroVad, SpeechSegment, split_into_segments
+
+
+# The feature extractor works on int16-scale samples; the pipeline keeps audio in [-1, 1] as VADs expect.
+INT16_SCALE = 32768.0
+VAD_NAMES = ("silero", "energy")
+# Ideographs, kana, CJK punctuation and full-width forms: scripts written without spaces between words.
+_UNSPACED_CHAR = re.compile(
+    "[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003134f]"
+)
+
+
+def join_segment_texts(texts: list[str]) -> str:
+    """Joins the transcripts of consecutive segments into one text.
+
+    Each text is stripped and empty ones are skipped. Two neighbours are joined without a space when the last
+    character of the first and the first character of the second are both Chinese (or Japanese) characters or
+    CJK punctuation, as Chinese is written without spaces; otherwise (English words, or a change of script)
+    with one space, as FireRedASR itself writes a space before an English word that follows Chinese.
+    A single text is returned unchanged.
+    """
+    if len(texts) == 1:
+        return texts[0]
+    joined = ""
+    for text in texts:
+        text = text.strip()
+        if not text:
+            continue
+        if joined and not (_UNSPACED_CHAR.match(joined[-1]) and _UNSPACED_CHAR.match(text[0])):
+            joined += " "
+        joined += text
+    return joined
+
+
+class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
+    """
+    Speech recognition with FireRedASR-AED or FireRedASR-LLM, for audio of any length.
+
+    Inputs: a file path or URL (wav, flac, ogg, mp3 through soundfile; m4a and other formats through the `ffmpeg`
+    binary), bytes of an audio file (ffmpeg), a 1-D array at the feature extractor's rate (16 kHz), a
+    `{"raw"|"array": samples, "sampling_rate": rate}` dict at any rate, a decoded `datasets` audio value, or a list
+    of those (decoded `batch_size` segments at a time). Multi-channel arrays are averaged to mono as the feature
+    extractor does; integer arrays are int16-scale PCM. Other keys of a dict input are passed through to the
+    output, as in transformers.
+
+    Call options (also accepted when the pipeline is built):
+        return_timestamps (`bool`): add `chunks`, one per decoded segment: `{"text", "timestamp": (start, end)}`
+            in seconds. The audio is then always segmented by the VAD, whatever its length.
+        vad (`"silero"`, `"energy"` or a `VoiceActivityDetector`): how speech is found in long audio. Silero VAD
+            (`pip install silero-vad`, model inside the wheel) is the default; `"energy"` is a frame-energy
+            threshold for clean recordings; any object called as `vad(audio, sampling_rate)` that returns
+            segments with `start` and `end` in seconds plugs in (e.g. FireRedVAD, see `fireredasr_hf.vad`).
+        max_segment_s (`float`): longer inputs are segmented, and no segment is longer. Defaults to the model's
+            trained limit `config.max_audio_seconds`.
+        generate_kwargs / generation options: passed to `model.generate` (e.g. `num_beams=1`).
+
+    Without segmentation (an input within `max_segment_s` and no timestamps) the result equals
+    `tokenizer.decode(model.generate(**feature_extractor(audio)), skip_special_tokens=True)`. Long inputs cost
+    the memory of their waveform (64 kB per second at 16 kHz) plus one batch of segments, whatever their length.
+    """
+
+    # FireRedASR models decode with their own generation_config.json (the release's beam settings); the stock
+    # defaults (num_beams=5, max_new_tokens=256) would change results and cut long segments.
+    _default_generation_config = None
+
+    def __init__(self, model, feature_extractor=None, tokenizer=None, device=None, **kwargs):
+        self._detectors = {}
+        super().__init__(model, feature_extractor=feature_extractor, tokenizer=tokenizer, device=device, **kwargs)
+        # Both variants decode with generate(); the stock pipeline would take an unlisted class for CTC.
+        self.type = "seq2seq"
+
+    def _sanitize_parameters(
+        self,
+        return_timestamps=None,
+        vad=None,
+        max_segment_s=None,
+        chunk_length_s=None,
+        stride_length_s=None,
+        **kwargs,
+    ):
+        if chunk_length_s is not None or stride_length_s is not None:
+            raise ValueError(
+                "FireRedAsrPipeline does not cut audio into fixed chunks (`chunk_length_s`, `stride_length_s`): long "
+                "audio is split at speech pauses found by voice activity detection. Use `max_segment_s` (and `vad`)."
+            )
+        preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(**kwargs)
+        if return_timestamps is not None:
+            if return_timestamps not in (True, False, "segment"):
+                raise ValueError(
+                    f"FireRedASR gives segment-level timestamps only: use return_timestamps=True, got "
+                    f"{return_timestamps!r}."
+                )
+            preprocess_params["return_timestamps"] = bool(return_timestamps)
+            postprocess_params["return_timestamps"] = bool(return_timestamps)
+        if vad is not None:
+            if not (vad in VAD_NAMES if isinstance(vad, str) else callable(vad)):
+                raise ValueError(
+                    f"vad must be one of {', '.join(map(repr, VAD_NAMES))} or a VoiceActivityDetector, got {vad!r}."
+                )
+            preprocess_params["vad"] = vad
+        if max_segment_s is not None:
+            if isinstance(max_segment_s, bool) or not isinstance(max_segment_s, (int, float)) or max_segment_s < 2:
+                raise ValueError(f"max_segment_s must be a number of seconds >= 2, got {max_segment_s!r}.")
+            preprocess_params["max_segment_s"] = float(max_segment_s)
+        return preprocess_params, forward_params, postprocess_params
+
+    def _detector(self, vad):
+        if not isinstance(vad, str):
+            return vad
+        if vad not in self._detectors:
+            self._detectors[vad] = SileroVad() if vad == "silero" else EnergyVad()
+        return self._detectors[vad]
+
+    def _read_audio(self, inputs) -> tuple[np.ndarray, dict]:
+        """The input as float32 mono samples in [-1, 1] at the feature extractor's rate, and its extra keys."""
+        sampling_rate = self.feature_extractor.sampling_rate
+        if isinstance(inputs, str):
+            if inputs.startswith(("http://", "https://")):
+                inputs = httpx.get(inputs, follow_redirects=True).content
+            else:
+                return load_audio(inputs, sampling_rate=sampling_rate), {}
+        if isinstance(inputs, bytes):
+            inputs = ffmpeg_read(inputs, sampling_rate)
+        # A datasets audio value decoded by torchcodec (channels first).
+        if hasattr(inputs, "get_all_samples"):
+            samples = inputs.get_all_samples()
+            inputs = {"array": samples.data.numpy(), "sampling_rate": samples.sample_rate}
+
+        extra = {}
+        input_rate = sampling_rate
+        if isinstance(inputs, dict):
+            if "stride" in inputs:
+                raise ValueError("`stride` is only usable with CTC models; FireRedASR models are sequence-to-sequence.")
+            if "sampling_rate" not in inputs or not ("raw" in inputs or "array" in inputs):
+                raise ValueError(
+                    'A dict input needs the audio under "raw" (or "array", as in datasets) and its "sampling_rate", '
+                    f"got the keys {sorted(inputs)}."
+                )
+            extra = dict(inputs)
+            samples = extra.pop("raw", None)
+            if samples is None:
+                # datasets' path of a decoded array; the array is what is transcribed.
+                extra.pop("path", None)
+                samples = extra.pop("array")
+            input_rate = extra.pop("sampling_rate")
+            if isinstance(input_rate, bool) or not isinstance(input_rate, (int, np.integer)) or input_rate <= 0:
+                raise ValueError(f'"sampling_rate" must be a positive integer number of Hz, got {input_rate!r}.')
+            inputs = samples
+        if hasattr(inputs, "detach"):  # torch tensors
+            inputs = inputs.detach().cpu().float().numpy() if inputs.is_floating_point() else inputs.cpu().numpy()
+        if not isinstance(inputs, np.ndarray):
+            raise TypeError(
+                f"Expected a file path, URL, bytes, numpy array, torch tensor or dict with audio, got {type(inputs)}."
+            )
+        # The feature extractor's checks, downmix and resampling (soxr), so that the pipeline reads an array
+        # exactly as a direct call of the feature extractor does.
+        waveform = self.feature_extractor._to_mono_waveform(inputs, int(input_rate), "")
+        return waveform / np.float32(INT16_SCALE), extra
+
+    def preprocess(self, inputs, return_timestamps=False, vad="silero", max_segment_s=None):
+        audio, extra = self._read_audio(inputs)
+        sampling_rate = self.feature_extractor.sampling_rate
+        if max_segment_s is None:
+            max_segment_s = float(self.model.config.max_audio_seconds)
+        duration = len(audio) / sampling_rate
+
+        if not return_timestamps and duration <= max_segment_s:
+            segments = [SpeechSegment(0.0, duration)]
+        else:
+            speech = self._detector(vad)(audio, sampling_rate)
+            segments = split_into_segments(
+                [SpeechSegment(region.start, region.end) for region in speech],
+                max_segment_s=max_segment_s,
+                min_segment_s=min(1.0, max_segment_s / 4),
+                audio=audio,
+                sampling_rate=sampling_rate,
+            )
+
+        if not segments:
+            # No speech: every input must yield an item, so decode a short stretch and drop its result.
+            yield {"is_last": True, "segment": None, **self._features(audio[:sampling_rate]), **extra}
+            return
+        for index, segment in enumerate(segments):
+            samples = audio[round(segment.start * sampling_rate) : round(segment.end * sampling_rate)]
+            yield {
+                "is_last": index == len(segments) - 1,
+                "segment": (segment.start, segment.end),
+                **self._features(samples),
+                **extra,
+            }
+
+    def _features(self, samples: np.ndarray) -> dict:
+        sampling_rate = self.feature_extractor.sampling_rate
+        features = self.feature_extractor(
+            samples, sampling_rate=sampling_rate, return_tensors="pt", return_attention_mask=True
+        )
+        if self.dtype is not None:
+            features = features.to(dtype=self.dtype)
+        return dict(features)
+
+    def postprocess(self, model_outputs, return_timestamps=False):
+        texts, chunks = [], []
+        extra = defaultdict(list)
+        for output in model_outputs:
+            output = dict(output)
+            tokens, segment = output.pop("tokens"), output.pop("segment")
+            for key in ("is_last", "stride"):
+                output.pop(key, None)
+            for key, value in output.items():
+                extra[key].append(value)
+            if segment is None:
+                continue
+            text = self.tokenizer.decode(tokens[0].tolist(), skip_special_tokens=True)
+            texts.append(text)
+            chunks.append({"text": text.strip(), "timestamp": (round(segment[0], 3), round(segment[1], 3))})
+        result = {"text": join_segment_texts(texts) if texts else ""}
+        if return_timestamps:
+            result["chunks"] = chunks
+        return {**result, **extra}
+
+
+__all__ = ["FireRedAsrPipeline", "join_segment_texts"]
