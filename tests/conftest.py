@@ -26,3 +26,11 @@ def converted_aed_dir(fixtures_dir, tmp_path_factory) -> Path:
     from fireredasr_hf.conversion import convert_checkpoint
 
     return convert_checkpoint(fixtures_dir / "aed-tiny", tmp_path_factory.mktemp("aed-tiny-hf"))
+
+
+@pytest.fixture(scope="session")
+def converted_llm_dir(fixtures_dir, tmp_path_factory) -> Path:
+    """The shared tiny original LLM converted once per test session, in float32 (fast on CPU; LoRA merged)."""
+    from fireredasr_hf.conversion import convert_checkpoint
+
+    return convert_checkpoint(fixtures_dir / "llm-tiny", tmp_path_factory.mktemp("llm-tiny-hf"), dtype="float32")

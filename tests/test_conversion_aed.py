@@ -60,7 +60,8 @@ def test_projection_is_the_effective_tied_matrix(fixtures_dir, tmp_path, capsys)
     output = convert_checkpoint(original, tmp_path / "out")
     assert "tgt_word_emb.weight differs from decoder.tgt_word_prj.weight" in capsys.readouterr().out
     projection = torch.load(original / "model.pth.tar", weights_only=False)["model_state_dict"][
-        "decoder.tgt_word_prj.weight"]
+        "decoder.tgt_word_prj.weight"
+    ]
     model = AutoModelForSpeechSeq2Seq.from_pretrained(output)
     assert torch.equal(model.proj_out.weight, projection)
     assert torch.equal(model.model.decoder.embed_tokens.weight, projection)
@@ -81,8 +82,14 @@ def test_dtype_sharding_and_model_card(fixtures_dir, tmp_path):
     assert "0.55" in card and "60 s" in card
     config = json.loads((output / "config.json").read_text())
     assert config["auto_map"]["AutoModelForSpeechSeq2Seq"].startswith("modeling_fireredasr_aed.")
-    for name in ("modeling_fireredasr_aed.py", "modeling_fireredasr_encoder.py", "generation_fireredasr.py",
-                 "feature_extraction_fireredasr.py", "tokenization_fireredasr.py", "processing_fireredasr.py"):
+    for name in (
+        "modeling_fireredasr_aed.py",
+        "modeling_fireredasr_encoder.py",
+        "generation_fireredasr.py",
+        "feature_extraction_fireredasr.py",
+        "tokenization_fireredasr.py",
+        "processing_fireredasr.py",
+    ):
         assert (output / name).is_file()
 
 
@@ -90,8 +97,20 @@ def test_live_parity_with_the_original_code_on_random_weights(fixtures_dir, tmp_
     """A random original model with 3 heads of 24 dims (scaling not a power of two), 3+2 layers, kernel 7."""
     fireredasr_aed = pytest.importorskip("fireredasr.models.fireredasr_aed", reason="original code not installed")
     args = argparse.Namespace(
-        idim=80, n_layers_enc=3, n_layers_dec=2, n_head=3, d_model=72, residual_dropout=0.1, dropout_rate=0.1,
-        kernel_size=7, pe_maxlen=5000, sos_id=3, eos_id=4, pad_id=2, odim=142, blank_id=0,
+        idim=80,
+        n_layers_enc=3,
+        n_layers_dec=2,
+        n_head=3,
+        d_model=72,
+        residual_dropout=0.1,
+        dropout_rate=0.1,
+        kernel_size=7,
+        pe_maxlen=5000,
+        sos_id=3,
+        eos_id=4,
+        pad_id=2,
+        odim=142,
+        blank_id=0,
     )
     torch.manual_seed(0)
     original = fireredasr_aed.FireRedAsrAed.from_args(args).eval()
@@ -116,13 +135,26 @@ def test_live_parity_with_the_original_code_on_random_weights(fixtures_dir, tmp_
 
     for n in range(3):  # batch size 1, the original's own semantics
         single = feats[n : n + 1, : lengths[n]]
-        expected = original.transcribe(single, lengths[n : n + 1], beam_size=3, nbest=2, softmax_smoothing=1.25,
-                                       length_penalty=0.6, eos_penalty=0.9)[0]
-        out = model.generate(single, num_beams=3, num_return_sequences=2, softmax_smoothing=1.25,
-                             gnmt_length_penalty=0.6, eos_penalty=0.9)
+        expected = original.transcribe(
+            single,
+            lengths[n : n + 1],
+            beam_size=3,
+            nbest=2,
+            softmax_smoothing=1.25,
+            length_penalty=0.6,
+            eos_penalty=0.9,
+        )[0]
+        out = model.generate(
+            single,
+            num_beams=3,
+            num_return_sequences=2,
+            softmax_smoothing=1.25,
+            gnmt_length_penalty=0.6,
+            eos_penalty=0.9,
+        )
         for rank, hypothesis in enumerate(expected):
             sequence = out[rank].tolist()
             end = sequence.index(4) if 4 in sequence else len(sequence)
             ids = [t for t in sequence[1:end]]
             expected_ids = hypothesis["yseq"].tolist()
-            assert ids[: len(expected_ids)] == expected_ids and all(t == 2 for t in ids[len(expected_ids):])
+            assert ids[: len(expected_ids)] == expected_ids and all(t == 2 for t in ids[len(expected_ids) :])

@@ -349,6 +349,7 @@ def test_decoded_audio_column(audio_dir, processor, num_samples):
 
 @pytest.fixture(scope="module")
 def corpus_script():
+    pytest.importorskip("pypinyin", reason="the corpus script needs pypinyin (the dev extra)")
     spec = importlib.util.spec_from_file_location(
         "make_synthetic_corpus", REPO_ROOT / "scripts" / "make_synthetic_corpus.py"
     )

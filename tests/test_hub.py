@@ -5,6 +5,7 @@ The fake Hub replaces the huggingface_hub calls hub.py makes (`HfApi.model_info`
 under tmp_path whose files are symbolic links to the fixtures, as the real cache links to its blobs.
 """
 
+import concurrent.futures
 import fnmatch
 import json
 import os
@@ -14,7 +15,6 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import soundfile as sf
 from huggingface_hub import HfApi, constants
@@ -22,8 +22,9 @@ from huggingface_hub.errors import LocalEntryNotFoundError, RepositoryNotFoundEr
 from huggingface_hub.utils import httpx
 from safetensors.torch import load_file
 
-import fireredasr_hf.hub as hub
+from fireredasr_hf import hub
 from fireredasr_hf.hub import COMPLETE_MARKER, ModelResolutionError, load_asr_pipeline, resolve_model
+from fireredasr_hf.pipeline_fireredasr import FireRedAsrPipeline
 
 
 AED_REPO = "FireRedTeam/FireRedASR-AED-L"
@@ -43,6 +44,7 @@ class FakeHub:
         self.heads = {}  # repo id -> sha of main
         self.downloads = []  # (repo id, path in repo)
         self.online_calls = 0
+        self.lock = threading.Lock()  # concurrent downloads of one file end with one link, as in the real cache
 
     def add(self, repo_id: str, source: Path, sha: str = SHA, exclude: str | None = None, extra: dict | None = None):
         """Push the files of `source` (less those starting with `exclude`) as commit `sha` of main."""
@@ -74,12 +76,13 @@ class FakeHub:
     def fetch(self, repo_id: str, sha: str, names) -> Path:
         """Put `names` into the snapshot folder, as a download does."""
         snapshot = self.storage(repo_id) / "snapshots" / sha
-        for name in names:
-            target = snapshot / name
-            if not target.exists():
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.symlink_to(self.commits[repo_id][sha][name])
-                self.downloads.append((repo_id, name))
+        with self.lock:
+            for name in names:
+                target = snapshot / name
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.symlink_to(self.commits[repo_id][sha][name])
+                    self.downloads.append((repo_id, name))
         return snapshot
 
     def hf_download(self, repo_id: str):
@@ -180,7 +183,9 @@ def test_resolved_hub_model_transcribes_like_a_direct_conversion(fixtures_dir, f
     audio = read_audio(fixtures_dir)
     expected = pipeline("automatic-speech-recognition", model=str(converted_aed_dir))(audio)["text"]
 
-    assert load_asr_pipeline(AED_REPO)(audio)["text"] == expected == "今天天气很好"
+    asr = load_asr_pipeline(AED_REPO)
+    assert isinstance(asr, FireRedAsrPipeline)
+    assert asr(audio)["text"] == expected == "今天天气很好"
 
 
 def test_new_commit_is_converted_again(fixtures_dir, fake_hub, online, conversions, tmp_path):
@@ -225,6 +230,17 @@ def test_interrupted_conversion_leaves_no_usable_entry(fixtures_dir, fake_hub, o
     assert not list(cache.glob(".partial-*"))
 
 
+def test_entry_of_another_cache_format_is_converted_again(fixtures_dir, fake_hub, online, conversions, tmp_path):
+    fake_hub.add(AED_REPO, fixtures_dir / "aed-tiny")
+    entry = Path(resolve_model(AED_REPO))
+    marker = json.loads((entry / COMPLETE_MARKER).read_text())
+    (entry / COMPLETE_MARKER).write_text(json.dumps({**marker, "cache_format": hub.CACHE_FORMAT - 1}))
+
+    assert resolve_model(AED_REPO) == str(entry)
+    assert len(conversions) == 2
+    assert json.loads((entry / COMPLETE_MARKER).read_text())["cache_format"] == hub.CACHE_FORMAT
+
+
 def test_concurrent_runs_convert_once(fixtures_dir, fake_hub, online, monkeypatch):
     fake_hub.add(AED_REPO, fixtures_dir / "aed-tiny")
     real_convert = hub.convert_checkpoint
@@ -236,14 +252,10 @@ def test_concurrent_runs_convert_once(fixtures_dir, fake_hub, online, monkeypatc
         return real_convert(*args, **kwargs)
 
     monkeypatch.setattr(hub, "convert_checkpoint", slow_convert)
-    results = []
-    threads = [threading.Thread(target=lambda: results.append(resolve_model(AED_REPO))) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        results = [future.result() for future in [pool.submit(resolve_model, AED_REPO) for _ in range(2)]]
     assert len(calls) == 1
-    assert len(results) == 2 and results[0] == results[1]
+    assert results[0] == results[1]
 
 
 def test_offline_uncached_model_says_what_to_download(fake_hub):
@@ -272,6 +284,20 @@ def test_offline_reuses_conversion_after_originals_are_gone(fixtures_dir, fake_h
     assert fake_hub.online_calls == online_calls
     with pytest.raises(ModelResolutionError, match="revision v2"):
         resolve_model(AED_REPO, revision="v2")
+
+
+def test_unreachable_hub_falls_back_to_the_cache(fixtures_dir, fake_hub, online, conversions, monkeypatch):
+    fake_hub.add(AED_REPO, fixtures_dir / "aed-tiny")
+    converted = resolve_model(AED_REPO)
+
+    def no_network(api, repo_id, **kwargs):
+        raise httpx.ConnectError("[Errno 101] Network is unreachable")
+
+    monkeypatch.setattr(HfApi, "model_info", no_network)
+    assert resolve_model(AED_REPO) == converted
+    with pytest.raises(ModelResolutionError, match="the Hub is unreachable .*Network is unreachable"):
+        resolve_model("FireRedTeam/FireRedASR-LLM-L")
+    assert len(conversions) == 1
 
 
 def test_offline_converts_what_hf_download_fetched(fixtures_dir, fake_hub, conversions, tmp_path):
@@ -394,3 +420,51 @@ def test_offline_llm_needs_the_cached_base_llm(fixtures_dir, fake_hub):
     fake_hub.hf_download(hub.BASE_LLM_REPO)
     entry = Path(resolve_model(LLM_REPO))
     assert json.loads((entry / "config.json").read_text())["model_type"] == "fireredasr_llm"
+
+
+def test_load_asr_pipeline_passes_the_revision_only_to_hub_repos(converted_aed_dir, fake_hub, online, monkeypatch):
+    import transformers
+
+    calls = []
+    monkeypatch.setattr(transformers, "pipeline", lambda task, **kwargs: calls.append((task, kwargs)))
+    fake_hub.add("someone/fireredasr-aed-l-hf", converted_aed_dir)
+    load_asr_pipeline("someone/fireredasr-aed-l-hf", revision=SHA, dtype="float32", batch_size=2)
+    load_asr_pipeline(converted_aed_dir, revision=SHA)
+
+    assert calls[0] == (
+        "automatic-speech-recognition",
+        {
+            "model": "someone/fireredasr-aed-l-hf",
+            "device": None,
+            "revision": SHA,
+            "dtype": "float32",
+            "batch_size": 2,
+            "pipeline_class": FireRedAsrPipeline,
+        },
+    )
+    assert calls[1] == (
+        "automatic-speech-recognition",
+        {"model": str(converted_aed_dir), "device": None, "pipeline_class": FireRedAsrPipeline},
+    )
+
+
+def test_local_llm_dir_fingerprint_covers_the_base_llm_files_it_reads(fixtures_dir, tmp_path, conversions):
+    original = tmp_path / "FireRedASR-LLM-L"
+    original.mkdir()
+    for name in hub.LLM_FILES:
+        (original / name).symlink_to(fixtures_dir / "llm-tiny" / name)
+    base_llm = shutil.copytree(fixtures_dir / "llm-tiny" / "Qwen2-7B-Instruct", tmp_path / "Qwen2-7B-Instruct")
+    (original / "Qwen2-7B-Instruct").symlink_to(base_llm)  # as the release README sets it up
+    cache = tmp_path / "cache"
+
+    first = resolve_model(original, cache_dir=cache)
+    (base_llm / ".cache").mkdir()
+    (base_llm / ".cache" / "config.json.metadata").write_text("touched by `hf download --local-dir`")
+    (base_llm / "README.md").write_text("")
+    assert resolve_model(original, cache_dir=cache) == first
+    assert len(conversions) == 1
+
+    stat = (base_llm / "config.json").stat()
+    os.utime(base_llm / "config.json", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    assert resolve_model(original, cache_dir=cache) != first
+    assert len(conversions) == 2

@@ -24,7 +24,11 @@ SETTINGS = {
     "b": dict(num_beams=3, num_return_sequences=3, softmax_smoothing=1.25, gnmt_length_penalty=0.6, eos_penalty=1.0),
     "c": dict(num_beams=5, num_return_sequences=2, softmax_smoothing=1.0, gnmt_length_penalty=1.0, eos_penalty=0.8),
     "d": dict(
-        num_beams=3, num_return_sequences=3, softmax_smoothing=1.25, gnmt_length_penalty=0.6, eos_penalty=1.0,
+        num_beams=3,
+        num_return_sequences=3,
+        softmax_smoothing=1.25,
+        gnmt_length_penalty=0.6,
+        eos_penalty=1.0,
         max_new_tokens=8,
     ),
 }
@@ -111,8 +115,12 @@ def test_cached_decoding_equals_uncached(model, goldens):
         encoder_outputs = model.get_encoder()(inputs)
         cache, steps = None, []
         for position in range(ids.shape[1]):
-            out = model(encoder_outputs=encoder_outputs, decoder_input_ids=ids[:, position : position + 1],
-                        cache=cache, use_cache=True)
+            out = model(
+                encoder_outputs=encoder_outputs,
+                decoder_input_ids=ids[:, position : position + 1],
+                cache=cache,
+                use_cache=True,
+            )
             cache = out.cache
             steps.append(out.logits[0, -1])
     assert (torch.stack(steps) - full).abs().max().item() < 1e-4
@@ -127,7 +135,10 @@ def test_generate_reproduces_original_nbest(model, goldens, setting):
         assert out.sequences.shape[0] == len(expected)
         for rank, hypothesis in enumerate(expected):
             assert hypothesis_ids(out.sequences[rank].tolist(), hypothesis["finished"]) == hypothesis["ids"], (
-                setting, utt, rank)
+                setting,
+                utt,
+                rank,
+            )
             assert out.sequences_scores[rank].item() == pytest.approx(hypothesis["score"], abs=1e-4)
 
 
@@ -136,7 +147,11 @@ def test_default_generation_is_the_release_recommendation(model, converted_aed_d
     processor = AutoProcessor.from_pretrained(converted_aed_dir)
     config = model.generation_config
     assert (config.num_beams, config.softmax_smoothing, config.gnmt_length_penalty, config.eos_penalty) == (
-        3, 1.25, 0.6, 1.0)
+        3,
+        1.25,
+        0.6,
+        1.0,
+    )
     for utt in UTTERANCES:
         sequences = model.generate(features(goldens, utt))
         text = processor.batch_decode(sequences[:, 1:], skip_special_tokens=False)[0]
@@ -170,7 +185,11 @@ def test_standard_generation_strategies(model, goldens):
     greedy = model.generate(inputs, use_fireredasr_beam_search=False, num_beams=1)
     assert hypothesis_ids(greedy[0].tolist(), True) == expected
     beams = model.generate(
-        inputs, use_fireredasr_beam_search=False, num_beams=2, num_return_sequences=2, return_dict_in_generate=True,
+        inputs,
+        use_fireredasr_beam_search=False,
+        num_beams=2,
+        num_return_sequences=2,
+        return_dict_in_generate=True,
         output_scores=True,
     )
     assert beams.sequences.shape[0] == 2 and beams.sequences_scores is not None
@@ -181,7 +200,10 @@ def test_standard_generation_strategies(model, goldens):
 
 def test_fireredasr_beam_search_outputs(model, goldens):
     out = model.generate(
-        features(goldens, "p02"), return_dict_in_generate=True, output_scores=True, output_logits=True,
+        features(goldens, "p02"),
+        return_dict_in_generate=True,
+        output_scores=True,
+        output_logits=True,
         num_return_sequences=2,
     )
     assert out.sequences.shape[0] == 2
@@ -203,10 +225,18 @@ def test_half_precision_gives_the_goldens_transcripts(converted_aed_dir, goldens
 
 
 def tiny_config(**kwargs):
-    encoder = FireRedEncoderConfig(hidden_size=32, num_attention_heads=4, num_hidden_layers=2, intermediate_size=64,
-                                   conv_kernel_size=5)
-    return FireRedAedConfig(encoder_config=encoder, vocab_size=50, hidden_size=32, num_attention_heads=4,
-                            num_hidden_layers=2, intermediate_size=64, **kwargs)
+    encoder = FireRedEncoderConfig(
+        hidden_size=32, num_attention_heads=4, num_hidden_layers=2, intermediate_size=64, conv_kernel_size=5
+    )
+    return FireRedAedConfig(
+        encoder_config=encoder,
+        vocab_size=50,
+        hidden_size=32,
+        num_attention_heads=4,
+        num_hidden_layers=2,
+        intermediate_size=64,
+        **kwargs,
+    )
 
 
 def test_loss_with_padded_labels_and_training_step():
@@ -278,8 +308,9 @@ def test_save_load_round_trip_ties_and_stores_projection_once(tmp_path):
 
 
 def test_generation_config_knobs_survive_save(tmp_path):
-    config = GenerationConfig(use_fireredasr_beam_search=True, softmax_smoothing=1.25, gnmt_length_penalty=0.6,
-                              eos_penalty=0.9, num_beams=3)
+    config = GenerationConfig(
+        use_fireredasr_beam_search=True, softmax_smoothing=1.25, gnmt_length_penalty=0.6, eos_penalty=0.9, num_beams=3
+    )
     config.save_pretrained(tmp_path)
     reloaded = GenerationConfig.from_pretrained(tmp_path)
     assert (reloaded.softmax_smoothing, reloaded.gnmt_length_penalty, reloaded.eos_penalty) == (1.25, 0.6, 0.9)
@@ -288,10 +319,17 @@ def test_generation_config_knobs_survive_save(tmp_path):
 def test_long_input_warns_and_runs_past_the_original_limit(caplog):
     """The release fails beyond 5000 encoder frames (~200 s); positions here are computed for any length."""
     torch.manual_seed(0)
-    encoder = FireRedEncoderConfig(hidden_size=8, num_attention_heads=2, num_hidden_layers=1, intermediate_size=16,
-                                   conv_kernel_size=3)
-    config = FireRedAedConfig(encoder_config=encoder, vocab_size=20, hidden_size=8, num_attention_heads=2,
-                              num_hidden_layers=1, intermediate_size=16)
+    encoder = FireRedEncoderConfig(
+        hidden_size=8, num_attention_heads=2, num_hidden_layers=1, intermediate_size=16, conv_kernel_size=3
+    )
+    config = FireRedAedConfig(
+        encoder_config=encoder,
+        vocab_size=20,
+        hidden_size=8,
+        num_attention_heads=2,
+        num_hidden_layers=1,
+        intermediate_size=16,
+    )
     model = FireRedAedForConditionalGeneration(config).eval()
     frames = 20_400  # 204 s -> 5100 encoder frames
     with caplog.at_level("WARNING"):
@@ -322,7 +360,8 @@ def test_trust_remote_code_in_a_fresh_process(converted_aed_dir, goldens, tmp_pa
     """)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["HF_HUB_OFFLINE"] = "1"
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "TEXT=" + goldens["decode"]["b"]["bs1"]["p01"]["nbest"][0]["text"] in result.stdout

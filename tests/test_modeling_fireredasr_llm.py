@@ -13,13 +13,12 @@ from fireredasr_hf.configuration_fireredasr import FireRedLlmConfig
 from fireredasr_hf.modeling_fireredasr_llm import FireRedLlmAdapter, FireRedLlmForSpeechSeq2Seq
 from fireredasr_hf.processing_fireredasr_llm import FireRedLlmProcessor
 
-
 UTTERANCES = ["p01", "p02", "p03", "p04", "p05", "p06", "p07", "p08", "p09", "p10"]
 SETTINGS = {
     "beam3_rep3_lp1": {"num_beams": 3, "repetition_penalty": 3.0, "length_penalty": 1.0},
     "beam1_rep1_lp0": {"num_beams": 1, "repetition_penalty": 1.0},
 }
-PAD, IM_END = 151643, 151645
+PAD = 151643
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +59,26 @@ def assert_generated(ids: torch.Tensor, expected: list[int]):
     assert ids[: len(expected)] == expected and set(ids[len(expected) :]) <= {PAD}, (ids, expected)
 
 
-def tiny_config(**kwargs) -> FireRedLlmConfig:
+def tiny_config() -> FireRedLlmConfig:
+    """A random model with a 100-token vocabulary (speech 99, pad 0, bos 1, end 2)."""
     return FireRedLlmConfig(
         encoder_config={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64},
         text_config={
-            "model_type": "qwen2", "vocab_size": 151700, "hidden_size": 32, "intermediate_size": 64,
-            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "tie_word_embeddings": True,
+            "model_type": "qwen2",
+            "vocab_size": 100,
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "tie_word_embeddings": True,
         },
         adapter_hidden_size=48,
-        **kwargs,
+        speech_token_id=99,
+        prompt_ids=[1, 5, 99, 6, 2, 1, 7],
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
     )
 
 
@@ -112,9 +122,7 @@ def test_audio_features_and_merged_embeddings_match_the_original(model, golden, 
 def test_greedy_logits_and_tokens_match_the_original(model, golden, golden_features, utterance):
     references, arrays = golden
     features = torch.from_numpy(golden_features[f"feats.{utterance}"])[None]
-    output = model.generate(
-        features, **SETTINGS["beam1_rep1_lp0"], output_logits=True, return_dict_in_generate=True
-    )
+    output = model.generate(features, **SETTINGS["beam1_rep1_lp0"], output_logits=True, return_dict_in_generate=True)
     assert_generated(output.sequences[0], references["bs1"]["beam1_rep1_lp0"][utterance]["ids"])
     logits = torch.stack(output.logits, dim=1)[0]
     top_ids = arrays[f"greedy_topk_ids.{utterance}"]
@@ -123,14 +131,13 @@ def test_greedy_logits_and_tokens_match_the_original(model, golden, golden_featu
     np.testing.assert_allclose(top_logits, expected, rtol=0, atol=1e-4 * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("utterance", ["p04", "p09", "p10"])
+@pytest.mark.parametrize("utterance", ["p09"])
 def test_beam_search_matches_the_original(model, processor, golden, audio, utterance):
-    """p09 (held out) runs into its length limit (one token per speech position) without <|im_end|>."""
+    """p09 (held out) runs into its length limit (one token per speech position) without <|im_end|>; the batch test
+    below checks the other utterances' beam search."""
     references, arrays = golden
     inputs = processor(audio=audio[utterance], sampling_rate=16000, return_tensors="pt")
-    output = model.generate(
-        **inputs, **SETTINGS["beam3_rep3_lp1"], return_dict_in_generate=True, output_scores=True
-    )
+    output = model.generate(**inputs, **SETTINGS["beam3_rep3_lp1"], return_dict_in_generate=True, output_scores=True)
     expected = references["bs1"]["beam3_rep3_lp1"][utterance]
     assert_generated(output.sequences[0], expected["ids"])
     np.testing.assert_allclose(
@@ -142,8 +149,8 @@ def test_beam_search_matches_the_original(model, processor, golden, audio, utter
 
 def test_model_defaults_are_the_readme_settings(model, processor, golden, audio):
     references, _ = golden
-    inputs = processor(audio=audio["p09"], sampling_rate=16000, return_tensors="pt")
-    assert_generated(model.generate(**inputs)[0], references["bs1"]["beam3_rep3_lp1"]["p09"]["ids"])
+    inputs = processor(audio=audio["p02"], sampling_rate=16000, return_tensors="pt")
+    assert_generated(model.generate(**inputs)[0], references["bs1"]["beam3_rep3_lp1"]["p02"]["ids"])
 
 
 @pytest.mark.parametrize("setting", SETTINGS)
@@ -168,8 +175,8 @@ def test_bfloat16_gives_the_fixture_transcripts(fixtures_dir, tmp_path_factory, 
     generated = bf16_model.generate(**inputs, **SETTINGS["beam1_rep1_lp0"])
     for row, utterance in zip(generated, UTTERANCES):
         assert_generated(row, references["bs1"]["beam1_rep1_lp0"][utterance]["ids"])
-    inputs = bf16_processor(audio=audio["p09"], sampling_rate=16000, return_tensors="pt")
-    assert_generated(bf16_model.generate(**inputs)[0], references["bs1"]["beam3_rep3_lp1"]["p09"]["ids"])
+    inputs = bf16_processor(audio=audio["p02"], sampling_rate=16000, return_tensors="pt")
+    assert_generated(bf16_model.generate(**inputs)[0], references["bs1"]["beam3_rep3_lp1"]["p02"]["ids"])
 
 
 @pytest.mark.slow
@@ -279,7 +286,8 @@ def test_training_loss_covers_the_transcript_only(model, processor, audio, fixtu
     torch.testing.assert_close(loss.detach(), manual)
 
     swapped = model(
-        input_features=inputs["input_features"], attention_mask=inputs["attention_mask"],
+        input_features=inputs["input_features"],
+        attention_mask=inputs["attention_mask"],
         labels=inputs["labels"].flip(0),
     ).loss
     assert swapped.item() > 1.0
@@ -287,7 +295,7 @@ def test_training_loss_covers_the_transcript_only(model, processor, audio, fixtu
 
 def test_labels_with_the_end_token_are_refused(tiny_model):
     with pytest.raises(ValueError, match="without the end token"):
-        tiny_model(input_features=torch.randn(1, 40, 80), labels=torch.tensor([[5, IM_END]]))
+        tiny_model(input_features=torch.randn(1, 40, 80), labels=torch.tensor([[5, 2]]))
 
 
 @pytest.mark.parametrize("freeze", ["freeze_encoder", "freeze_adapter", "freeze_language_model"])
@@ -326,17 +334,33 @@ def test_processor_normalises_transcripts_like_the_release(processor):
 
 
 def test_pipeline_from_the_converted_directory(model_dir, golden, fixtures_dir, audio):
-    import fireredasr_hf  # noqa: F401  (registers the FireRedASR classes)
-    from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor, pipeline
+    from transformers import AutoProcessor, pipeline
 
-    # Until fireredasr_hf/__init__.py registers the LLM classes itself.
-    AutoModelForSpeechSeq2Seq.register(FireRedLlmConfig, FireRedLlmForSpeechSeq2Seq, exist_ok=True)
-    AutoProcessor.register(FireRedLlmConfig, FireRedLlmProcessor, exist_ok=True)
+    import fireredasr_hf  # noqa: F401  (registers the FireRedASR classes)
+
     assert isinstance(AutoProcessor.from_pretrained(model_dir), FireRedLlmProcessor)
 
     references, _ = golden
     asr = pipeline("automatic-speech-recognition", model=str(model_dir))
     assert asr.type == "seq2seq"
-    assert asr(str(fixtures_dir / "audio" / "p04.wav"))["text"] == references["bs1"]["beam3_rep3_lp1"]["p04"]["text"]
-    texts = [result["text"] for result in asr([audio["p01"], audio["p09"]], batch_size=2)]
-    assert texts == [references["bs1"]["beam3_rep3_lp1"][u]["text"] for u in ("p01", "p09")]
+    assert asr(str(fixtures_dir / "audio" / "p02.wav"))["text"] == references["bs1"]["beam3_rep3_lp1"]["p02"]["text"]
+    texts = [result["text"] for result in asr([audio["p01"], audio["p08"]], batch_size=2)]
+    assert texts == [references["bs1"]["beam3_rep3_lp1"][u]["text"] for u in ("p01", "p08")]
+
+
+def test_generation_config_argument_and_long_input_warning():
+    from transformers import GenerationConfig
+    from transformers.testing_utils import CaptureLogger
+
+    from fireredasr_hf import modeling_fireredasr_llm
+
+    torch.manual_seed(0)
+    config = tiny_config()
+    config.max_audio_seconds = 0.5
+    model = FireRedLlmForSpeechSeq2Seq(config).eval()
+    model.generation_config.max_new_tokens = 2
+    with CaptureLogger(modeling_fireredasr_llm.logger) as captured:
+        # 60 frames = 0.6 s; the model's max_new_tokens completes the given config
+        generated = model.generate(torch.randn(1, 60, 80), generation_config=GenerationConfig(num_beams=2))
+    assert "Input of 0.6 s is longer than" in captured.out
+    assert generated.shape[1] <= 2

@@ -19,7 +19,9 @@ from .configuration_fireredasr import FireRedAedConfig, FireRedEncoderConfig, Fi
 from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 from .modeling_fireredasr_aed import FireRedAedForConditionalGeneration, FireRedAedModel
 from .modeling_fireredasr_encoder import FireRedEncoder
+from .modeling_fireredasr_llm import FireRedLlmForSpeechSeq2Seq
 from .processing_fireredasr import FireRedAsrProcessor
+from .processing_fireredasr_llm import FireRedLlmProcessor
 from .tokenization_fireredasr import FireRedAsrTokenizer
 
 
@@ -31,10 +33,12 @@ AutoConfig.register(FireRedLlmConfig.model_type, FireRedLlmConfig, exist_ok=True
 AutoModel.register(FireRedEncoderConfig, FireRedEncoder, exist_ok=True)
 AutoModel.register(FireRedAedConfig, FireRedAedModel, exist_ok=True)
 AutoModelForSpeechSeq2Seq.register(FireRedAedConfig, FireRedAedForConditionalGeneration, exist_ok=True)
+AutoModelForSpeechSeq2Seq.register(FireRedLlmConfig, FireRedLlmForSpeechSeq2Seq, exist_ok=True)
 AutoFeatureExtractor.register(FireRedAedConfig, FireRedAsrFeatureExtractor, exist_ok=True)
 AutoFeatureExtractor.register(FireRedLlmConfig, FireRedAsrFeatureExtractor, exist_ok=True)
 AutoTokenizer.register(FireRedAedConfig, tokenizer_class=FireRedAsrTokenizer, exist_ok=True)
 AutoProcessor.register(FireRedAedConfig, FireRedAsrProcessor, exist_ok=True)
+AutoProcessor.register(FireRedLlmConfig, FireRedLlmProcessor, exist_ok=True)
 
 __all__ = [
     "FireRedAedConfig",
@@ -46,4 +50,6 @@ __all__ = [
     "FireRedEncoder",
     "FireRedEncoderConfig",
     "FireRedLlmConfig",
+    "FireRedLlmForSpeechSeq2Seq",
+    "FireRedLlmProcessor",
 ]

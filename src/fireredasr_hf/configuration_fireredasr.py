@@ -186,8 +186,24 @@ class FireRedLlmConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         if self.adapter_hidden_size is None:
             self.adapter_hidden_size = self.text_config.hidden_size
-        if self.prompt_ids is None:
-            self.prompt_ids = [151644, 872, 198, 151646, 14880, 46670, 61443, 111268, 17714, 87335, 151645, 198, 151644, 77091, 198]
+        if self.prompt_ids is None:  # the release's decode prompt in Qwen2 ids (`<speech>` = 151646)
+            self.prompt_ids = [
+                151644,
+                872,
+                198,
+                151646,
+                14880,
+                46670,
+                61443,
+                111268,
+                17714,
+                87335,
+                151645,
+                198,
+                151644,
+                77091,
+                198,
+            ]
 
     def validate_architecture(self):
         if "{speech}" not in self.prompt_template:

@@ -22,6 +22,7 @@ import shutil
 import tempfile
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from fnmatch import fnmatch
 from pathlib import Path
 
 from filelock import FileLock, Timeout
@@ -125,18 +126,23 @@ def load_asr_pipeline(
     **pipeline_kwargs,
 ):
     """
-    `transformers.pipeline("automatic-speech-recognition")` for any name `resolve_model` accepts.
+    `transformers.pipeline("automatic-speech-recognition")` for any name `resolve_model` accepts, built as
+    `FireRedAsrPipeline` (long-form audio, segment timestamps) from the installed package, so no remote code runs.
 
     `dtype` defaults to the stored weights' dtype (float32 for AED, bfloat16 for LLM conversions); further keyword
-    arguments (`token`, `batch_size`, `trust_remote_code`, ...) go to `pipeline`.
+    arguments (`token`, `batch_size`, `pipeline_class`, ...) go to `pipeline`.
     """
     from transformers import pipeline
+
+    # Imported here: resolving a model does not need the pipeline's audio and VAD code.
+    from .pipeline_fireredasr import FireRedAsrPipeline
 
     model = resolve_model(name_or_path, revision=revision, cache_dir=cache_dir, token=pipeline_kwargs.get("token"))
     if revision is not None and not Path(model).is_dir():  # a converted Hub repository, used as is
         pipeline_kwargs["revision"] = revision
     if dtype is not None:
         pipeline_kwargs["dtype"] = dtype
+    pipeline_kwargs.setdefault("pipeline_class", FireRedAsrPipeline)
     return pipeline("automatic-speech-recognition", model=model, device=device, **pipeline_kwargs)
 
 
@@ -165,12 +171,14 @@ def resolve_local_dir(path: Path, cache_root: Path) -> str:
 
 
 def checkpoint_fingerprint(path: Path, variant: str) -> str:
-    """A digest of the names, sizes and modification times of the files the converter reads."""
+    """A digest of the names, sizes and modification times of the files the converter reads (not of other files,
+    such as the metadata `hf download --local-dir` keeps, which change without changing the model)."""
     files = [path / name for name in (AED_FILES if variant == "aed" else LLM_FILES)]
     if variant == "llm":
-        base_llm_dir = path / BASE_LLM_DIR
         files += sorted(
-            Path(root) / name for root, _, names in os.walk(base_llm_dir, followlinks=True) for name in names
+            file
+            for file in (path / BASE_LLM_DIR).iterdir()
+            if file.is_file() and any(fnmatch(file.name, pattern) for pattern in BASE_LLM_PATTERNS)
         )
     digest = hashlib.sha256()
     for file in files:

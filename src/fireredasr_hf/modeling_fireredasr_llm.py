@@ -16,21 +16,23 @@ from transformers.generation import (
 )
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.models.auto.modeling_auto import MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple
 
 from .configuration_fireredasr import FireRedLlmConfig
 from .modeling_fireredasr_encoder import FireRedEncoder
 
+logger = logging.get_logger(__name__)
 
 # The ASR pipeline decodes a model with `generate` only if its class is listed here (otherwise it assumes CTC);
 # registering at import time also covers loading with trust_remote_code.
 MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES.setdefault("fireredasr_llm", "FireRedLlmForSpeechSeq2Seq")
 
+FBANK_FRAME_SECONDS = 0.01
 FLOAT16_UNSUPPORTED = (
-    "FireRedASR-LLM does not run in float16: the released model overflows in half precision (the original code "
-    "produces garbage with use_fp16, FireRedASR issues #25 and #61). Load it in bfloat16 or float32, e.g. "
+    "FireRedASR-LLM does not run in float16: the released model gives garbage in half precision (the original "
+    "code with use_fp16, FireRedASR issues #25 and #61). Load it in bfloat16 or float32, e.g. "
     "`from_pretrained(..., dtype=torch.bfloat16)`."
 )
 
@@ -320,17 +322,20 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
         )
 
     def _resolve_generation_config(self, generation_config: GenerationConfig | None, kwargs: dict):
-        """The effective generation config (`generation_config` or the model's, updated with `kwargs`) and the
-        remaining model kwargs."""
-        generation_config = copy.deepcopy(generation_config if generation_config is not None else self.generation_config)
-        # `max_length` (e.g. Seq2SeqTrainer's `generation_max_length`) bounds the returned sequence, which holds only
-        # new tokens here, like `max_new_tokens`.
-        max_length = kwargs.pop("max_length", None)
+        """The effective generation config (`generation_config`, completed by the model's, then updated with
+        `kwargs`) and the remaining model kwargs."""
+        if generation_config is None:
+            generation_config = copy.deepcopy(self.generation_config)
+        else:
+            generation_config = copy.deepcopy(generation_config)
+            generation_config.update(**self.generation_config.to_dict(), defaults_only=True)
         model_kwargs = generation_config.update(**kwargs)
-        if max_length is not None:
-            cap = generation_config.max_new_tokens
-            generation_config.max_new_tokens = max_length if cap is None else min(cap, max_length)
-        generation_config.max_length = None
+        # `max_length` (e.g. Seq2SeqTrainer's `generation_max_length`) bounds the returned sequence, which holds only
+        # new tokens here: it caps the new tokens like `max_new_tokens`.
+        if generation_config.max_length is not None:
+            caps = [cap for cap in (generation_config.max_new_tokens, generation_config.max_length) if cap is not None]
+            generation_config.max_new_tokens = min(caps)
+            generation_config.max_length = None
         return generation_config, model_kwargs
 
     @torch.no_grad()
@@ -367,6 +372,13 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
         if input_features is None:
             raise ValueError("generate needs `input_features` (from the feature extractor or processor).")
 
+        num_frames = attention_mask.sum(-1).max().item() if attention_mask is not None else input_features.shape[1]
+        if num_frames * FBANK_FRAME_SECONDS > self.config.max_audio_seconds:
+            logger.warning_once(
+                f"Input of {num_frames * FBANK_FRAME_SECONDS:.1f} s is longer than the "
+                f"{self.config.max_audio_seconds:.0f} s the model was trained on; its transcript may be incomplete or "
+                "hallucinated. Split long audio with the long-form pipeline (voice activity detection) instead."
+            )
         audio = self.get_audio_features(input_features, attention_mask)
         input_ids, prompt_mask = self.build_prompt(audio.speech_lengths)
         inputs_embeds = self.merge_speech_embeds(input_ids, audio.speech_embeds, audio.speech_lengths)
@@ -384,7 +396,9 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
         penalty = generation_config.repetition_penalty
         if penalty is not None and penalty != 1.0:
             # Generation starts from the prompt ids, which transformers would penalise too.
-            logits_processor.insert(0, RepetitionPenaltyLogitsProcessor(float(penalty), prompt_ignore_length=prompt_length))
+            logits_processor.insert(
+                0, RepetitionPenaltyLogitsProcessor(float(penalty), prompt_ignore_length=prompt_length)
+            )
             generation_config.repetition_penalty = 1.0
 
         outputs = self.language_model.generate(

@@ -204,8 +204,9 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             )
 
         if not segments:
-            # No speech: every input must yield an item, so decode a short stretch and drop its result.
-            yield {"is_last": True, "segment": None, **self._features(audio[:sampling_rate]), **extra}
+            # No speech. Every input must yield an item: decode 100 ms (a token or two) and drop the result.
+            placeholder = audio[: round(0.1 * sampling_rate)]
+            yield {"is_last": True, "segment": None, **self._features(placeholder), **extra}
             return
         for index, segment in enumerate(segments):
             samples = audio[round(segment.start * sampling_rate) : round(segment.end * sampling_rate)]

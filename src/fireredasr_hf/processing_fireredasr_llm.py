@@ -5,7 +5,6 @@ import re
 
 from transformers import BatchFeature, ProcessorMixin
 
-
 # The release's transcript normalisation for training (`LlmTokenizerWrapper.clean_text`).
 PUNCTUATION = re.compile(r"[，。？！,.!?《》（）·“”、/]")
 WHITESPACE = re.compile(r"\s+")

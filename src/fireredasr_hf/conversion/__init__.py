@@ -40,7 +40,12 @@ def convert_checkpoint(
     from .llm import convert_llm_checkpoint
 
     return convert_llm_checkpoint(
-        input_dir, output_dir, dtype=dtype or "bfloat16", merge_lora=merge_lora, max_shard_size=max_shard_size
+        input_dir,
+        output_dir,
+        dtype=dtype or "bfloat16",
+        merge_lora=merge_lora,
+        max_shard_size=max_shard_size,
+        source=source,
     )
 
 

@@ -155,3 +155,25 @@ def save_pretrained_with_remote_code(model, processor, output_dir: Path, max_sha
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     model.save_pretrained(output_dir, max_shard_size=max_shard_size)
     processor.save_pretrained(output_dir)
+
+
+def save_pipeline_code(config, output_dir: Path) -> None:
+    """
+    Declare `FireRedAsrPipeline` as the directory's speech-recognition pipeline and copy its code
+    (`pipeline_fireredasr.py` with the `audio.py` and `vad.py` it imports), so that
+    `pipeline("automatic-speech-recognition", model=DIR, trust_remote_code=True)` builds it where fireredasr-hf is not
+    installed. Call it before the config is saved: the declaration is `config.custom_pipelines`.
+    """
+    from transformers.dynamic_module_utils import custom_object_save
+
+    from ..pipeline_fireredasr import FireRedAsrPipeline
+
+    config.custom_pipelines = {
+        "automatic-speech-recognition": {
+            "impl": f"{FireRedAsrPipeline.__module__.rsplit('.', 1)[-1]}.{FireRedAsrPipeline.__name__}",
+            "pt": ["AutoModelForSpeechSeq2Seq"],
+            "type": "audio",
+        }
+    }
+    Path(output_dir).mkdir(parents=True, exist_ok=True)
+    custom_object_save(FireRedAsrPipeline, output_dir)

@@ -4,12 +4,15 @@ base LLM in `Qwen2-7B-Instruct/`) into a transformers model directory.
 
 The release keeps the base LLM apart: `model.pth.tar` holds the encoder, the adapter (`encoder_projector`) and a
 LoRA on every attention and MLP projection of the LLM. By default the LoRA is merged into the base weights
-(`W + alpha / r * B @ A`, in float32, then cast). The converted weights are written shard by shard from
-memory-mapped sources, so converting the 8B model needs about one output shard of memory, not a copy of the model.
+(`W + alpha / r * B @ A`, in float32, then cast). The converted weights are written tensor by tensor from
+memory-mapped sources, so converting the 8B model needs memory for about one tensor (the largest is the 152064 x 3584
+embedding), not for a copy of the model.
 """
 
 import json
 import re
+import struct
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,7 +37,6 @@ from .common import (
     required_arg,
 )
 from .model_card import write_model_card
-
 
 LLM_FILES = ("model.pth.tar", "asr_encoder.pth.tar", "cmvn.ark")
 # The original loader reads the base LLM from this sub-directory (a copy of or link to Qwen/Qwen2-7B-Instruct).
@@ -65,6 +67,7 @@ LORA_DIR = "lora"
 README_DECODING = {"num_beams": 3, "repetition_penalty": 3.0, "length_penalty": 1.0, "do_sample": False}
 
 TensorSource = Callable[[], torch.Tensor]
+SAFETENSORS_DTYPES = {torch.float32: "F32", torch.bfloat16: "BF16"}
 
 
 def check_llm_dir(input_dir: Path) -> Path:
@@ -97,7 +100,8 @@ def base_llm_sources(llm_dir: Path) -> tuple[dict[str, TensorSource], dict[str, 
     sources, shapes = {}, {}
     for file_name in files:
         handle = safe_open(str(llm_dir / file_name), framework="pt")
-        for key in handle.keys():
+        keys = handle.keys()  # a safetensors handle is not a mapping
+        for key in keys:
             sources[key] = lambda handle=handle, key=key: handle.get_tensor(key)
             shapes[key] = tuple(handle.get_slice(key).get_shape())
     return sources, shapes
@@ -143,6 +147,37 @@ def collect_lora_pairs(lora_tensors: dict, num_layers: int) -> tuple[dict[str, t
 def merged_lora_source(base: TensorSource, lora_a: torch.Tensor, lora_b: torch.Tensor, scaling: float):
     # In float32, as PEFT's merge would on the release's float32 model; the caller casts to the output dtype.
     return lambda: base().float() + scaling * (lora_b.float() @ lora_a.float())
+
+
+def speech_sources(state_dict: dict, adapter_state_dict: dict) -> tuple[dict[str, TensorSource], dict[str, tuple]]:
+    """Readers and shapes of the encoder and adapter tensors under our names."""
+    tensors = {f"encoder.{key}": t for key, t in convert_encoder_state_dict(state_dict, "encoder.").items()}
+    for old, new in rename_keys(adapter_state_dict, ADAPTER_KEY_RENAMES, set(), "adapter").items():
+        tensors[new] = adapter_state_dict[old]
+    return {key: (lambda t=t: t) for key, t in tensors.items()}, {key: tuple(t.shape) for key, t in tensors.items()}
+
+
+def language_model_sources(
+    llm_dir: Path, text_config, lora_pairs: dict, rank: int, merge_lora: bool
+) -> tuple[dict[str, TensorSource], dict[str, tuple]]:
+    """Readers and shapes of the language model's tensors under our names, with the LoRA merged if asked."""
+    sources, shapes = base_llm_sources(llm_dir)
+    if text_config.tie_word_embeddings and "lm_head.weight" in sources:
+        # Dropped: a tied LLM's output matrix is its embedding (transformers ties them when loading the base LLM).
+        del sources["lm_head.weight"]
+    for base_key, (lora_a, lora_b) in lora_pairs.items():
+        out_features, in_features = shapes.get(base_key, (None, None))
+        if lora_a.shape[1] != in_features or lora_b.shape[0] != out_features:
+            raise ConversionError(
+                f"The LoRA of `{base_key}` ({tuple(lora_b.shape)} @ {tuple(lora_a.shape)}) does not fit the base "
+                f"weight {shapes.get(base_key)}."
+            )
+        if merge_lora:
+            sources[base_key] = merged_lora_source(sources[base_key], lora_a, lora_b, RELEASE_LORA_ALPHA / rank)
+    return (
+        {f"language_model.{key}": source for key, source in sources.items()},
+        {f"language_model.{key}": shapes[key] for key in sources},
+    )
 
 
 def llm_architecture(package_args, encoder_config, text_config, adapter: dict, source: str) -> dict:
@@ -204,10 +239,39 @@ def plan_shards(sizes: dict[str, int], max_shard_size: int) -> list[list[str]]:
     return shards
 
 
+def write_safetensors(path: Path, keys: list[str], sources: dict, shapes: dict, dtype: torch.dtype) -> None:
+    """
+    Write one safetensors file tensor by tensor: the header (names, shapes, offsets) is known up front, so only one
+    tensor is in memory at a time, not the whole file.
+    """
+    itemsize = torch.empty((), dtype=dtype).element_size()
+    header, offset = {"__metadata__": {"format": "pt"}}, 0
+    for key in keys:
+        size = itemsize * torch.Size(shapes[key]).numel()
+        header[key] = {
+            "dtype": SAFETENSORS_DTYPES[dtype],
+            "shape": list(shapes[key]),
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+    header_bytes = json.dumps(header, separators=(",", ":")).encode()
+    header_bytes += b" " * (-len(header_bytes) % 8)  # the tensor data starts 8-byte aligned
+    with open(path, "wb") as file:
+        file.write(struct.pack("<Q", len(header_bytes)))
+        file.write(header_bytes)
+        for key in keys:
+            tensor = sources[key]()
+            if tuple(tensor.shape) != tuple(shapes[key]):
+                raise ConversionError(f"`{key}` has shape {tuple(tensor.shape)}; the model expects {shapes[key]}.")
+            file.write(tensor.to(dtype).contiguous().view(torch.uint8).numpy().data)
+
+
 def write_shards(
     sources: dict[str, TensorSource], shapes: dict[str, tuple], dtype: torch.dtype, output_dir: Path, max_shard_size
 ) -> None:
-    """Write the tensors as safetensors shards, reading (and casting) only the tensors of the shard being written."""
+    """Write the tensors (in the order of `sources`) as safetensors shards of at most `max_shard_size`."""
+    if sys.byteorder != "little":
+        raise ConversionError("safetensors files are little-endian; convert on a little-endian machine.")
     itemsize = torch.empty((), dtype=dtype).element_size()
     sizes = {key: itemsize * torch.Size(shapes[key]).numel() for key in sources}
     shards = plan_shards(sizes, convert_file_size_to_int(max_shard_size))
@@ -217,14 +281,7 @@ def write_shards(
         else [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
     )
     for name, keys in zip(names, shards):
-        tensors = {}
-        for key in keys:
-            tensor = sources[key]()
-            if tuple(tensor.shape) != tuple(shapes[key]):
-                raise ConversionError(f"`{key}` has shape {tuple(tensor.shape)}; the model expects {shapes[key]}.")
-            tensors[key] = tensor.to(dtype).contiguous()
-        save_file(tensors, str(output_dir / name), metadata={"format": "pt"})
-        del tensors
+        write_safetensors(output_dir / name, keys, sources, shapes, dtype)
     if len(shards) > 1:
         index = {
             "metadata": {"total_size": sum(sizes.values())},
@@ -286,7 +343,7 @@ def convert_llm_checkpoint(
             `cmvn.ark` and `Qwen2-7B-Instruct/` (config, tokenizer and safetensors weights of the base LLM).
         output_dir: where to write the transformers directory.
         dtype: weight dtype, `"bfloat16"` (default) or `"float32"` (the release's inference dtype, for exact parity).
-            `"float16"` is refused: the released model overflows in half precision.
+            `"float16"` is refused: the released model gives garbage in half precision.
         merge_lora: merge the LoRA into the LLM weights (default). With `False` the LLM keeps its base weights and
             the LoRA is written as a PEFT adapter to `output_dir/lora`; apply it with
             `peft.PeftModel.from_pretrained(model, f"{output_dir}/lora")`.
@@ -319,36 +376,16 @@ def convert_llm_checkpoint(
     tied_keys = set(model.all_tied_weights_keys)
     expected_shapes = {key: tuple(t.shape) for key, t in model.state_dict().items() if key not in tied_keys}
 
-    sources: dict[str, TensorSource] = {}
-    shapes: dict[str, tuple] = {}
-    for key, tensor in convert_encoder_state_dict(state_dict, "encoder.").items():
-        sources[f"encoder.{key}"], shapes[f"encoder.{key}"] = (lambda t=tensor: t), tuple(tensor.shape)
-    for old, new in rename_keys(adapter_state_dict, ADAPTER_KEY_RENAMES, set(), "adapter").items():
-        tensor = adapter_state_dict[old]
-        sources[new], shapes[new] = (lambda t=tensor: t), tuple(tensor.shape)
-
-    base_sources, base_shapes = base_llm_sources(llm_dir)
-    if text_config.tie_word_embeddings and "lm_head.weight" in base_sources:
-        # Dropped: a tied LLM's output matrix is its embedding (transformers ties them when loading the base LLM).
-        del base_sources["lm_head.weight"]
+    sources, shapes = speech_sources(state_dict, adapter_state_dict)
     uses_lora = bool(getattr(package["args"], "use_lora", 0))
     if uses_lora != bool(lora_tensors):
         raise ConversionError(
             f"{model_path} has use_lora={int(uses_lora)} but {'holds' if lora_tensors else 'lacks'} LoRA tensors."
         )
     lora_pairs, rank = collect_lora_pairs(lora_tensors, text_config.num_hidden_layers) if uses_lora else ({}, 0)
-    for base_key, (lora_a, lora_b) in lora_pairs.items():
-        out_features, in_features = base_shapes.get(base_key, (None, None))
-        if lora_a.shape[1] != in_features or lora_b.shape[0] != out_features:
-            raise ConversionError(
-                f"The LoRA of `{base_key}` ({tuple(lora_b.shape)} @ {tuple(lora_a.shape)}) does not fit the base "
-                f"weight {base_shapes.get(base_key)}."
-            )
-        if merge_lora:
-            scaling = RELEASE_LORA_ALPHA / rank
-            base_sources[base_key] = merged_lora_source(base_sources[base_key], lora_a, lora_b, scaling)
-    for key, source_fn in base_sources.items():
-        sources[f"language_model.{key}"], shapes[f"language_model.{key}"] = source_fn, base_shapes[key]
+    llm_sources, llm_shapes = language_model_sources(llm_dir, text_config, lora_pairs, rank, merge_lora)
+    sources.update(llm_sources)
+    shapes.update(llm_shapes)
 
     check_all_used(set(expected_shapes), set(sources), "FireRedASR-LLM model")
     for key, shape in shapes.items():
