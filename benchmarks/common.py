@@ -2,13 +2,11 @@
 """Random-weight FireRedASR-AED checkpoints in the ORIGINAL release format, built with the original classes."""
 
 import argparse
-import os
 import shutil
 from pathlib import Path
 
 import torch
 from fireredasr.models.fireredasr_aed import FireRedAsrAed
-
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures"
 SPECIAL_TOKENS = ["<blank>", "<unk>", "<pad>", "<sos>", "<eos>"]
@@ -18,10 +16,30 @@ CJK_START = 0x4E00
 def original_aed_args(d_model, n_head, n_layers_enc, n_layers_dec, odim, kernel_size=33, pe_maxlen=5000):
     """The argument Namespace the release pickles into model.pth.tar (same field names and fixed values)."""
     return argparse.Namespace(
-        blank="<blank>", blank_id=0, d_inner=4 * d_model, d_model=d_model, dropout_rate=0.1, eos="<eos>", eos_id=4,
-        idim=80, input_length_max=60.0, input_length_min=0.1, kernel_size=kernel_size, n_head=n_head,
-        n_layers_dec=n_layers_dec, n_layers_enc=n_layers_enc, odim=odim, output_length_max=250, output_length_min=1,
-        pad="<pad>", pad_id=2, pe_maxlen=pe_maxlen, residual_dropout=0.1, sos="<sos>", sos_id=3, unk="<unk>",
+        blank="<blank>",
+        blank_id=0,
+        d_inner=4 * d_model,
+        d_model=d_model,
+        dropout_rate=0.1,
+        eos="<eos>",
+        eos_id=4,
+        idim=80,
+        input_length_max=60.0,
+        input_length_min=0.1,
+        kernel_size=kernel_size,
+        n_head=n_head,
+        n_layers_dec=n_layers_dec,
+        n_layers_enc=n_layers_enc,
+        odim=odim,
+        output_length_max=250,
+        output_length_min=1,
+        pad="<pad>",
+        pad_id=2,
+        pe_maxlen=pe_maxlen,
+        residual_dropout=0.1,
+        sos="<sos>",
+        sos_id=3,
+        unk="<unk>",
     )
 
 
@@ -59,8 +77,3 @@ def write_original_aed_dir(directory, args, state_dict) -> Path:
     shutil.copy(FIXTURES / "aed-tiny" / "train_bpe1000.model", directory / "train_bpe1000.model")
     write_vocabulary(directory / "dict.txt", args.odim)
     return directory
-
-
-def allow_original_pickles():
-    """The original code calls torch.load without weights_only=False; its checkpoints pickle a Namespace."""
-    os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"

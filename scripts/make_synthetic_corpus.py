@@ -313,13 +313,15 @@ def main(argv: list[str] | None = None) -> None:
     for split, utterances in splits.items():
         write_split(args.output_dir / split, utterances, args.num_workers)
     print(
-        f"Wrote {args.num_train} + {args.num_test} utterances to {args.output_dir} in {time.perf_counter() - start:.1f} s"
+        f"Wrote {args.num_train} + {args.num_test} utterances to {args.output_dir} "
+        f"in {time.perf_counter() - start:.1f} s"
     )
     if args.write_tokenizer is not None:
         start = time.perf_counter()
         write_tokenizer(args.write_tokenizer, args.output_dir / "train", splits["train"], args.bpe_vocab_size)
         print(
-            f"Wrote dict.txt, train_bpe1000.model and cmvn.ark to {args.write_tokenizer} in {time.perf_counter() - start:.1f} s"
+            f"Wrote dict.txt, train_bpe1000.model and cmvn.ark to {args.write_tokenizer} "
+            f"in {time.perf_counter() - start:.1f} s"
         )
 
 

@@ -2,7 +2,6 @@
 
 import importlib.util
 import shutil
-import types
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +14,7 @@ from fireredasr_hf.audio import AudioDecodeError
 from fireredasr_hf.data import DataCollatorForFireRedAsr, decode_audio, load_kaldi_dir, prepare_dataset
 from fireredasr_hf.feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 from fireredasr_hf.processing_fireredasr import FireRedAsrProcessor
+from fireredasr_hf.processing_fireredasr_llm import FireRedLlmProcessor
 from fireredasr_hf.tokenization_fireredasr import FireRedAsrTokenizer
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -191,17 +191,18 @@ def test_prepare_dataset_label_length_filter(audio_dir, processor, transcripts):
     assert max(len(labels) for labels in prepared["labels"]) == max_label_length
 
 
-def test_prepare_dataset_llm_labels(fixtures_dir, audio_dir, processor, transcripts, num_samples):
-    """The LLM variant: labels are the Qwen2 ids of the transcript, no special tokens; at most 30 s."""
+def test_prepare_dataset_llm_labels(fixtures_dir, audio_dir, processor, transcripts):
+    """The LLM variant: labels are the Qwen2 ids of the normalised transcript, no special tokens."""
     from transformers import AutoTokenizer
 
     qwen_tokenizer = AutoTokenizer.from_pretrained(fixtures_dir / "llm-tiny" / "Qwen2-7B-Instruct")
-    llm_processor = types.SimpleNamespace(feature_extractor=processor.feature_extractor, tokenizer=qwen_tokenizer)
-    prepared = prepare_dataset(load_kaldi_dir(audio_dir), llm_processor, max_duration_s=30.0)
+    llm_processor = FireRedLlmProcessor(processor.feature_extractor, qwen_tokenizer)
+    dataset = load_kaldi_dir(audio_dir).map(lambda example: {"text": example["text"].upper() + "!"})
+    prepared = prepare_dataset(dataset, llm_processor, max_duration_s=30.0)
     assert prepared["id"] == list(transcripts)
     for example in prepared:
-        assert example["labels"] == qwen_tokenizer.encode(example["text"], add_special_tokens=False)
-        assert qwen_tokenizer.decode(example["labels"]) == example["text"]
+        assert example["labels"] == qwen_tokenizer.encode(transcripts[example["id"]], add_special_tokens=False)
+        assert qwen_tokenizer.decode(example["labels"]) == transcripts[example["id"]]
 
 
 def test_prepare_dataset_accepts_arrays_and_undecoded_audio(audio_dir, processor, num_samples):

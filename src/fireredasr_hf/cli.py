@@ -13,10 +13,15 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class Command:
@@ -58,13 +63,16 @@ RESUME_LOG_NAME = ".fireredasr-resume.jsonl"
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model and decoding")
     group.add_argument(
-        "--model", required=True,
+        "--model",
+        required=True,
         help="converted model directory, original FireRedASR directory or Hub repo id (converted once, cached)",
     )
     group.add_argument("--revision", help="branch, tag or commit of a Hub model")
     group.add_argument("--device", help="cpu, cuda, cuda:1, mps, ... (default: cuda if available, else cpu)")
     group.add_argument(
-        "--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto",
+        "--dtype",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        default="auto",
         help="weights and compute dtype (default: as stored: float32 for AED, bfloat16 for LLM conversions)",
     )
     group.add_argument("--batch-size", type=int, default=8, help="segments decoded together (default: 8)")
@@ -72,11 +80,14 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, _, kind, _, help_text in DECODING_OPTIONS:
         group.add_argument(flag, type=kind, help=help_text)
     group.add_argument(
-        "--vad", choices=["silero", "energy"], default="silero",
+        "--vad",
+        choices=["silero", "energy"],
+        default="silero",
         help="voice activity detector that splits long audio (default: silero)",
     )
     group.add_argument(
-        "--max-segment-s", type=float,
+        "--max-segment-s",
+        type=float,
         help="audio longer than this is split into segments of at most this length (default: the model's trained "
         "limit, 60 s for AED, 30 s for LLM)",
     )
@@ -95,7 +106,7 @@ class AudioItem:
 
     uttid: str
     source: str
-    read: Callable[[int], "object"]  # sampling rate -> float32 mono waveform
+    read: Callable[[int], "np.ndarray"]  # sampling rate -> float32 mono waveform at that rate
 
 
 def _file_item(uttid: str, path: str) -> AudioItem:
@@ -170,11 +181,10 @@ def collect_items(inputs: list[str], args: argparse.Namespace) -> list[AudioItem
 
 
 def load_pipeline(args: argparse.Namespace):
-    """The FireRedASR pipeline for `--model`, and the generate() options chosen on the command line."""
+    """The FireRedASR pipeline for `--model` and the generate() options chosen on the command line."""
     import torch
-    from transformers import pipeline
 
-    from .pipeline_fireredasr import FireRedAsrPipeline
+    from .hub import load_asr_pipeline
 
     if args.num_threads is not None:
         if args.num_threads < 1:
@@ -182,26 +192,13 @@ def load_pipeline(args: argparse.Namespace):
         torch.set_num_threads(args.num_threads)
     if args.batch_size < 1:
         raise CommandError(f"--batch-size must be at least 1, got {args.batch_size}")
-    try:
-        from .hub import resolve_model
-
-        model = resolve_model(args.model, revision=args.revision)
-    except ValueError as error:
-        raise CommandError(str(error)) from error
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = "auto" if args.dtype == "auto" else getattr(torch, args.dtype)
-    revision = args.revision if not Path(model).is_dir() else None
-    asr = pipeline(
-        "automatic-speech-recognition",
-        model=model,
-        revision=revision,
-        device=device,
-        dtype=dtype,
-        pipeline_class=FireRedAsrPipeline,
-    )
-    variant = VARIANTS.get(asr.model.config.model_type)
-    if variant is None:
-        raise CommandError(f"{args.model} is a {asr.model.config.model_type!r} model, not FireRedASR-AED or -LLM")
+    dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
+    try:
+        asr = load_asr_pipeline(args.model, revision=args.revision, device=device, dtype=dtype)
+    except ValueError as error:  # a name that is neither a converted nor an original FireRedASR model
+        raise CommandError(str(error)) from error
+    variant = VARIANTS[asr.model.config.model_type]  # resolve_model accepts FireRedASR models only
     generate_kwargs = {}
     for flag, name, _, variants, _ in DECODING_OPTIONS:
         value = getattr(args, name_of(flag))
@@ -210,7 +207,7 @@ def load_pipeline(args: argparse.Namespace):
         if variant not in variants:
             raise CommandError(f"{flag} applies to FireRedASR-{variants[0].upper()} models only")
         generate_kwargs[name] = value
-    return asr, model, generate_kwargs
+    return asr, generate_kwargs
 
 
 def name_of(flag: str) -> str:
@@ -278,8 +275,10 @@ def transcribe_items(asr, items, call_kwargs, batch_size, results, resume_log, p
             outputs = None
         for index, (item, waveform) in enumerate(group):
             try:
-                output = outputs[index] if outputs is not None else asr(
-                    {"raw": waveform, "sampling_rate": sampling_rate}, **call_kwargs
+                output = (
+                    outputs[index]
+                    if outputs is not None
+                    else asr({"raw": waveform, "sampling_rate": sampling_rate}, **call_kwargs)
                 )
             except Exception as error:  # noqa: BLE001
                 failures[item.uttid] = f"{item.source}: {type(error).__name__}: {error}"
@@ -301,7 +300,7 @@ def run_decoding(args, items, output_marker: Path | None, return_timestamps: boo
     progress). `output_marker` is the file or directory next to which the resume log lives (None: no log)."""
     from .transcript_io import ResumeLog
 
-    asr, model, generate_kwargs = load_pipeline(args)
+    asr, generate_kwargs = load_pipeline(args)
     call_kwargs = {"batch_size": args.batch_size, **segmentation_options(args)}
     if return_timestamps:
         call_kwargs["return_timestamps"] = True
@@ -313,7 +312,10 @@ def run_decoding(args, items, output_marker: Path | None, return_timestamps: boo
         log_path = output_marker / RESUME_LOG_NAME if output_marker.is_dir() else Path(f"{output_marker}.resume.jsonl")
         if not args.resume and log_path.exists():
             log_path.unlink()
-        metadata = {"model": str(model), "options": {k: v for k, v in call_kwargs.items() if k != "batch_size"}}
+        metadata = {
+            "model": asr.model.name_or_path,
+            "options": {k: v for k, v in call_kwargs.items() if k != "batch_size"},
+        }
         try:
             resume_log = ResumeLog(log_path, metadata=metadata)
         except ValueError as error:
@@ -356,19 +358,24 @@ class TranscribeCommand(Command):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "inputs", nargs="+", metavar="INPUT",
+            "inputs",
+            nargs="+",
+            metavar="INPUT",
             help="audio file, folder (searched recursively), Kaldi wav.scp or dataset saved with save_to_disk",
         )
         add_model_arguments(parser)
         add_input_arguments(parser)
         group = parser.add_argument_group("output")
         group.add_argument(
-            "--output-format", choices=OUTPUT_FORMATS, default="txt",
+            "--output-format",
+            choices=OUTPUT_FORMATS,
+            default="txt",
             help="txt: `uttid<TAB>text` lines; jsonl: one JSON object per recording; srt/vtt: one subtitle file "
             "per recording (from segment timestamps); kaldi: a Kaldi `text` file (default: txt)",
         )
         group.add_argument(
-            "--output", "-o",
+            "--output",
+            "-o",
             help="output file (txt, jsonl, kaldi; default: standard output) or folder (srt, vtt: required; other "
             f"formats: written there as {', '.join(DEFAULT_OUTPUT_NAMES.values())})",
         )
@@ -376,7 +383,8 @@ class TranscribeCommand(Command):
             "--timestamps", action="store_true", help="jsonl: add segment timestamps (srt/vtt always have them)"
         )
         group.add_argument(
-            "--resume", action="store_true",
+            "--resume",
+            action="store_true",
             help="continue an interrupted job: recordings already transcribed into this --output are not redone",
         )
         group.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -401,7 +409,7 @@ class TranscribeCommand(Command):
 
 
 def write_outputs(items: list[AudioItem], results: dict, output_format: str, output: Path | None) -> None:
-    from .transcript_io import write_jsonl, write_kaldi_text, write_plain_text, write_srt, write_vtt
+    from .transcript_io import write_srt, write_vtt
 
     done = [item.uttid for item in items if item.uttid in results]
     if output_format in ("srt", "vtt"):
@@ -411,19 +419,28 @@ def write_outputs(items: list[AudioItem], results: dict, output_format: str, out
             path.parent.mkdir(parents=True, exist_ok=True)
             write(path, [(*chunk["timestamp"], chunk["text"]) for chunk in results[uttid]["chunks"]])
         return
-    if output is not None and output.is_dir():
-        output = output / DEFAULT_OUTPUT_NAMES[output_format]
     if output is None:
-        # The writers open what they are given and close it: give them a duplicate of standard output.
-        sys.stdout.flush()
-        output = os.dup(sys.stdout.fileno())
-    texts = [(uttid, results[uttid]["text"]) for uttid in done]
+        # The writers take a path: write to a temporary file and copy it to standard output.
+        with tempfile.TemporaryDirectory() as directory:
+            path = Path(directory) / DEFAULT_OUTPUT_NAMES[output_format]
+            write_text_outputs(done, results, output_format, path)
+            sys.stdout.write(path.read_text(encoding="utf-8"))
+        return
+    if output.is_dir():
+        output = output / DEFAULT_OUTPUT_NAMES[output_format]
+    write_text_outputs(done, results, output_format, output)
+
+
+def write_text_outputs(uttids: list[str], results: dict, output_format: str, path: Path) -> None:
+    from .transcript_io import write_jsonl, write_kaldi_text, write_plain_text
+
+    texts = [(uttid, results[uttid]["text"]) for uttid in uttids]
     if output_format == "txt":
-        write_plain_text(output, texts)
+        write_plain_text(path, texts)
     elif output_format == "kaldi":
-        write_kaldi_text(output, texts)
+        write_kaldi_text(path, texts)
     else:
-        write_jsonl(output, ({"uttid": uttid, **results[uttid]} for uttid in done))
+        write_jsonl(path, ({"uttid": uttid, **results[uttid]} for uttid in uttids))
 
 
 class EvalCommand(Command):
@@ -434,22 +451,27 @@ class EvalCommand(Command):
         add_model_arguments(parser)
         group = parser.add_argument_group("data and scoring")
         group.add_argument(
-            "--data", required=True,
+            "--data",
+            required=True,
             help="Kaldi data directory (wav.scp + text) or dataset saved with save_to_disk (audio + text columns)",
         )
         group.add_argument("--text-column", default="text", help="reference column of a dataset (default: text)")
         add_input_arguments(parser)
         group.add_argument(
-            "--output-dir", default=None,
+            "--output-dir",
+            default=None,
             help="where hyp.txt (Kaldi text), errors.txt (per-utterance alignments) and scores.json go "
             "(default: eval-<data folder name>)",
         )
         group.add_argument(
-            "--convert-numbers", action="store_true",
+            "--convert-numbers",
+            action="store_true",
             help="write Arabic numerals as Chinese ones before scoring (the original's --do_tn; needs cn2an)",
         )
         group.add_argument(
-            "--remove-special", action="store_true", help="drop <|...|> tags before scoring (the original's --rm_special)"
+            "--remove-special",
+            action="store_true",
+            help="drop <|...|> tags before scoring (the original's --rm_special)",
         )
         group.add_argument("--resume", action="store_true", help="continue an interrupted evaluation")
         group.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -472,8 +494,13 @@ class EvalCommand(Command):
         )
         score_report.write_details(output_dir / "errors.txt")
         scores = {
-            "cer": score_report.cer, "wer": score_report.wer, "mer": score_report.mer, "utterances": len(score_report.utterances),
-            "failed": sorted(failures), "model": args.model, "data": str(data),
+            "cer": score_report.cer,
+            "wer": score_report.wer,
+            "mer": score_report.mer,
+            "utterances": len(score_report.utterances),
+            "failed": sorted(failures),
+            "model": args.model,
+            "data": str(data),
         }
         (output_dir / "scores.json").write_text(json.dumps(scores, indent=2, ensure_ascii=False) + "\n", "utf-8")
         print(score_report.format_table())
@@ -510,7 +537,8 @@ class ConvertCommand(Command):
         parser.add_argument("input_dir", help="original model directory (model.pth.tar, cmvn.ark, ...)")
         parser.add_argument("output_dir", help="where to write the converted model")
         parser.add_argument(
-            "--dtype", choices=["float32", "bfloat16", "float16"],
+            "--dtype",
+            choices=["float32", "bfloat16", "float16"],
             help="weight dtype (default: float32 for AED, bfloat16 for LLM)",
         )
         parser.add_argument("--max-shard-size", default="5GB", help="safetensors shard size limit (default: 5GB)")
@@ -523,7 +551,10 @@ class ConvertCommand(Command):
 
         try:
             output_dir = convert_checkpoint(
-                args.input_dir, args.output_dir, dtype=args.dtype, max_shard_size=args.max_shard_size,
+                args.input_dir,
+                args.output_dir,
+                dtype=args.dtype,
+                max_shard_size=args.max_shard_size,
                 merge_lora=not args.keep_lora,
             )
         except ConversionError as error:

@@ -76,7 +76,8 @@ def _resolve_wav_path(directory: Path, uttid: str, rxfilename: str) -> str:
     existing = [candidate for candidate in candidates if candidate.is_file()]
     if not existing and re.search(r"\.ark:\d+$", rxfilename):
         raise ValueError(
-            f"{wav_scp}: utterance {uttid!r} points into a Kaldi archive ({rxfilename!r}); only audio files are supported"
+            f"{wav_scp}: utterance {uttid!r} points into a Kaldi archive ({rxfilename!r}); only audio files are "
+            "supported"
         )
     return str((existing or candidates)[0].absolute())
 
@@ -163,13 +164,16 @@ def decode_audio(audio: Any, sampling_rate: int = 16000) -> np.ndarray:
     )
 
 
-def _measure_and_tokenize(batch, indices, *, audio_column, text_column, tokenizer, sampling_rate):
+def _measure_and_label(batch, indices, *, audio_column, text_column, processor, sampling_rate):
     texts = batch[text_column]
     for index, text in zip(indices, texts):
         if not isinstance(text, str):
             raise ValueError(f"row {index}: column {text_column!r} must hold strings, got {type(text).__name__}")
     durations = [len(decode_audio(audio, sampling_rate)) / sampling_rate for audio in batch[audio_column]]
-    return {LABELS_COLUMN: tokenizer(texts)["input_ids"], DURATION_COLUMN: durations}
+    # The processor knows the model's labels (AED: ids + <eos>; LLM: ids of the normalised transcript); its batch
+    # padding (-100) is removed again, the collator pads each batch.
+    labels = [[token_id for token_id in row if token_id != -100] for row in processor(text=texts)["labels"]]
+    return {LABELS_COLUMN: labels, DURATION_COLUMN: durations}
 
 
 def _within(values, low, high):
@@ -192,8 +196,9 @@ def prepare_dataset(
 ) -> "Dataset":
     """
     Prepare a speech dataset for fine-tuning: decode every example once (checking it can be read), drop examples
-    outside the duration bounds or with too many label tokens, and add the columns `labels` (the tokenizer's ids of
-    the transcript) and `duration` (seconds at the feature extractor's sampling rate).
+    outside the duration bounds or with too many label tokens, and add the columns `labels` (the training labels
+    the processor makes of the transcript, `processor(text=...)["labels"]`) and `duration` (seconds at the feature
+    extractor's sampling rate).
 
     The audio column is kept as it is: [`DataCollatorForFireRedAsr`] decodes it and computes the features for each
     batch (see the module docstring for why). It may hold file paths, `Audio(decode=False)` values, `{"array",
@@ -207,8 +212,10 @@ def prepare_dataset(
         dataset (`datasets.Dataset`):
             The examples, e.g. from [`load_kaldi_dir`] or `datasets.load_dataset`.
         processor:
-            A processor with `feature_extractor` (its `sampling_rate` and frame size are used) and `tokenizer`. For
-            AED the labels are the FireRed token ids followed by `<eos>`; for LLM the Qwen2 ids of the transcript.
+            [`FireRedAsrProcessor`] (labels: FireRed token ids followed by `<eos>`) or [`FireRedLlmProcessor`]
+            (labels: Qwen2 ids of the transcript normalised as in the release's training); in general anything with
+            a `feature_extractor` (its `sampling_rate` and `frame_length` are used) that returns `labels` padded with
+            -100 for `processor(text=list_of_transcripts)`.
         audio_column (`str`, *optional*, defaults to `"audio"`):
             The column holding the audio.
         text_column (`str`, *optional*, defaults to `"text"`):
@@ -244,10 +251,10 @@ def prepare_dataset(
 
     dataset = dataset.map(
         partial(
-            _measure_and_tokenize,
+            _measure_and_label,
             audio_column=audio_column,
             text_column=text_column,
-            tokenizer=processor.tokenizer,
+            processor=processor,
             sampling_rate=sampling_rate,
         ),
         batched=True,
@@ -289,8 +296,8 @@ class DataCollatorForFireRedAsr:
 
     Decodes each example's audio, computes the fbank + CMVN features with the feature extractor (zero padding after
     CMVN, frame-level `attention_mask`) and pads the labels with `label_pad_token_id`. The same collator serves the
-    AED model (labels = FireRed token ids + `<eos>`) and the LLM model (labels = Qwen2 ids of the transcript; the
-    model builds its prompt itself).
+    AED model (labels = FireRed token ids + `<eos>`) and the LLM model (labels = Qwen2 ids of the normalised
+    transcript; the model builds its prompt itself).
 
     Args:
         feature_extractor ([`FireRedAsrFeatureExtractor`]):

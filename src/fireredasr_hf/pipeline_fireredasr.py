@@ -27,7 +27,6 @@ from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechR
 from .audio import load_audio
 from .vad import EnergyVad, SileroVad, SpeechSegment, split_into_segments
 
-
 # The feature extractor works on int16-scale samples; the pipeline keeps audio in [-1, 1] as VADs expect.
 INT16_SCALE = 32768.0
 VAD_NAMES = ("silero", "energy")
@@ -82,8 +81,10 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         generate_kwargs / generation options: passed to `model.generate` (e.g. `num_beams=1`).
 
     Without segmentation (an input within `max_segment_s` and no timestamps) the result equals
-    `tokenizer.decode(model.generate(**feature_extractor(audio)), skip_special_tokens=True)`. Long inputs cost
-    the memory of their waveform (64 kB per second at 16 kHz) plus one batch of segments, whatever their length.
+    `tokenizer.decode(model.generate(**feature_extractor(audio)), skip_special_tokens=True)`. Besides the waveform
+    (used as is when it is a float32 array at 16 kHz, otherwise read into one, 64 kB per second), decoding a long
+    input needs the memory of one batch of segments, whatever its length: segments are featurized as their batch
+    is decoded.
     """
 
     # FireRedASR models decode with their own generation_config.json (the release's beam settings); the stock
@@ -179,6 +180,10 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             raise TypeError(
                 f"Expected a file path, URL, bytes, numpy array, torch tensor or dict with audio, got {type(inputs)}."
             )
+        if inputs.ndim == 1 and inputs.dtype == np.float32 and input_rate == sampling_rate:
+            # Already what the feature extractor reads; used as is, without a copy of the whole recording (the
+            # feature extractor checks every piece it featurizes).
+            return inputs, extra
         # The feature extractor's checks, downmix and resampling (soxr), so that the pipeline reads an array
         # exactly as a direct call of the feature extractor does.
         waveform = self.feature_extractor._to_mono_waveform(inputs, int(input_rate), "")
