@@ -352,14 +352,14 @@ def test_generation_config_argument_and_long_input_warning():
     from transformers import GenerationConfig
     from transformers.testing_utils import CaptureLogger
 
-    from fireredasr_hf import modeling_fireredasr_llm
+    from fireredasr_hf import modeling_fireredasr_encoder
 
     torch.manual_seed(0)
     config = tiny_config()
     config.max_audio_seconds = 0.5
     model = FireRedLlmForSpeechSeq2Seq(config).eval()
     model.generation_config.max_new_tokens = 2
-    with CaptureLogger(modeling_fireredasr_llm.logger) as captured:
+    with CaptureLogger(modeling_fireredasr_encoder.logger) as captured:
         # 60 frames = 0.6 s; the model's max_new_tokens completes the given config
         generated = model.generate(torch.randn(1, 60, 80), generation_config=GenerationConfig(num_beams=2))
     assert "Input of 0.6 s is longer than" in captured.out

@@ -24,7 +24,6 @@ from .processing_fireredasr import FireRedAsrProcessor
 from .processing_fireredasr_llm import FireRedLlmProcessor
 from .tokenization_fireredasr import FireRedAsrTokenizer
 
-
 __version__ = "0.1.0"
 
 AutoConfig.register(FireRedEncoderConfig.model_type, FireRedEncoderConfig, exist_ok=True)

@@ -4,10 +4,8 @@
 import torch
 from transformers import GenerationMixin
 from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
-from transformers.utils import logging
 
-
-logger = logging.get_logger(__name__)
+from .modeling_fireredasr_encoder import warn_if_longer_than_trained
 
 # FireRed decoding knobs, stored in `generation_config.json` and overridable per `generate()` call. The values here
 # are the neutral ones (plain beam search ranking by accumulated log-probability).
@@ -22,8 +20,6 @@ FIRERED_GENERATION_DEFAULTS = {
     # Multiplies the log-probability of `<eos>` at every step; values below 1 make ending more likely.
     "eos_penalty": 1.0,
 }
-
-FRAME_SHIFT_SECONDS = 0.01
 
 
 class FireRedAedGenerationMixin(GenerationMixin):
@@ -46,7 +42,7 @@ class FireRedAedGenerationMixin(GenerationMixin):
         if encoder_outputs is None:
             if input_features is None:
                 raise ValueError("generate() needs `input_features` (or precomputed `encoder_outputs`).")
-            self._warn_if_longer_than_trained(input_features, attention_mask)
+            warn_if_longer_than_trained(input_features, attention_mask, self.config.max_audio_seconds)
             encoder_outputs = self.get_encoder()(input_features, attention_mask=attention_mask)
         encoder_lengths = encoder_outputs.attention_mask.sum(-1)
         max_new_tokens = self._max_new_tokens(generation_config, max_new_tokens_given)
@@ -74,16 +70,6 @@ class FireRedAedGenerationMixin(GenerationMixin):
         if given and generation_config.max_length is not None and generation_config.max_new_tokens is None:
             limit = min(limit, generation_config.max_length - 1)
         return limit
-
-    def _warn_if_longer_than_trained(self, input_features, attention_mask):
-        num_frames = attention_mask.sum(-1).max().item() if attention_mask is not None else input_features.shape[1]
-        seconds = num_frames * FRAME_SHIFT_SECONDS
-        if seconds > self.config.max_audio_seconds:
-            logger.warning_once(
-                f"Input of {seconds:.1f} s is longer than the {self.config.max_audio_seconds:.0f} s the model was "
-                "trained on; transcripts of such inputs may be incomplete or hallucinated. Split long audio with the "
-                "long-form pipeline (voice activity detection) instead."
-            )
 
     @torch.no_grad()
     def _fireredasr_beam_search(self, encoder_outputs, encoder_lengths, generation_config, settings, max_new_tokens):

@@ -44,7 +44,6 @@ from .conversion import ConversionError, convert_checkpoint, detect_variant
 from .conversion.aed import AED_FILES, check_aed_dir
 from .conversion.llm import BASE_LLM_DIR, LLM_FILES, check_llm_dir
 
-
 logger = logging.getLogger(__name__)
 
 CACHE_ENV_VAR = "FIREREDASR_HF_CACHE"

@@ -29,7 +29,6 @@ from .modeling_fireredasr_encoder import (
     sinusoidal_inverse_frequencies,
 )
 
-
 logger = logging.get_logger(__name__)
 
 # The ASR pipeline decodes a model with `generate` only if its class is listed here (otherwise it assumes CTC);

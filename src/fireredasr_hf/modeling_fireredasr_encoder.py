@@ -1,7 +1,6 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
 """The FireRedASR Conformer encoder, shared by FireRedASR-AED and FireRedASR-LLM."""
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -13,11 +12,15 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.wav2vec2.modeling_wav2vec2 import _compute_mask_indices
+from transformers.utils import logging
 from transformers.utils.generic import merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
 from .configuration_fireredasr import FireRedEncoderConfig
 
+logger = logging.get_logger(__name__)
+
+FBANK_FRAME_SECONDS = 0.01
 
 @dataclass
 class FireRedEncoderModelOutput(BaseModelOutput):
@@ -27,6 +30,18 @@ class FireRedEncoderModelOutput(BaseModelOutput):
     """
 
     attention_mask: torch.LongTensor | None = None
+
+
+def warn_if_longer_than_trained(input_features, attention_mask, max_audio_seconds: float) -> None:
+    """One warning for inputs longer than the model was trained on (the models still run on them)."""
+    num_frames = attention_mask.sum(-1).max().item() if attention_mask is not None else input_features.shape[1]
+    seconds = num_frames * FBANK_FRAME_SECONDS
+    if seconds > max_audio_seconds:
+        logger.warning_once(
+            f"Input of {seconds:.1f} s is longer than the {max_audio_seconds:.0f} s the model was trained on; its "
+            "transcript may be incomplete or hallucinated. Split long audio with the long-form pipeline (voice "
+            "activity detection) instead."
+        )
 
 
 def swish(hidden_states: torch.Tensor) -> torch.Tensor:
@@ -361,4 +376,9 @@ class FireRedEncoder(FireRedEncoderPreTrainedModel):
         return FireRedEncoderModelOutput(last_hidden_state=hidden_states, attention_mask=padding_mask.long())
 
 
-__all__ = ["FireRedEncoder", "FireRedEncoderPreTrainedModel", "FireRedEncoderModelOutput"]
+__all__ = [
+    "FireRedEncoder",
+    "FireRedEncoderModelOutput",
+    "FireRedEncoderPreTrainedModel",
+    "warn_if_longer_than_trained",
+]

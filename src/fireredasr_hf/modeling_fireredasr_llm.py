@@ -16,20 +16,17 @@ from transformers.generation import (
 )
 from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.models.auto.modeling_auto import MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES
-from transformers.utils import ModelOutput, logging
+from transformers.utils import ModelOutput
 from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple
 
 from .configuration_fireredasr import FireRedLlmConfig
-from .modeling_fireredasr_encoder import FireRedEncoder
-
-logger = logging.get_logger(__name__)
+from .modeling_fireredasr_encoder import FireRedEncoder, warn_if_longer_than_trained
 
 # The ASR pipeline decodes a model with `generate` only if its class is listed here (otherwise it assumes CTC);
 # registering at import time also covers loading with trust_remote_code.
 MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES.setdefault("fireredasr_llm", "FireRedLlmForSpeechSeq2Seq")
 
-FBANK_FRAME_SECONDS = 0.01
 FLOAT16_UNSUPPORTED = (
     "FireRedASR-LLM does not run in float16: the released model gives garbage in half precision (the original "
     "code with use_fp16, FireRedASR issues #25 and #61). Load it in bfloat16 or float32, e.g. "
@@ -372,13 +369,7 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
         if input_features is None:
             raise ValueError("generate needs `input_features` (from the feature extractor or processor).")
 
-        num_frames = attention_mask.sum(-1).max().item() if attention_mask is not None else input_features.shape[1]
-        if num_frames * FBANK_FRAME_SECONDS > self.config.max_audio_seconds:
-            logger.warning_once(
-                f"Input of {num_frames * FBANK_FRAME_SECONDS:.1f} s is longer than the "
-                f"{self.config.max_audio_seconds:.0f} s the model was trained on; its transcript may be incomplete or "
-                "hallucinated. Split long audio with the long-form pipeline (voice activity detection) instead."
-            )
+        warn_if_longer_than_trained(input_features, attention_mask, self.config.max_audio_seconds)
         audio = self.get_audio_features(input_features, attention_mask)
         input_ids, prompt_mask = self.build_prompt(audio.speech_lengths)
         inputs_embeds = self.merge_speech_embeds(input_ids, audio.speech_embeds, audio.speech_lengths)

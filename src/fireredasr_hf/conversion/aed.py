@@ -24,7 +24,6 @@ from .common import (
 )
 from .model_card import write_model_card
 
-
 AED_FILES = ("model.pth.tar", "cmvn.ark", "dict.txt", "train_bpe1000.model")
 
 # (original regex, our name) for the decoder keys with the `decoder.` prefix removed.

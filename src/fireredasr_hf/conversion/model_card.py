@@ -6,7 +6,6 @@ from pathlib import Path
 from huggingface_hub import ModelCard, ModelCardData
 from huggingface_hub.repocard_data import EvalResult
 
-
 # Published CER (%) from the FireRedASR report / README (beam 3 recommended settings).
 PUBLISHED_CER = {
     "aed": {"aishell1": 0.55, "aishell2_ios": 2.52, "wenetspeech_test_net": 4.88, "wenetspeech_test_meeting": 4.76},
