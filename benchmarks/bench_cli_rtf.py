@@ -57,7 +57,13 @@ def run(model_dir: Path, inputs: Path, output: Path, threads: int, batch_size: i
     if completed.returncode != 0:
         raise RuntimeError(completed.stderr[-2000:])
     files, audio_s, decode_s, rtf = SUMMARY.search(completed.stderr).groups()
-    return {"files": int(files), "audio_s": float(audio_s), "decode_s": float(decode_s), "rtf": float(rtf), "wall": wall}
+    return {
+        "files": int(files),
+        "audio_s": float(audio_s),
+        "decode_s": float(decode_s),
+        "rtf": float(rtf),
+        "wall": wall,
+    }
 
 
 def main():

@@ -316,6 +316,7 @@ def test_peak_memory_does_not_grow_with_the_recording_length(converted_aed_dir, 
     with capsys.disabled():
         print(f"\npeak RSS growth while transcribing: {measured}")
     # A float32 16 kHz input is not copied and features exist for one batch of segments at a time, so 10 minutes
-    # need no more than 2 (a single copy of the waveform would add 30 MB).
-    for key in ("rss_growth_kib", "traced_peak_kib"):
-        assert measured[10][key] - measured[2][key] <= 16 * 1024, (key, measured)
+    # need no more than 2: one copy of the waveform would add 30 MB. numpy's allocations (tracemalloc) are exact;
+    # the resident size varies by ~10 MB from run to run.
+    assert measured[10]["traced_peak_kib"] - measured[2]["traced_peak_kib"] <= 4 * 1024, measured
+    assert measured[10]["rss_growth_kib"] - measured[2]["rss_growth_kib"] <= 24 * 1024, measured

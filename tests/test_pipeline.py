@@ -31,9 +31,12 @@ def single_thread():
 
 
 def build_pipeline(model_dir):
+    """The plain transformers call: `import fireredasr_hf` makes the task build FireRedAsrPipeline for these models."""
     from transformers import pipeline
 
-    return pipeline("automatic-speech-recognition", model=str(model_dir), pipeline_class=FireRedAsrPipeline)
+    import fireredasr_hf  # noqa: F401
+
+    return pipeline("automatic-speech-recognition", model=str(model_dir))
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +67,33 @@ def test_pipeline_builds_the_fireredasr_class_for_both_variants(aed, llm):
         assert isinstance(asr, FireRedAsrPipeline)
         assert asr.type == "seq2seq"
     assert (aed.model.config.max_audio_seconds, llm.model.config.max_audio_seconds) == (60.0, 30.0)
+
+
+def test_other_models_keep_the_stock_pipeline(tmp_path):
+    """The task's pipeline selector hands any non-FireRedASR model to transformers' own pipeline class."""
+    from tokenizers import Tokenizer, models
+    from transformers import (
+        AutomaticSpeechRecognitionPipeline,
+        MoonshineConfig,
+        MoonshineForConditionalGeneration,
+        PreTrainedTokenizerFast,
+        Wav2Vec2FeatureExtractor,
+        pipeline,
+    )
+
+    import fireredasr_hf  # noqa: F401
+
+    config = MoonshineConfig(
+        vocab_size=32, hidden_size=16, intermediate_size=32, encoder_num_hidden_layers=1, decoder_num_hidden_layers=1,
+        encoder_num_attention_heads=2, decoder_num_attention_heads=2,
+    )
+    vocab = {f"t{i}": i for i in range(32)}
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="t0")))
+    asr = pipeline(
+        "automatic-speech-recognition", model=MoonshineForConditionalGeneration(config),
+        feature_extractor=Wav2Vec2FeatureExtractor(), tokenizer=tokenizer,
+    )
+    assert type(asr) is AutomaticSpeechRecognitionPipeline
 
 
 @pytest.mark.parametrize("variant", ["aed", "llm"])
@@ -141,7 +171,7 @@ def test_generate_kwargs_are_honoured(request, variant, clips):
     assert len(short) < len(greedy)
 
 
-def test_pipeline_keeps_the_models_generation_config(aed, clips):
+def test_pipeline_keeps_the_models_generation_config(aed):
     # The stock pipeline would add num_beams=5 and max_new_tokens=256.
     assert aed._generation_defaults == {"pad_token_id": aed.tokenizer.pad_token_id}
     assert aed.model.generation_config.num_beams == 3
@@ -202,6 +232,7 @@ def test_bad_options_are_refused(aed, clips, kwargs, message):
         ({"raw": np.zeros(16000, np.float32), "sampling_rate": 16000, "stride": (0, 0)}, ValueError, "stride"),
         ({"raw": np.zeros(16000, np.float32), "sampling_rate": 0}, ValueError, "positive integer"),
         (np.zeros(100, np.float32), ValueError, "fewer than one"),
+        (np.concatenate([np.zeros(90 * SAMPLING_RATE, np.float32), [np.nan]]), ValueError, "NaN"),
         ([0.1, 0.2], TypeError, "Expected a file path"),
     ],
 )
@@ -227,6 +258,16 @@ def test_join_segment_texts():
     )
     assert join_segment_texts([" as is "]) == " as is "
     assert join_segment_texts(["", "  "]) == ""
+
+
+def test_remote_code_files_require_only_transformers_torch_and_numpy():
+    from transformers.dynamic_module_utils import get_imports
+
+    from fireredasr_hf import audio, pipeline_fireredasr, vad
+
+    for module in (pipeline_fireredasr, audio, vad):
+        required = set(get_imports(module.__file__)) - set(sys.stdlib_module_names)
+        assert required <= {"transformers", "torch", "numpy", "huggingface_hub"}, (module.__name__, required)
 
 
 REMOTE_SCRIPT = textwrap.dedent(

@@ -14,12 +14,15 @@ from transformers import (
     AutoProcessor,
     AutoTokenizer,
 )
+from transformers.pipelines import PIPELINE_REGISTRY
 
+from . import configuration_fireredasr
 from .configuration_fireredasr import FireRedAedConfig, FireRedEncoderConfig, FireRedLlmConfig
 from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 from .modeling_fireredasr_aed import FireRedAedForConditionalGeneration, FireRedAedModel
 from .modeling_fireredasr_encoder import FireRedEncoder
 from .modeling_fireredasr_llm import FireRedLlmForSpeechSeq2Seq
+from .pipeline_fireredasr import FireRedAsrPipeline, SpeechRecognitionPipelineSelector
 from .processing_fireredasr import FireRedAsrProcessor
 from .processing_fireredasr_llm import FireRedLlmProcessor
 from .tokenization_fireredasr import FireRedAsrTokenizer
@@ -39,11 +42,18 @@ AutoTokenizer.register(FireRedAedConfig, tokenizer_class=FireRedAsrTokenizer, ex
 AutoProcessor.register(FireRedAedConfig, FireRedAsrProcessor, exist_ok=True)
 AutoProcessor.register(FireRedLlmConfig, FireRedLlmProcessor, exist_ok=True)
 
+# `pipeline("automatic-speech-recognition", model=...)` builds FireRedAsrPipeline for FireRedASR models (any input
+# rate, long audio, timestamps) and the stock pipeline for every other model. Converted directories also declare the
+# pipeline as remote code (`custom_pipelines`) for processes without this package; here the installed one serves.
+PIPELINE_REGISTRY.supported_tasks["automatic-speech-recognition"]["impl"] = SpeechRecognitionPipelineSelector
+configuration_fireredasr.USE_INSTALLED_PIPELINE = True
+
 __all__ = [
     "FireRedAedConfig",
     "FireRedAedForConditionalGeneration",
     "FireRedAedModel",
     "FireRedAsrFeatureExtractor",
+    "FireRedAsrPipeline",
     "FireRedAsrProcessor",
     "FireRedAsrTokenizer",
     "FireRedEncoder",

@@ -6,6 +6,7 @@ Formats libsndfile can read (wav, flac, ogg/opus, mp3, aiff, ...) are decoded wi
 its own input with soxr too).
 """
 
+import importlib
 import io
 import os
 import shutil
@@ -48,6 +49,15 @@ def to_mono(audio: np.ndarray, channel_axis: int = -1) -> np.ndarray:
     return audio.mean(axis=channel_axis, dtype=np.float32)
 
 
+def _import_optional(name: str):
+    """soundfile and soxr are imported where used, and inside `try` so that transformers does not require them when
+    this module travels as remote code (with the speech-recognition pipeline)."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as error:
+        raise ImportError(f"reading or resampling audio needs the {name} package: pip install {name}") from error
+
+
 def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     """Resamples `audio` (samples along the first axis) from `orig_sr` to `target_sr` Hz with soxr, as float32."""
     for name, rate in (("orig_sr", orig_sr), ("target_sr", target_sr)):
@@ -56,8 +66,7 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     audio = np.asarray(audio, dtype=np.float32)
     if orig_sr == target_sr:
         return audio
-    import soxr
-
+    soxr = _import_optional("soxr")
     return soxr.resample(audio, int(orig_sr), int(target_sr)).astype(np.float32, copy=False)
 
 
@@ -72,8 +81,7 @@ def _read_with_ffmpeg(path: str) -> tuple[np.ndarray, int]:
     if completed.returncode != 0 or not completed.stdout:
         message = completed.stderr.decode(errors="replace").strip() or f"exit status {completed.returncode}"
         raise RuntimeError(f"ffmpeg failed: {message}")
-    import soundfile
-
+    soundfile = _import_optional("soundfile")
     audio, rate = soundfile.read(io.BytesIO(completed.stdout), dtype="float32", always_2d=True)
     return audio, rate
 
@@ -88,8 +96,7 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = 16000) -> np.ndarra
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"audio file not found (or not a regular file): {path}")
-    import soundfile
-
+    soundfile = _import_optional("soundfile")
     try:
         audio, file_sr = soundfile.read(path, dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError) as soundfile_error:

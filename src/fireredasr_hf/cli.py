@@ -9,6 +9,7 @@ Each subcommand is a `Command` in `COMMANDS`; a new one (e.g. fine-tuning) is a 
 module, listed there. Heavy imports (datasets, the hub helpers) happen only when a command needs them.
 """
 
+import abc
 import argparse
 import json
 import os
@@ -24,17 +25,17 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-class Command:
-    """A subcommand: its help line, its arguments and what it does (returning the process exit code)."""
+class Command(abc.ABC):
+    """A subcommand: its name, help line, arguments and what it does (returning the process exit code)."""
 
     name: str
     help: str
 
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
 
-    def run(self, args: argparse.Namespace) -> int:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def run(self, args: argparse.Namespace) -> int: ...
 
 
 class CommandError(Exception):
@@ -44,7 +45,7 @@ class CommandError(Exception):
 # ----------------------------------------------------------------------------------------------------------------
 # Shared by transcribe and eval: loading the pipeline, reading inputs, decoding with failures isolated per file.
 
-# Decoding options: (flag, generate() argument, variants it applies to, help).
+# Decoding options: (flag, generate() argument, type, variants it applies to, help).
 DECODING_OPTIONS = [
     ("--num-beams", "num_beams", int, ("aed", "llm"), "beam size (default: the model's generation_config, 3)"),
     ("--max-new-tokens", "max_new_tokens", int, ("aed", "llm"), "cap on tokens per segment"),
@@ -395,14 +396,13 @@ class TranscribeCommand(Command):
             raise CommandError(f"--output-format {args.output_format} writes one file per recording: give --output DIR")
         if args.resume and args.output is None:
             raise CommandError("--resume needs --output (the results are logged next to it)")
+        items = collect_items(args.inputs, args)
         output = None if args.output is None else Path(args.output)
         if output is not None:
             if subtitles or args.output.endswith(os.sep) or output.is_dir():
                 output.mkdir(parents=True, exist_ok=True)
             else:
                 output.parent.mkdir(parents=True, exist_ok=True)
-
-        items = collect_items(args.inputs, args)
         results, failures, progress = run_decoding(args, items, output, return_timestamps=subtitles or args.timestamps)
         write_outputs(items, results, args.output_format, output)
         return report(progress, failures)

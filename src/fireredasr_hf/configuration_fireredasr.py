@@ -5,6 +5,16 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+# Set by `import fireredasr_hf`: its registered pipeline then serves, and a directory's remote-code pipeline
+# declaration (`custom_pipelines`, for processes without the package) is not loaded, as transformers would otherwise
+# insist on trust_remote_code.
+USE_INSTALLED_PIPELINE = False
+
+
+def drop_remote_pipeline_declaration(kwargs: dict) -> None:
+    if USE_INSTALLED_PIPELINE:
+        kwargs.pop("custom_pipelines", None)
+
 
 @strict
 class FireRedEncoderConfig(PreTrainedConfig):
@@ -112,6 +122,10 @@ class FireRedAedConfig(PreTrainedConfig):
     eos_token_id: int | None = 4
     decoder_start_token_id: int | None = 3
 
+    def __post_init__(self, **kwargs):
+        drop_remote_pipeline_declaration(kwargs)
+        super().__post_init__(**kwargs)
+
     def validate_architecture(self):
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
@@ -183,6 +197,7 @@ class FireRedLlmConfig(PreTrainedConfig):
     eos_token_id: int | None = 151645
 
     def __post_init__(self, **kwargs):
+        drop_remote_pipeline_declaration(kwargs)
         super().__post_init__(**kwargs)
         if self.adapter_hidden_size is None:
             self.adapter_hidden_size = self.text_config.hidden_size

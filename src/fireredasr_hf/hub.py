@@ -125,23 +125,20 @@ def load_asr_pipeline(
     **pipeline_kwargs,
 ):
     """
-    `transformers.pipeline("automatic-speech-recognition")` for any name `resolve_model` accepts, built as
-    `FireRedAsrPipeline` (long-form audio, segment timestamps) from the installed package, so no remote code runs.
+    `transformers.pipeline("automatic-speech-recognition")` for any name `resolve_model` accepts. With this package
+    imported the task builds `FireRedAsrPipeline` (any input rate, long audio, segment timestamps) from the installed
+    code, so no remote code runs.
 
     `dtype` defaults to the stored weights' dtype (float32 for AED, bfloat16 for LLM conversions); further keyword
     arguments (`token`, `batch_size`, `pipeline_class`, ...) go to `pipeline`.
     """
     from transformers import pipeline
 
-    # Imported here: resolving a model does not need the pipeline's audio and VAD code.
-    from .pipeline_fireredasr import FireRedAsrPipeline
-
     model = resolve_model(name_or_path, revision=revision, cache_dir=cache_dir, token=pipeline_kwargs.get("token"))
     if revision is not None and not Path(model).is_dir():  # a converted Hub repository, used as is
         pipeline_kwargs["revision"] = revision
     if dtype is not None:
         pipeline_kwargs["dtype"] = dtype
-    pipeline_kwargs.setdefault("pipeline_class", FireRedAsrPipeline)
     return pipeline("automatic-speech-recognition", model=model, device=device, **pipeline_kwargs)
 
 

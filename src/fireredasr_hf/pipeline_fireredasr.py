@@ -113,7 +113,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             )
         preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(**kwargs)
         if return_timestamps is not None:
-            if return_timestamps not in (True, False, "segment"):
+            if return_timestamps not in (True, False):
                 raise ValueError(
                     f"FireRedASR gives segment-level timestamps only: use return_timestamps=True, got "
                     f"{return_timestamps!r}."
@@ -181,8 +181,10 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 f"Expected a file path, URL, bytes, numpy array, torch tensor or dict with audio, got {type(inputs)}."
             )
         if inputs.ndim == 1 and inputs.dtype == np.float32 and input_rate == sampling_rate:
-            # Already what the feature extractor reads; used as is, without a copy of the whole recording (the
-            # feature extractor checks every piece it featurizes).
+            # Already what the feature extractor reads: used as is, without a copy of the whole recording. A NaN or
+            # infinity anywhere makes the float64 sum non-finite (the VAD would not notice it).
+            if not np.isfinite(np.sum(inputs, dtype=np.float64)):
+                raise ValueError("The audio contains NaN or infinite samples.")
             return inputs, extra
         # The feature extractor's checks, downmix and resampling (soxr), so that the pipeline reads an array
         # exactly as a direct call of the feature extractor does.
@@ -253,3 +255,20 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
 
 
 __all__ = ["FireRedAsrPipeline", "join_segment_texts"]
+
+
+FIRERED_MODEL_TYPES = ("fireredasr_aed", "fireredasr_llm")
+
+
+class SpeechRecognitionPipelineSelector(AutomaticSpeechRecognitionPipeline):
+    """
+    The "automatic-speech-recognition" task's pipeline class while fireredasr-hf is imported: a FireRedASR model gets
+    a `FireRedAsrPipeline`, any other model transformers' own `AutomaticSpeechRecognitionPipeline`, unchanged.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        model = kwargs["model"] if "model" in kwargs else args[0]
+        is_firered = getattr(model.config, "model_type", None) in FIRERED_MODEL_TYPES
+        pipeline_class = FireRedAsrPipeline if is_firered else AutomaticSpeechRecognitionPipeline
+        # Not an instance of this class, so Python does not call __init__ on it a second time.
+        return pipeline_class(*args, **kwargs)

@@ -20,7 +20,7 @@ from .common import (
     load_original_checkpoint,
     rename_keys,
     required_arg,
-    save_pretrained_with_remote_code,
+    save_remote_code,
 )
 from .model_card import write_model_card
 
@@ -162,6 +162,9 @@ def convert_aed_checkpoint(
     feature_extractor = FireRedAsrFeatureExtractor.from_kaldi_cmvn(str(input_dir / "cmvn.ark"))
     processor = FireRedAsrProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
 
-    save_pretrained_with_remote_code(model, processor, output_dir, max_shard_size)
+    tokenizer.register_for_auto_class()
+    save_remote_code(model, model.config, processor, output_dir)
+    model.save_pretrained(output_dir, max_shard_size=max_shard_size)
+    processor.save_pretrained(output_dir)
     write_model_card(output_dir, variant="aed", source=source or str(input_dir))
     return output_dir

@@ -142,19 +142,21 @@ def check_all_used(expected: set[str], provided: set[str], component: str) -> No
         raise ConversionError(f"Unexpected tensors for the {component}: {', '.join(unexpected[:10])}")
 
 
-def save_pretrained_with_remote_code(model, processor, output_dir: Path, max_shard_size: str) -> None:
+def save_remote_code(model, config, processor, output_dir: Path) -> None:
     """
-    Save model, generation config and processor, with the Python files and `auto_map` entries that let
-    `trust_remote_code=True` load the directory where fireredasr-hf is not installed.
+    Make `output_dir` loadable where fireredasr-hf is not installed: `auto_map` entries in `config` for the model,
+    config, processor and feature extractor, the speech-recognition pipeline declaration, and the Python files they
+    need. Call it before `config` and the processor are saved.
     """
-    model.config.register_for_auto_class()
+    from transformers.dynamic_module_utils import custom_object_save
+
+    config.register_for_auto_class()
     model.register_for_auto_class("AutoModelForSpeechSeq2Seq")
     processor.register_for_auto_class()
     processor.feature_extractor.register_for_auto_class()
-    processor.tokenizer.register_for_auto_class()
     Path(output_dir).mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(output_dir, max_shard_size=max_shard_size)
-    processor.save_pretrained(output_dir)
+    save_pipeline_code(config, output_dir)
+    custom_object_save(model, output_dir, config=config)
 
 
 def save_pipeline_code(config, output_dir: Path) -> None:

@@ -20,7 +20,6 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from transformers import AutoConfig, AutoTokenizer, GenerationConfig
-from transformers.dynamic_module_utils import custom_object_save
 from transformers.utils.hub import convert_file_size_to_int
 
 from ..configuration_fireredasr import FireRedLlmConfig
@@ -35,6 +34,7 @@ from .common import (
     load_original_checkpoint,
     rename_keys,
     required_arg,
+    save_remote_code,
 )
 from .model_card import write_model_card
 
@@ -314,19 +314,6 @@ def write_peft_adapter(lora_pairs: dict, rank: int, output_dir: Path) -> None:
     save_file(tensors, str(adapter_dir / "adapter_model.safetensors"), metadata={"format": "pt"})
 
 
-def save_configs_and_code(model, config, processor, generation_config, output_dir: Path) -> None:
-    """config.json, generation_config.json, tokenizer and processor files, plus the Python files and `auto_map`
-    entries that let `trust_remote_code=True` load the directory where fireredasr-hf is not installed."""
-    config.register_for_auto_class()
-    model.register_for_auto_class("AutoModelForSpeechSeq2Seq")
-    processor.register_for_auto_class()
-    processor.feature_extractor.register_for_auto_class()
-    custom_object_save(model, output_dir, config=config)
-    config.save_pretrained(output_dir)
-    generation_config.save_pretrained(output_dir)
-    processor.save_pretrained(output_dir)
-
-
 def convert_llm_checkpoint(
     input_dir: str | Path,
     output_dir: str | Path,
@@ -414,6 +401,9 @@ def convert_llm_checkpoint(
     )
     feature_extractor = FireRedAsrFeatureExtractor.from_kaldi_cmvn(str(input_dir / "cmvn.ark"))
     processor = FireRedLlmProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
-    save_configs_and_code(model, config, processor, generation_config, output_dir)
+    save_remote_code(model, config, processor, output_dir)
+    config.save_pretrained(output_dir)
+    generation_config.save_pretrained(output_dir)
+    processor.save_pretrained(output_dir)
     write_model_card(output_dir, variant="llm", source=source or str(input_dir))
     return output_dir

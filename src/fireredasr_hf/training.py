@@ -1,0 +1,432 @@
+# Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
+"""Fine-tuning FireRedASR with `Seq2SeqTrainer`: the pieces a training script combines.
+
+    model = AutoModelForSpeechSeq2Seq.from_pretrained(resolve_model("FireRedTeam/FireRedASR-LLM-L"))
+    processor = AutoProcessor.from_pretrained(...)
+    apply_lora(model)                       # LLM: r 64 / alpha 16 on the language model, as the release trained it
+    configure_spec_augment(model, enabled=True)
+    enable_label_smoothing(model, 0.1)
+    trainer = build_trainer(model, processor, Seq2SeqTrainingArguments(..., remove_unused_columns=False,
+                            predict_with_generate=True), train_dataset, eval_dataset)
+    trainer.train()
+    save_fine_tuned_model(model, processor, "my-model")   # LoRA merged: a plain directory the pipeline loads
+
+`fireredasr-hf finetune` (`fireredasr_hf.finetune`) wires these to command-line options.
+"""
+
+import re
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from transformers import GenerationConfig, Seq2SeqTrainer, Seq2SeqTrainingArguments
+from transformers.trainer_utils import EvalPrediction
+from transformers.utils import logging
+
+from .configuration_fireredasr import FireRedAedConfig, FireRedEncoderConfig
+from .data import DataCollatorForFireRedAsr
+from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
+from .modeling_fireredasr_aed import FireRedAedForConditionalGeneration
+from .modeling_fireredasr_llm import FireRedLlmForSpeechSeq2Seq
+from .processing_fireredasr import FireRedAsrProcessor
+from .scoring import score_utterances
+from .tokenization_fireredasr import FireRedAsrTokenizer
+
+logger = logging.get_logger(__name__)
+
+# The release's LoRA (FireRedASR-LLM-L): every attention and MLP projection of the language model.
+LLM_LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+# AED: the attention projections of the encoder and the decoder (self- and cross-attention).
+AED_LORA_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
+SPEC_AUGMENT_SETTINGS = (
+    "mask_time_prob",
+    "mask_time_length",
+    "mask_time_min_masks",
+    "mask_feature_prob",
+    "mask_feature_length",
+    "mask_feature_min_masks",
+)
+
+
+def _check_fireredasr_model(model) -> None:
+    if not isinstance(model, (FireRedAedForConditionalGeneration, FireRedLlmForSpeechSeq2Seq)):
+        raise ValueError(
+            "expected a FireRedAedForConditionalGeneration or FireRedLlmForSpeechSeq2Seq, got "
+            f"{type(model).__name__}"
+        )
+
+
+def configure_spec_augment(model, enabled: bool = True, **settings) -> FireRedEncoderConfig:
+    """
+    Turn SpecAugment on the encoder input on or off (it only acts in training mode) and set its masks.
+
+    Args:
+        model: a FireRedASR AED or LLM model.
+        enabled (`bool`): whether to mask the features while training.
+        settings: any of `mask_time_prob` (fraction of frames covered by time masks), `mask_time_length` (frames per
+            mask), `mask_time_min_masks`, `mask_feature_prob`, `mask_feature_length` (mel bins per mask) and
+            `mask_feature_min_masks`; see [`FireRedEncoderConfig`]. Unset ones keep their values.
+
+    Returns the encoder configuration (saved with the model, so a reloaded model keeps the setting).
+    """
+    _check_fireredasr_model(model)
+    unknown = sorted(set(settings) - set(SPEC_AUGMENT_SETTINGS))
+    if unknown:
+        raise ValueError(f"unknown SpecAugment settings {unknown}; known: {list(SPEC_AUGMENT_SETTINGS)}")
+    for name in ("mask_time_prob", "mask_feature_prob"):
+        if name in settings and not 0.0 <= settings[name] <= 1.0:
+            raise ValueError(f"{name} must be in [0, 1], got {settings[name]}")
+    for name in ("mask_time_length", "mask_feature_length"):
+        if name in settings and settings[name] < 1:
+            raise ValueError(f"{name} must be at least 1, got {settings[name]}")
+    encoder_config = model.config.encoder_config
+    if settings.get("mask_feature_length", encoder_config.mask_feature_length) > encoder_config.num_mel_bins:
+        raise ValueError(f"mask_feature_length cannot exceed the {encoder_config.num_mel_bins} mel bins")
+    encoder_config.apply_spec_augment = enabled
+    for name, value in settings.items():
+        setattr(encoder_config, name, value)
+    return encoder_config
+
+
+def label_smoothed_cross_entropy(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    vocab_size: int,
+    num_items_in_batch: torch.Tensor | int | None = None,
+    ignore_index: int = -100,
+    shift_labels: torch.Tensor | None = None,
+    *,
+    label_smoothing: float,
+    **kwargs,
+) -> torch.Tensor:
+    """transformers' causal-LM loss (`ForCausalLMLoss`: same arguments, shifting and normalisation) with label
+    smoothing: the target distribution gives `label_smoothing` uniformly to the whole vocabulary."""
+    if shift_labels is None:
+        shift_labels = nn.functional.pad(labels, (0, 1), value=ignore_index)[..., 1:]
+    reduction = "sum" if num_items_in_batch is not None else "mean"
+    loss = nn.functional.cross_entropy(
+        logits.float().reshape(-1, vocab_size),
+        shift_labels.reshape(-1).to(logits.device),
+        ignore_index=ignore_index,
+        reduction=reduction,
+        label_smoothing=label_smoothing,
+    )
+    if num_items_in_batch is not None:
+        loss = loss / (num_items_in_batch.to(loss.device) if torch.is_tensor(num_items_in_batch) else num_items_in_batch)
+    return loss
+
+
+def enable_label_smoothing(model, label_smoothing: float) -> None:
+    """
+    Train with label-smoothed cross-entropy (0 restores the plain loss).
+
+    The smoothing goes into the model's own loss, not into the Trainer's `label_smoothing_factor`: the Trainer would
+    take the labels away from the model, which needs them to build the decoder inputs (AED) or the prompt + transcript
+    sequence (LLM).
+    """
+    _check_fireredasr_model(model)
+    if not 0.0 <= label_smoothing < 1.0:
+        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
+    # The LLM's loss is computed by its language model, over the sequence the model builds.
+    loss_owner = model.language_model if isinstance(model, FireRedLlmForSpeechSeq2Seq) else model
+    if label_smoothing == 0:
+        loss_owner.__dict__.pop("_loss_function", None)
+    else:
+        loss_owner.loss_function = partial(label_smoothed_cross_entropy, label_smoothing=label_smoothing)
+
+
+def apply_lora(
+    model,
+    r: int = 64,
+    alpha: int = 16,
+    dropout: float = 0.05,
+    target_modules: Sequence[str] | None = None,
+    modules_prefix: str | None = None,
+):
+    """
+    Add LoRA adapters (peft) to the linear layers named `target_modules`, in place. Only the adapted part is frozen
+    (its base weights): the rest of the model keeps its `requires_grad` (freeze it with `freeze_encoder()` etc.).
+
+    Defaults follow the release: for FireRedASR-LLM, r 64, alpha 16, dropout 0.05 on every attention and MLP
+    projection of the language model (`modules_prefix="language_model"`); the encoder and adapter stay trainable, as
+    in its training. For FireRedASR-AED the default targets are the attention projections of the encoder and decoder.
+
+    Args:
+        model: a FireRedASR AED or LLM model.
+        r (`int`), alpha (`int`), dropout (`float`): LoRA rank, scaling numerator (scaling = alpha / r) and dropout.
+        target_modules (`Sequence[str]`, *optional*): names of the `nn.Linear` modules to adapt (the last part of
+            their path, e.g. `q_proj`).
+        modules_prefix (`str`, *optional*): adapt only modules under this submodule (e.g. `language_model`,
+            `model.decoder`); `None` for the LLM means `language_model`, for the AED the whole model.
+
+    Returns the model. Merge the adapters into the weights with [`merge_lora`] (done by [`save_fine_tuned_model`]).
+    """
+    from peft import LoraConfig, inject_adapter_in_model
+
+    _check_fireredasr_model(model)
+    is_llm = isinstance(model, FireRedLlmForSpeechSeq2Seq)
+    if target_modules is None:
+        target_modules = LLM_LORA_TARGET_MODULES if is_llm else AED_LORA_TARGET_MODULES
+    if modules_prefix is None and is_llm:
+        modules_prefix = "language_model"
+    if not target_modules:
+        raise ValueError("target_modules is empty: name the linear layers to adapt, e.g. q_proj v_proj")
+    if r < 1 or alpha <= 0 or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"need r >= 1, alpha > 0 and 0 <= dropout < 1, got r={r}, alpha={alpha}, dropout={dropout}")
+    if any(isinstance(module, _lora_layer_class()) for module in model.modules()):
+        raise ValueError("the model already has LoRA adapters; merge them first (merge_lora)")
+
+    scope = re.escape(modules_prefix) + r"\." if modules_prefix else ""
+    pattern = rf"{scope}(.*\.)?({'|'.join(re.escape(name) for name in target_modules)})"
+    matched = [name for name, module in model.named_modules() if re.fullmatch(pattern, name)]
+    if not matched:
+        raise ValueError(
+            f"no module of the model matches the LoRA targets {list(target_modules)}"
+            + (f" under {modules_prefix!r}" if modules_prefix else "")
+        )
+    not_linear = [name for name in matched if not isinstance(model.get_submodule(name), nn.Linear)]
+    if not_linear:
+        raise ValueError(f"LoRA targets must be nn.Linear layers; these are not: {not_linear[:5]}")
+
+    # peft freezes every base weight; restore those outside the adapted part.
+    requires_grad = {name: parameter.requires_grad for name, parameter in model.named_parameters()}
+    inject_adapter_in_model(
+        LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=pattern, bias="none"), model
+    )
+    prefix = f"{modules_prefix}." if modules_prefix else ""
+    for name, parameter in model.named_parameters():
+        if name in requires_grad and not name.startswith(prefix):
+            parameter.requires_grad_(requires_grad[name])
+    logger.info(f"LoRA r={r} alpha={alpha} on {len(matched)} linear layers ({', '.join(target_modules)})")
+    return model
+
+
+def _lora_layer_class():
+    from peft.tuners.lora import LoraLayer
+
+    return LoraLayer
+
+
+def merge_lora(model):
+    """Merge the LoRA adapters [`apply_lora`] added into the base weights and remove them, in place; the model is
+    then a plain transformers model again (what `save_pretrained` and the pipeline expect). Returns the model."""
+    lora_layer = _lora_layer_class()
+    names = [name for name, module in model.named_modules() if isinstance(module, lora_layer)]
+    if not names:
+        raise ValueError("the model has no LoRA adapters to merge")
+    for name in names:
+        module = model.get_submodule(name)
+        module.merge(safe_merge=True)
+        parent_name, _, child_name = name.rpartition(".")
+        setattr(model.get_submodule(parent_name), child_name, module.get_base_layer())
+    model.__dict__.pop("peft_config", None)
+    return model
+
+
+def has_lora(model) -> bool:
+    lora_layer = _lora_layer_class()
+    return any(isinstance(module, lora_layer) for module in model.modules())
+
+
+def build_compute_metrics(tokenizer) -> Callable[[EvalPrediction], dict[str, float]]:
+    """
+    `compute_metrics` for `Seq2SeqTrainer(predict_with_generate=True)`: decodes the generated ids and the labels and
+    scores them the way FireRedASR does ([`score_utterances`]): `mer` over all utterances (Chinese characters and
+    other words as tokens), `cer` over the all-Chinese ones and `wer` over those without Chinese, each present when
+    the evaluation set has such utterances.
+    """
+
+    def compute_metrics(prediction: EvalPrediction) -> dict[str, float]:
+        predictions = prediction.predictions
+        if isinstance(predictions, tuple):  # (generated ids, ...)
+            predictions = predictions[0]
+        if predictions.ndim != 2:
+            raise ValueError(
+                f"expected generated token ids (batch, length), got an array of shape {predictions.shape}: "
+                "evaluate with predict_with_generate=True"
+            )
+        # Trainer pads across batches with -100.
+        predictions = np.where(predictions < 0, tokenizer.pad_token_id, predictions)
+        labels = np.where(prediction.label_ids < 0, tokenizer.pad_token_id, prediction.label_ids)
+        hypotheses = tokenizer.batch_decode(predictions, skip_special_tokens=True)
+        references = tokenizer.batch_decode(labels, skip_special_tokens=True)
+        report = score_utterances(
+            {str(index): text for index, text in enumerate(references)},
+            {str(index): text for index, text in enumerate(hypotheses)},
+        )
+        metrics = {"mer": report.mer, "cer": report.cer, "wer": report.wer}
+        return {name: value for name, value in metrics.items() if value is not None}
+
+    return compute_metrics
+
+
+def build_trainer(
+    model,
+    processor,
+    args: Seq2SeqTrainingArguments,
+    train_dataset=None,
+    eval_dataset=None,
+    **trainer_kwargs,
+) -> Seq2SeqTrainer:
+    """
+    A `Seq2SeqTrainer` for a FireRedASR model on datasets prepared with [`prepare_dataset`]: the collator computes
+    the features batch by batch, and with `predict_with_generate=True` evaluation decodes and reports CER/WER/MER
+    (see [`build_compute_metrics`]). Further keyword arguments go to `Seq2SeqTrainer` (e.g. `callbacks`).
+    """
+    _check_fireredasr_model(model)
+    if args.remove_unused_columns:
+        raise ValueError(
+            "set remove_unused_columns=False: the collator reads the audio column, which the Trainer would drop"
+        )
+    if args.label_smoothing_factor:
+        raise ValueError(
+            "label_smoothing_factor takes the labels away from the model, which needs them to build its decoder "
+            "inputs; use enable_label_smoothing(model, factor) instead"
+        )
+    if isinstance(model, FireRedLlmForSpeechSeq2Seq) and args.fp16:
+        raise ValueError("FireRedASR-LLM does not train in float16 (it overflows); use bf16")
+    is_aed = isinstance(model, FireRedAedForConditionalGeneration)
+    collator = DataCollatorForFireRedAsr(
+        processor.feature_extractor, decoder_start_token_id=model.config.decoder_start_token_id if is_aed else None
+    )
+    if args.predict_with_generate:
+        trainer_kwargs.setdefault("compute_metrics", build_compute_metrics(processor.tokenizer))
+    return Seq2SeqTrainer(
+        model=model,
+        args=args,
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=collator,
+        processing_class=processor,
+        **trainer_kwargs,
+    )
+
+
+def prepare_for_saving(model, processor, remote_code: bool = False) -> None:
+    """
+    Make a trained model ready for `save_pretrained` (or `Trainer.save_model`): LoRA adapters merged into the weights
+    (so that neither peft nor this package is needed to use it), evaluation mode, and with `remote_code=True` the
+    model, configuration and processor classes registered so that their Python files and `auto_map` entries are saved
+    for `trust_remote_code=True`.
+    """
+    _check_fireredasr_model(model)
+    if has_lora(model):
+        merge_lora(model)
+    model.eval()
+    if remote_code:
+        model.config.register_for_auto_class()
+        model.register_for_auto_class("AutoModelForSpeechSeq2Seq")
+        processor.register_for_auto_class()
+        processor.feature_extractor.register_for_auto_class()
+        processor.tokenizer.register_for_auto_class()
+
+
+def save_fine_tuned_model(model, processor, output_dir: str | Path, remote_code: bool = False) -> Path:
+    """
+    Save a fine-tuned model where `from_pretrained` and `pipeline("automatic-speech-recognition")` load it: LoRA
+    merged, the processor files next to the weights, and with `remote_code=True` the Python files (including the
+    long-form pipeline's when the model declares it) for `trust_remote_code=True`. Keep `remote_code` when the model
+    you started from had them, e.g. a converted Hub model (`auto_map` in its config).
+    """
+    from .conversion.common import save_pipeline_code
+
+    output_dir = Path(output_dir)
+    prepare_for_saving(model, processor, remote_code=remote_code)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    if remote_code and getattr(model.config, "custom_pipelines", None):
+        save_pipeline_code(model.config, output_dir)
+    model.save_pretrained(output_dir)
+    processor.save_pretrained(output_dir)
+    return output_dir
+
+
+def build_aed_from_scratch(
+    vocabulary_dir: str | Path,
+    hidden_size: int = 256,
+    encoder_layers: int = 6,
+    decoder_layers: int = 3,
+    attention_heads: int = 4,
+    intermediate_size: int | None = None,
+    conv_kernel_size: int = 15,
+    dropout: float = 0.1,
+    seed: int | None = None,
+) -> tuple[FireRedAedForConditionalGeneration, FireRedAsrProcessor]:
+    """
+    A randomly initialised FireRedASR-AED and its processor for a vocabulary in the original layout: `dict.txt`,
+    the SentencePiece model `train_bpe1000.model` and the global CMVN statistics `cmvn.ark` (what
+    `scripts/make_synthetic_corpus.py --write-tokenizer` writes). For training small models from scratch (tests,
+    demos, new languages); the released models were far larger (hidden 1280, 16 + 16 layers).
+
+    The model decodes greedily with transformers' `generate` (no FireRed beam-search settings).
+    """
+    vocabulary_dir = Path(vocabulary_dir)
+    for name in ("dict.txt", "train_bpe1000.model", "cmvn.ark"):
+        if not (vocabulary_dir / name).is_file():
+            raise FileNotFoundError(f"{vocabulary_dir / name} not found (need dict.txt, train_bpe1000.model, cmvn.ark)")
+    tokenizer = FireRedAsrTokenizer(
+        vocab_file=str(vocabulary_dir / "dict.txt"), spm_file=str(vocabulary_dir / "train_bpe1000.model")
+    )
+    processor = FireRedAsrProcessor(
+        feature_extractor=FireRedAsrFeatureExtractor.from_kaldi_cmvn(str(vocabulary_dir / "cmvn.ark")),
+        tokenizer=tokenizer,
+    )
+    intermediate_size = intermediate_size or 4 * hidden_size
+    layer_sizes = {
+        "hidden_size": hidden_size,
+        "num_attention_heads": attention_heads,
+        "intermediate_size": intermediate_size,
+        "dropout": dropout,
+    }
+    config = FireRedAedConfig(
+        encoder_config=FireRedEncoderConfig(
+            num_hidden_layers=encoder_layers,
+            conv_kernel_size=conv_kernel_size,
+            input_dropout=dropout,
+            **layer_sizes,
+        ),
+        num_hidden_layers=decoder_layers,
+        vocab_size=len(tokenizer),
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.bos_token_id,
+        **layer_sizes,
+    )
+    if seed is not None:
+        torch.manual_seed(seed)
+    model = FireRedAedForConditionalGeneration(config)
+    model.generation_config = GenerationConfig(
+        decoder_start_token_id=config.decoder_start_token_id,
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+        num_beams=1,
+        max_new_tokens=config.max_position_embeddings - 1,
+    )
+    return model, processor
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts, tied weights counted once."""
+    parameters = {id(parameter): parameter for parameter in model.parameters()}.values()
+    trainable = sum(parameter.numel() for parameter in parameters if parameter.requires_grad)
+    return trainable, sum(parameter.numel() for parameter in parameters)
+
+
+__all__ = [
+    "apply_lora",
+    "build_aed_from_scratch",
+    "build_compute_metrics",
+    "build_trainer",
+    "configure_spec_augment",
+    "count_parameters",
+    "enable_label_smoothing",
+    "has_lora",
+    "label_smoothed_cross_entropy",
+    "merge_lora",
+    "prepare_for_saving",
+    "save_fine_tuned_model",
+]
