@@ -439,12 +439,11 @@ def test_load_asr_pipeline_passes_the_revision_only_to_hub_repos(converted_aed_d
             "revision": SHA,
             "dtype": "float32",
             "batch_size": 2,
-            "pipeline_class": FireRedAsrPipeline,
         },
     )
     assert calls[1] == (
         "automatic-speech-recognition",
-        {"model": str(converted_aed_dir), "device": None, "pipeline_class": FireRedAsrPipeline},
+        {"model": str(converted_aed_dir), "device": None},
     )
 
 
