@@ -11,7 +11,7 @@ checkpoints from a source you trust. The output loads with `AutoModelForSpeechSe
 
 import argparse
 
-from fireredasr_hf.conversion import convert_checkpoint
+from fireredasr_hf.conversion import convert_checkpoint, push_to_hub
 
 
 def main(argv=None):
@@ -19,7 +19,9 @@ def main(argv=None):
     parser.add_argument("--input_dir", required=True, help="original model directory (model.pth.tar, cmvn.ark, ...)")
     parser.add_argument("--output_dir", required=True, help="where to write the converted model")
     parser.add_argument(
-        "--dtype", choices=["float32", "bfloat16", "float16"], default=None,
+        "--dtype",
+        choices=["float32", "bfloat16", "float16"],
+        default=None,
         help="weight dtype (default: float32 for AED, bfloat16 for LLM)",
     )
     parser.add_argument("--max_shard_size", default="5GB", help="safetensors shard size limit")
@@ -30,16 +32,16 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     output_dir = convert_checkpoint(
-        args.input_dir, args.output_dir, dtype=args.dtype, max_shard_size=args.max_shard_size,
-        merge_lora=not args.keep_lora, source=args.push_to_hub,
+        args.input_dir,
+        args.output_dir,
+        dtype=args.dtype,
+        max_shard_size=args.max_shard_size,
+        merge_lora=not args.keep_lora,
+        repo_id=args.push_to_hub,
     )
     print(f"Converted model written to {output_dir}")
     if args.push_to_hub:
-        from huggingface_hub import HfApi
-
-        HfApi().create_repo(args.push_to_hub, exist_ok=True)
-        HfApi().upload_folder(folder_path=str(output_dir), repo_id=args.push_to_hub)
-        print(f"Uploaded to https://huggingface.co/{args.push_to_hub}")
+        print(f"Uploaded to {push_to_hub(output_dir, args.push_to_hub)}")
 
 
 if __name__ == "__main__":

@@ -545,9 +545,10 @@ class ConvertCommand(Command):
         parser.add_argument(
             "--keep-lora", action="store_true", help="LLM only: keep the LoRA as a separate PEFT adapter (not merged)"
         )
+        parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the result to this Hub repository")
 
     def run(self, args):
-        from .conversion import ConversionError, convert_checkpoint
+        from .conversion import ConversionError, convert_checkpoint, push_to_hub
 
         try:
             output_dir = convert_checkpoint(
@@ -556,10 +557,13 @@ class ConvertCommand(Command):
                 dtype=args.dtype,
                 max_shard_size=args.max_shard_size,
                 merge_lora=not args.keep_lora,
+                repo_id=args.push_to_hub,
             )
         except ConversionError as error:
             raise CommandError(str(error)) from error
         print(f"Converted model written to {output_dir}")
+        if args.push_to_hub:
+            print(f"Uploaded to {push_to_hub(output_dir, args.push_to_hub)}")
         return 0
 
 

@@ -7,7 +7,7 @@ from .common import ConversionError
 
 
 def detect_variant(input_dir: str | Path) -> str:
-    """"aed" or "llm" for an original model directory; a clear error listing what was found otherwise."""
+    """ "aed" or "llm" for an original model directory; a clear error listing what was found otherwise."""
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise ConversionError(f"Not a directory: {input_dir}")
@@ -29,14 +29,18 @@ def convert_checkpoint(
     max_shard_size: str = "5GB",
     merge_lora: bool = True,
     source: str | None = None,
+    repo_id: str | None = None,
 ) -> Path:
     """Convert an original AED or LLM directory (detected from its files). dtype defaults: AED float32, LLM
-    bfloat16."""
+    bfloat16. `source` names the original in the model card (default: `input_dir`), `repo_id` the Hub repository
+    the result is meant for (used in the card's examples)."""
     variant = detect_variant(input_dir)
     if variant == "aed":
         from .aed import convert_aed_checkpoint
 
-        return convert_aed_checkpoint(input_dir, output_dir, dtype or "float32", max_shard_size, source=source)
+        return convert_aed_checkpoint(
+            input_dir, output_dir, dtype or "float32", max_shard_size, source=source, repo_id=repo_id
+        )
     from .llm import convert_llm_checkpoint
 
     return convert_llm_checkpoint(
@@ -46,7 +50,18 @@ def convert_checkpoint(
         merge_lora=merge_lora,
         max_shard_size=max_shard_size,
         source=source,
+        repo_id=repo_id,
     )
 
 
-__all__ = ["ConversionError", "convert_checkpoint", "detect_variant"]
+def push_to_hub(output_dir: str | Path, repo_id: str) -> str:
+    """Upload a converted directory to a Hub model repository (created if needed); returns its URL."""
+    from huggingface_hub import HfApi
+
+    api = HfApi()
+    api.create_repo(repo_id, exist_ok=True)
+    api.upload_folder(folder_path=str(output_dir), repo_id=repo_id)
+    return f"https://huggingface.co/{repo_id}"
+
+
+__all__ = ["ConversionError", "convert_checkpoint", "detect_variant", "push_to_hub"]

@@ -131,6 +131,7 @@ def convert_aed_checkpoint(
     dtype: str = "float32",
     max_shard_size: str = "5GB",
     source: str | None = None,
+    repo_id: str | None = None,
 ) -> Path:
     """Convert an original FireRedASR-AED directory; returns the output directory."""
     input_dir, output_dir = Path(input_dir), Path(output_dir)
@@ -166,5 +167,5 @@ def convert_aed_checkpoint(
     save_remote_code(model, model.config, processor, output_dir)
     model.save_pretrained(output_dir, max_shard_size=max_shard_size)
     processor.save_pretrained(output_dir)
-    write_model_card(output_dir, variant="aed", source=source or str(input_dir))
+    write_model_card(output_dir, variant="aed", source=source or str(input_dir), repo_id=repo_id)
     return output_dir

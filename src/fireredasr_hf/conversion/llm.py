@@ -321,6 +321,7 @@ def convert_llm_checkpoint(
     merge_lora: bool = True,
     max_shard_size: str | int = "5GB",
     source: str | None = None,
+    repo_id: str | None = None,
 ) -> Path:
     """
     Convert an original FireRedASR-LLM directory; returns the output directory.
@@ -405,5 +406,5 @@ def convert_llm_checkpoint(
     config.save_pretrained(output_dir)
     generation_config.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
-    write_model_card(output_dir, variant="llm", source=source or str(input_dir))
+    write_model_card(output_dir, variant="llm", source=source or str(input_dir), repo_id=repo_id)
     return output_dir
