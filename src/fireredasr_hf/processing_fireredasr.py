@@ -4,6 +4,18 @@
 from transformers import BatchFeature, ProcessorMixin
 
 
+def transcript_list(text, num_utterances: int | None) -> list[str]:
+    """`text` (one string or a list) as a list of transcripts, checked against the number of utterances."""
+    texts = [text] if isinstance(text, str) else text
+    if not isinstance(texts, (list, tuple)) or not all(isinstance(transcript, str) for transcript in texts):
+        raise ValueError(f"`text` must be a string or a list of strings, got {type(text).__name__}.")
+    if num_utterances is not None and len(texts) != num_utterances:
+        raise ValueError(
+            f"Got {num_utterances} utterances but {len(texts)} transcripts: pass one transcript per utterance."
+        )
+    return list(texts)
+
+
 class FireRedAsrProcessor(ProcessorMixin):
     r"""
     Constructs a FireRedASR-AED processor, which wraps a [`FireRedAsrFeatureExtractor`] and a
@@ -63,14 +75,7 @@ class FireRedAsrProcessor(ProcessorMixin):
             if text is None:
                 return inputs
 
-        texts = [text] if isinstance(text, str) else text
-        if not isinstance(texts, (list, tuple)) or not all(isinstance(transcript, str) for transcript in texts):
-            raise ValueError(f"`text` must be a string or a list of strings, got {type(text).__name__}.")
-        if audio is not None and len(texts) != len(inputs["input_features"]):
-            raise ValueError(
-                f"Got {len(inputs['input_features'])} utterances but {len(texts)} transcripts: pass one transcript "
-                "per utterance."
-            )
+        texts = transcript_list(text, len(inputs["input_features"]) if audio is not None else None)
 
         # The attention mask tells the padding apart from the tokens, whatever the padding side.
         text_kwargs["return_attention_mask"] = True
@@ -89,4 +94,4 @@ class FireRedAsrProcessor(ProcessorMixin):
         return self.feature_extractor.model_input_names + ["labels"]
 
 
-__all__ = ["FireRedAsrProcessor"]
+__all__ = ["FireRedAsrProcessor", "transcript_list"]

@@ -5,6 +5,8 @@ import re
 
 from transformers import BatchFeature, ProcessorMixin
 
+from .processing_fireredasr import transcript_list
+
 # The release's transcript normalisation for training (`LlmTokenizerWrapper.clean_text`).
 PUNCTUATION = re.compile(r"[，。？！,.!?《》（）·“”、/]")
 WHITESPACE = re.compile(r"\s+")
@@ -70,14 +72,7 @@ class FireRedLlmProcessor(ProcessorMixin):
                 kwargs["sampling_rate"] = sampling_rate
             inputs = dict(self.feature_extractor(audio, **kwargs))
         if text is not None:
-            texts = [text] if isinstance(text, str) else text
-            if not isinstance(texts, (list, tuple)) or not all(isinstance(transcript, str) for transcript in texts):
-                raise ValueError(f"`text` must be a string or a list of strings, got {type(text).__name__}.")
-            if audio is not None and len(texts) != len(inputs["input_features"]):
-                raise ValueError(
-                    f"Got {len(inputs['input_features'])} utterances but {len(texts)} transcripts: pass one "
-                    "transcript per utterance."
-                )
+            texts = transcript_list(text, len(inputs["input_features"]) if audio is not None else None)
             token_ids = [
                 self.tokenizer(self.normalize_transcript(transcript), add_special_tokens=False)["input_ids"]
                 for transcript in texts
