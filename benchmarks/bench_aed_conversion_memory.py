@@ -96,28 +96,32 @@ def child_build(workdir: Path):
 
 def child_convert(workdir: Path):
     monitor = MemoryMonitor()
+    import inspect
+
     from fireredasr_hf.conversion import aed, convert_checkpoint
 
     monitor.mark("imports")
 
-    def traced(function, stage_before=None):
+    def traced(function, label):
         def wrapper(*args, **kwargs):
-            if stage_before:
-                monitor.mark(stage_before)
             result = function(*args, **kwargs)
-            monitor.mark(function.__name__)
+            monitor.mark(label)
             return result
 
         return wrapper
 
-    aed.load_original_checkpoint = traced(aed.load_original_checkpoint)
-    aed.convert_aed_state_dict = traced(aed.convert_aed_state_dict)
-    aed.save_pretrained_with_remote_code = traced(
-        aed.save_pretrained_with_remote_code,
-        stage_before="dtype cast, model on meta + load_state_dict(assign), processor",
-    )
+    # Each stage ends when one of the conversion's helpers (or a load/save method) returns.
+    for name, value in list(vars(aed).items()):
+        if inspect.isfunction(value) and name != "convert_aed_checkpoint":
+            setattr(aed, name, traced(value, name))
+    for cls, method in [
+        (aed.FireRedAedForConditionalGeneration, "load_state_dict"),
+        (aed.FireRedAedForConditionalGeneration, "save_pretrained"),
+        (aed.FireRedAsrProcessor, "save_pretrained"),
+    ]:
+        setattr(cls, method, traced(getattr(cls, method), f"{cls.__name__}.{method}"))
     convert_checkpoint(workdir / "original", workdir / "converted")
-    monitor.mark("model card")
+    monitor.mark("rest of convert_checkpoint")
     monitor.report()
 
 

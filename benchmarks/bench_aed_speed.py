@@ -27,6 +27,11 @@ which is less sensitive to other load on the machine). End to end = read the wav
 search; the decoding part (encoder + beam search, features given) is timed inside the same calls. Original: its
 `ASRFeatExtractor` on the wav paths, then `FireRedAsrAed.transcribe` under `torch.no_grad()` (as its `FireRedAsr`
 wrapper calls it). Ours: soundfile + `processor(audio)`, then `model.generate(**inputs)` as a user calls it.
+
+On a machine shared with other jobs, run with `OMP_WAIT_POLICY=PASSIVE` (or `--threads 1`): with OpenMP's default
+spin-waiting and more runnable threads than cores, every parallel region waits for a preempted thread, which slows
+the many small operations of a cached decoding step several-fold (a 1,536-element layer_norm took ~1 ms) and the
+original's few large matrix products much less, so the comparison then measures the machine's load.
 """
 
 import argparse
@@ -190,6 +195,7 @@ def main():
         print(
             f"{len(wav_paths)} utterances ({', '.join(f'{d:.1f}' for d in durations)} s, {sum(durations):.1f} s in all); "
             f"beam 3, smoothing 1.25, lp 0.6; torch threads {torch.get_num_threads()}; "
+            f"OMP_WAIT_POLICY {os.environ.get('OMP_WAIT_POLICY', 'unset')}; "
             f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
         )
 

@@ -365,3 +365,13 @@ def test_trust_remote_code_in_a_fresh_process(converted_aed_dir, goldens, tmp_pa
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "TEXT=" + goldens["decode"]["b"]["bs1"]["p01"]["nbest"][0]["text"] in result.stdout
+
+
+def test_generate_runs_the_encoder_without_autograd():
+    """Encoder activations kept for backward would cost GBs on long inputs at full size."""
+    model = FireRedAedForConditionalGeneration(tiny_config()).eval()
+    grad_enabled = []
+    model.get_encoder().register_forward_hook(lambda *_: grad_enabled.append(torch.is_grad_enabled()))
+    model.generate(torch.randn(1, 40, 80), num_beams=2)
+    model.generate(torch.randn(1, 40, 80), use_fireredasr_beam_search=True)
+    assert grad_enabled == [False, False]

@@ -1,9 +1,10 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
-"""The `fireredasr-hf` command line: `transcribe`, `eval` and `convert`.
+"""The `fireredasr-hf` command line: `transcribe`, `eval`, `convert` and `finetune`.
 
     fireredasr-hf transcribe --model MODEL speech.wav recordings/ data/wav.scp --output-format srt --output subs/
     fireredasr-hf eval --model MODEL --data data/test            # Kaldi directory (wav.scp + text) or a dataset
     fireredasr-hf convert FireRedASR-AED-L fireredasr-aed-l-hf
+    fireredasr-hf finetune --model MODEL --train-data data/train --eval-data data/dev --output-dir my-model
 
 Each subcommand is a `Command` in `COMMANDS`; a new one (e.g. fine-tuning) is a `Command` subclass in its own
 module, listed there. Heavy imports (datasets, the hub helpers) happen only when a command needs them.
@@ -567,7 +568,25 @@ class ConvertCommand(Command):
         return 0
 
 
-COMMANDS: list[Command] = [TranscribeCommand(), EvalCommand(), ConvertCommand()]
+class FinetuneCommand(Command):
+    name = "finetune"
+    help = "fine-tune a model (AED or LLM) on a Kaldi directory or a saved dataset with Seq2SeqTrainer"
+
+    def add_arguments(self, parser):
+        from .finetune import add_arguments
+
+        add_arguments(parser)
+
+    def run(self, args):
+        from .finetune import FinetuneError, run
+
+        try:
+            return run(args)
+        except FinetuneError as error:
+            raise CommandError(str(error)) from error
+
+
+COMMANDS: list[Command] = [TranscribeCommand(), EvalCommand(), ConvertCommand(), FinetuneCommand()]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -80,6 +80,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="adapt only modules under this one (default: language_model for LLM, the whole model for AED)",
     )
 
+    recipe.add_argument(
+        "--ctc-weight",
+        type=float,
+        default=0.0,
+        help="AED: add a CTC loss on the encoder with this weight, e.g. 0.3 (speeds up learning the alignment on "
+        "little data or from scratch; the head is dropped when saving)",
+    )
+
     regularisation = parser.add_argument_group("regularisation")
     regularisation.add_argument("--label-smoothing", type=float, default=0.0, help="e.g. 0.1 (default: off)")
     regularisation.add_argument(
@@ -143,6 +151,8 @@ def _check_arguments(args: argparse.Namespace, variant: str) -> None:
         raise FinetuneError("--freeze-adapter applies to FireRedASR-LLM; an AED model has no adapter")
     if variant == "llm" and args.freeze_decoder:
         raise FinetuneError("--freeze-decoder applies to FireRedASR-AED; for the LLM, LoRA or not decides (--no-lora)")
+    if variant == "llm" and args.ctc_weight:
+        raise FinetuneError("--ctc-weight applies to FireRedASR-AED")
     if variant == "llm" and args.fp16:
         raise FinetuneError("FireRedASR-LLM does not train in float16 (its activations overflow); use --bf16")
     if args.freeze_encoder and args.freeze_decoder and not args.lora:
@@ -151,8 +161,9 @@ def _check_arguments(args: argparse.Namespace, variant: str) -> None:
         raise FinetuneError("--eval-steps and --eval-on-start need --eval-data")
 
 
-def load_split(path: str, split: str | None, processor, variant: str, args: argparse.Namespace):
-    """A Kaldi directory or saved dataset, prepared for training (decoded once, filtered, labelled)."""
+def load_split(path: str, split: str | None, split_option: str, processor, variant: str, args: argparse.Namespace):
+    """A Kaldi directory or saved dataset, prepared for training (decoded once, filtered, labelled); `split_option`
+    names the option that chooses `split`, for messages."""
     from .data import load_kaldi_dir, prepare_dataset
     from .transcript_io import is_dataset_dir
 
@@ -165,13 +176,13 @@ def load_split(path: str, split: str | None, processor, variant: str, args: argp
         try:
             dataset = load_dataset_dir(path, split)
         except CommandError as error:
-            raise FinetuneError(str(error)) from None
+            raise FinetuneError(str(error).replace("--split", split_option)) from None
         # The collator decodes the audio itself (soundfile/ffmpeg + soxr); datasets would need torchcodec.
         if isinstance(dataset.features.get(args.audio_column), Audio):
             dataset = dataset.cast_column(args.audio_column, Audio(decode=False))
     elif (directory / "wav.scp").is_file():
         if split is not None:
-            raise FinetuneError(f"{path} is a Kaldi directory, which has no splits; drop the split option")
+            raise FinetuneError(f"{path} is a Kaldi directory, which has no splits; drop {split_option}")
         dataset = load_kaldi_dir(directory)
     else:
         raise FinetuneError(f"{path} is neither a Kaldi data directory (wav.scp + text) nor a dataset saved to disk")
@@ -233,7 +244,41 @@ def training_arguments(args: argparse.Namespace):
         deepspeed=args.deepspeed,
         # The collator reads the audio column.
         remove_unused_columns=False,
+        # Every trainable parameter takes part in every step (frozen ones are not tracked).
+        ddp_find_unused_parameters=False,
     )
+
+
+def configure_model(model, args: argparse.Namespace) -> None:
+    """LoRA, freezing, SpecAugment, label smoothing and the CTC loss as the options say, in place."""
+    from .training import add_ctc_loss, apply_lora, configure_spec_augment, enable_label_smoothing
+
+    if args.lora:
+        apply_lora(
+            model,
+            r=args.lora_r,
+            alpha=args.lora_alpha,
+            dropout=args.lora_dropout,
+            target_modules=args.lora_target_modules,
+            modules_prefix=args.lora_modules_prefix,
+        )
+    if args.freeze_encoder:
+        model.freeze_encoder()
+    if args.freeze_decoder:
+        model.freeze_decoder()
+    if args.freeze_adapter:
+        model.freeze_adapter()
+    if args.spec_augment:
+        configure_spec_augment(
+            model,
+            mask_time_prob=args.mask_time_prob,
+            mask_time_length=args.mask_time_length,
+            mask_feature_prob=args.mask_feature_prob,
+            mask_feature_length=args.mask_feature_length,
+        )
+    enable_label_smoothing(model, args.label_smoothing)
+    if args.ctc_weight:
+        add_ctc_loss(model, args.ctc_weight)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -241,16 +286,8 @@ def run(args: argparse.Namespace) -> int:
     import torch
     from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 
-    from .conversion.common import save_pipeline_code
     from .hub import ModelResolutionError, resolve_model
-    from .training import (
-        apply_lora,
-        build_trainer,
-        configure_spec_augment,
-        count_parameters,
-        enable_label_smoothing,
-        prepare_for_saving,
-    )
+    from .training import build_trainer, count_parameters, prepare_for_saving, write_remote_code
 
     try:
         model_path = resolve_model(args.model, revision=args.revision, cache_dir=args.cache_dir)
@@ -275,21 +312,10 @@ def run(args: argparse.Namespace) -> int:
             "ZeRO-1/2 (the frozen weights fit where their gradients need not)"
         )
 
-    if args.lora:
-        apply_lora(
-            model,
-            r=args.lora_r,
-            alpha=args.lora_alpha,
-            dropout=args.lora_dropout,
-            target_modules=args.lora_target_modules,
-            modules_prefix=args.lora_modules_prefix,
-        )
-    if args.freeze_encoder:
-        model.freeze_encoder()
-    if args.freeze_decoder:
-        model.freeze_decoder()
-    if args.freeze_adapter:
-        model.freeze_adapter()
+    try:
+        configure_model(model, args)
+    except ValueError as error:
+        raise FinetuneError(str(error)) from None
     trainable, total = count_parameters(model)
     if trainable == 0:
         raise FinetuneError("every parameter is frozen: nothing to train")
@@ -298,23 +324,14 @@ def run(args: argparse.Namespace) -> int:
             f"Training {trainable:,} of {total:,} parameters ({variant.upper()}, LoRA {'on' if args.lora else 'off'}) "
             f"on {training_args.device.type}, world size {training_args.world_size}"
         )
-    if args.spec_augment:
-        configure_spec_augment(
-            model,
-            mask_time_prob=args.mask_time_prob,
-            mask_time_length=args.mask_time_length,
-            mask_feature_prob=args.mask_feature_prob,
-            mask_feature_length=args.mask_feature_length,
-        )
-    enable_label_smoothing(model, args.label_smoothing)
 
     # Every process prepares the data; the main one first, so that datasets on disk are cached once.
     try:
         with training_args.main_process_first(desc="preparing the data"):
-            train_dataset = load_split(args.train_data, args.train_split, processor, variant, args)
-            eval_dataset = (
-                load_split(args.eval_data, args.eval_split, processor, variant, args) if args.eval_data else None
-            )
+            train_dataset = load_split(args.train_data, args.train_split, "--train-split", processor, variant, args)
+            eval_dataset = None
+            if args.eval_data:
+                eval_dataset = load_split(args.eval_data, args.eval_split, "--eval-split", processor, variant, args)
     except (FileNotFoundError, ValueError) as error:
         raise FinetuneError(str(error)) from None
 
@@ -324,9 +341,9 @@ def run(args: argparse.Namespace) -> int:
     metrics = trainer.evaluate() if eval_dataset is not None else {}
 
     output_dir = Path(args.output_dir)
-    prepare_for_saving(model, processor, remote_code=remote_code)
-    if remote_code and trainer.is_world_process_zero() and getattr(model.config, "custom_pipelines", None):
-        save_pipeline_code(model.config, output_dir)
+    prepare_for_saving(model)
+    if remote_code and trainer.is_world_process_zero():
+        write_remote_code(model, processor, output_dir)
     # Gathers sharded weights (FSDP, DeepSpeed) and writes model and processor from the main process.
     trainer.save_model(str(output_dir))
     if trainer.is_world_process_zero():

@@ -31,6 +31,7 @@ class FireRedAedGenerationMixin(GenerationMixin):
     Otherwise transformers' own strategies run (greedy, beam search, sampling).
     """
 
+    @torch.no_grad()
     def generate(self, input_features=None, attention_mask=None, generation_config=None, **kwargs):
         firered_settings = {name: kwargs.pop(name) for name in FIRERED_GENERATION_DEFAULTS if name in kwargs}
         max_new_tokens_given = "max_new_tokens" in kwargs or "max_length" in kwargs
@@ -71,7 +72,6 @@ class FireRedAedGenerationMixin(GenerationMixin):
             limit = min(limit, generation_config.max_length - 1)
         return limit
 
-    @torch.no_grad()
     def _fireredasr_beam_search(self, encoder_outputs, encoder_lengths, generation_config, settings, max_new_tokens):
         num_beams = generation_config.num_beams or 1
         num_return_sequences = generation_config.num_return_sequences or 1

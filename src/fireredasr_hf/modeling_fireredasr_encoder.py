@@ -327,7 +327,8 @@ class FireRedEncoder(FireRedEncoderPreTrainedModel):
         """SpecAugment (https://huggingface.co/papers/1904.08779): zero random time spans and mel-bin bands."""
         config = self.config
         batch_size, num_frames, num_bins = input_features.shape
-        if config.mask_time_prob > 0:
+        # A batch shorter than one time mask (e.g. only 0.1 s utterances) gets no time masks.
+        if config.mask_time_prob > 0 and num_frames >= config.mask_time_length:
             time_mask = _compute_mask_indices(
                 (batch_size, num_frames),
                 mask_prob=config.mask_time_prob,

@@ -53,9 +53,8 @@ SPEC_AUGMENT_SETTINGS = (
 
 def _check_fireredasr_model(model) -> None:
     if not isinstance(model, (FireRedAedForConditionalGeneration, FireRedLlmForSpeechSeq2Seq)):
-        raise ValueError(
-            "expected a FireRedAedForConditionalGeneration or FireRedLlmForSpeechSeq2Seq, got "
-            f"{type(model).__name__}"
+        raise TypeError(
+            f"expected a FireRedAedForConditionalGeneration or FireRedLlmForSpeechSeq2Seq, got {type(model).__name__}"
         )
 
 
@@ -114,9 +113,11 @@ def label_smoothed_cross_entropy(
         reduction=reduction,
         label_smoothing=label_smoothing,
     )
-    if num_items_in_batch is not None:
-        loss = loss / (num_items_in_batch.to(loss.device) if torch.is_tensor(num_items_in_batch) else num_items_in_batch)
-    return loss
+    return loss if num_items_in_batch is None else _per_item(loss, num_items_in_batch)
+
+
+def _per_item(loss: torch.Tensor, num_items: torch.Tensor | int) -> torch.Tensor:
+    return loss / (num_items.to(loss.device) if torch.is_tensor(num_items) else num_items)
 
 
 def enable_label_smoothing(model, label_smoothing: float) -> None:
@@ -136,6 +137,84 @@ def enable_label_smoothing(model, label_smoothing: float) -> None:
         loss_owner.__dict__.pop("_loss_function", None)
     else:
         loss_owner.loss_function = partial(label_smoothed_cross_entropy, label_smoothing=label_smoothing)
+
+
+class FireRedAedWithCtcLoss(FireRedAedForConditionalGeneration):
+    """
+    FireRedASR-AED with a CTC head on the encoder outputs, for hybrid CTC/attention training (Watanabe et al., 2017):
+    `loss = (1 - ctc_weight) * attention loss + ctc_weight * CTC loss`, both per label token. The CTC branch makes
+    the encoder's frames align with the transcript early on, which attention alone learns slowly on little data (a
+    small AED trained from scratch on a few hundred utterances stays a language model without it). The release's
+    vocabulary reserves `<blank>` (id 0), the CTC blank.
+
+    Attributes: `ctc_head` (hidden size -> vocabulary), `ctc_weight`, `blank_token_id`. Not built directly:
+    [`add_ctc_loss`] turns a loaded AED into one and [`remove_ctc_head`] (called by
+    [`prepare_for_saving`]) back into a plain [`FireRedAedForConditionalGeneration`]; decoding never uses the head.
+    """
+
+    def forward(self, input_features=None, attention_mask=None, labels=None, encoder_outputs=None, **kwargs):
+        if encoder_outputs is None and labels is not None:
+            encoder_outputs = self.model.encoder(input_features, attention_mask=attention_mask)
+        outputs = super().forward(
+            input_features, attention_mask=attention_mask, labels=labels, encoder_outputs=encoder_outputs, **kwargs
+        )
+        if labels is not None:
+            ctc_loss = self._ctc_loss(encoder_outputs, labels, kwargs.get("num_items_in_batch"))
+            outputs.loss = (1 - self.ctc_weight) * outputs.loss + self.ctc_weight * ctc_loss
+        return outputs
+
+    def _ctc_loss(self, encoder_outputs, labels, num_items_in_batch):
+        log_probs = self.ctc_head(encoder_outputs.last_hidden_state).float().log_softmax(-1)
+        targets = (labels >= 0) & (labels != self.config.eos_token_id)
+        loss = nn.functional.ctc_loss(
+            log_probs.transpose(0, 1),
+            labels[targets],
+            encoder_outputs.attention_mask.sum(-1),
+            targets.sum(-1),
+            blank=self.blank_token_id,
+            reduction="sum",
+            # An utterance with more tokens than encoder frames cannot be aligned: it adds nothing.
+            zero_infinity=True,
+        )
+        # Normalised like the attention loss: per label token of the (accumulated) batch.
+        return _per_item(loss, (labels >= 0).sum() if num_items_in_batch is None else num_items_in_batch)
+
+
+def add_ctc_loss(model, ctc_weight: float = 0.3, blank_token_id: int = 0) -> FireRedAedWithCtcLoss:
+    """
+    Train a FireRedASR-AED with an auxiliary CTC loss on its encoder (see [`FireRedAedWithCtcLoss`]), in place: the
+    model gains a randomly initialised `ctc_head` and its loss becomes `(1 - ctc_weight) * attention + ctc_weight *
+    CTC`. `blank_token_id` is the CTC blank (`<blank>`, 0 in the release's vocabulary). Returns the model.
+    """
+    if not isinstance(model, FireRedAedForConditionalGeneration):
+        raise TypeError(f"the CTC loss is for FireRedASR-AED models, got {type(model).__name__}")
+    if isinstance(model, FireRedAedWithCtcLoss):
+        raise ValueError("the model already has a CTC head")  # noqa: TRY004 (a state, not a type, error)
+    if not 0.0 < ctc_weight < 1.0:
+        raise ValueError(f"ctc_weight must be in (0, 1), got {ctc_weight}")
+    if not 0 <= blank_token_id < model.config.vocab_size:
+        raise ValueError(f"blank_token_id {blank_token_id} is outside the vocabulary of {model.config.vocab_size}")
+    reference = model.proj_out.weight
+    ctc_head = nn.Linear(
+        model.config.hidden_size, model.config.vocab_size, device=reference.device, dtype=reference.dtype
+    )
+    nn.init.normal_(ctc_head.weight, std=model.config.initializer_range)
+    nn.init.zeros_(ctc_head.bias)
+    model.__class__ = FireRedAedWithCtcLoss
+    model.ctc_head = ctc_head
+    model.ctc_weight = ctc_weight
+    model.blank_token_id = blank_token_id
+    return model
+
+
+def remove_ctc_head(model: FireRedAedWithCtcLoss) -> FireRedAedForConditionalGeneration:
+    """Undo [`add_ctc_loss`] in place: drop the CTC head, leaving a plain FireRedAedForConditionalGeneration."""
+    if not isinstance(model, FireRedAedWithCtcLoss):
+        raise ValueError("the model has no CTC head")  # noqa: TRY004 (a state, not a type, error)
+    del model.ctc_head
+    del model.ctc_weight, model.blank_token_id
+    model.__class__ = FireRedAedForConditionalGeneration
+    return model
 
 
 def apply_lora(
@@ -176,7 +255,7 @@ def apply_lora(
         raise ValueError("target_modules is empty: name the linear layers to adapt, e.g. q_proj v_proj")
     if r < 1 or alpha <= 0 or not 0.0 <= dropout < 1.0:
         raise ValueError(f"need r >= 1, alpha > 0 and 0 <= dropout < 1, got r={r}, alpha={alpha}, dropout={dropout}")
-    if any(isinstance(module, _lora_layer_class()) for module in model.modules()):
+    if has_lora(model):
         raise ValueError("the model already has LoRA adapters; merge them first (merge_lora)")
 
     scope = re.escape(modules_prefix) + r"\." if modules_prefix else ""
@@ -196,6 +275,7 @@ def apply_lora(
     inject_adapter_in_model(
         LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=pattern, bias="none"), model
     )
+    model.train(model.training)  # the new LoRA modules (their dropout) follow the model's mode
     prefix = f"{modules_prefix}." if modules_prefix else ""
     for name, parameter in model.named_parameters():
         if name in requires_grad and not name.startswith(prefix):
@@ -227,6 +307,7 @@ def merge_lora(model):
 
 
 def has_lora(model) -> bool:
+    """Whether the model holds LoRA adapters (of [`apply_lora`])."""
     lora_layer = _lora_layer_class()
     return any(isinstance(module, lora_layer) for module in model.modules())
 
@@ -305,39 +386,45 @@ def build_trainer(
     )
 
 
-def prepare_for_saving(model, processor, remote_code: bool = False) -> None:
+def prepare_for_saving(model) -> None:
     """
-    Make a trained model ready for `save_pretrained` (or `Trainer.save_model`): LoRA adapters merged into the weights
-    (so that neither peft nor this package is needed to use it), evaluation mode, and with `remote_code=True` the
-    model, configuration and processor classes registered so that their Python files and `auto_map` entries are saved
-    for `trust_remote_code=True`.
+    Make a trained model ready for `save_pretrained` (or `Trainer.save_model`), in place: LoRA adapters merged into
+    the weights (so that neither peft nor this package is needed to use it), a CTC head of [`add_ctc_loss`]
+    removed, evaluation mode.
     """
     _check_fireredasr_model(model)
     if has_lora(model):
         merge_lora(model)
+    if isinstance(model, FireRedAedWithCtcLoss):
+        remove_ctc_head(model)
     model.eval()
-    if remote_code:
-        model.config.register_for_auto_class()
-        model.register_for_auto_class("AutoModelForSpeechSeq2Seq")
-        processor.register_for_auto_class()
-        processor.feature_extractor.register_for_auto_class()
+
+
+def write_remote_code(model, processor, output_dir: str | Path) -> None:
+    """
+    Copy the Python files of the model, processor and pipeline into `output_dir` and declare them (`auto_map`,
+    `custom_pipelines`), as converted models have them, so that `trust_remote_code=True` loads the directory where
+    fireredasr-hf is not installed. Call it before saving the model and processor.
+    """
+    from .conversion.common import save_remote_code
+
+    if isinstance(processor.tokenizer, FireRedAsrTokenizer):  # the LLM's Qwen2 tokenizer is part of transformers
         processor.tokenizer.register_for_auto_class()
+    save_remote_code(model, model.config, processor, Path(output_dir))
 
 
 def save_fine_tuned_model(model, processor, output_dir: str | Path, remote_code: bool = False) -> Path:
     """
-    Save a fine-tuned model where `from_pretrained` and `pipeline("automatic-speech-recognition")` load it: LoRA
-    merged, the processor files next to the weights, and with `remote_code=True` the Python files (including the
-    long-form pipeline's when the model declares it) for `trust_remote_code=True`. Keep `remote_code` when the model
-    you started from had them, e.g. a converted Hub model (`auto_map` in its config).
+    Save a fine-tuned model where `from_pretrained` and `pipeline("automatic-speech-recognition")` load it (see
+    [`prepare_for_saving`]), with the processor files next to the weights and, with `remote_code=True`, the Python
+    files for `trust_remote_code=True` (keep them when the model you started from had them, e.g. a converted Hub
+    model: `auto_map` in its config).
     """
-    from .conversion.common import save_pipeline_code
-
     output_dir = Path(output_dir)
-    prepare_for_saving(model, processor, remote_code=remote_code)
+    prepare_for_saving(model)
     output_dir.mkdir(parents=True, exist_ok=True)
-    if remote_code and getattr(model.config, "custom_pipelines", None):
-        save_pipeline_code(model.config, output_dir)
+    if remote_code:
+        write_remote_code(model, processor, output_dir)
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
     return output_dir
@@ -417,6 +504,8 @@ def count_parameters(model) -> tuple[int, int]:
 
 
 __all__ = [
+    "FireRedAedWithCtcLoss",
+    "add_ctc_loss",
     "apply_lora",
     "build_aed_from_scratch",
     "build_compute_metrics",
@@ -428,5 +517,7 @@ __all__ = [
     "label_smoothed_cross_entropy",
     "merge_lora",
     "prepare_for_saving",
+    "remove_ctc_head",
     "save_fine_tuned_model",
+    "write_remote_code",
 ]
