@@ -44,14 +44,15 @@ from fireredasr_hf.training import (
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES_DIR = Path(os.environ.get("FIREREDASR_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures"))
-# The small AED trained from scratch: 2.0 M parameters.
+# The small AED trained from scratch: 2.0 M parameters. No dropout (nor SpecAugment): the proof is how quickly it fits
+# the training split; the held-out figures show how an unregularised model trained on 400 phrases generalises.
 AED_ARCHITECTURE = {
     "hidden_size": 128,
     "encoder_layers": 3,
     "decoder_layers": 2,
     "attention_heads": 4,
     "conv_kernel_size": 15,
-    "dropout": 0.1,
+    "dropout": 0.0,
 }
 
 
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--llm-model", type=Path, default=FIXTURES_DIR / "llm-tiny", help="tiny LLM to fine-tune")
     parser.add_argument("--skip-llm", action="store_true", help="only train the AED")
     parser.add_argument("--max-train-minutes", type=float, default=15.0, help="AED training time limit (15)")
-    parser.add_argument("--aed-epochs", type=float, default=30)
+    parser.add_argument("--aed-epochs", type=float, default=40)
     parser.add_argument("--aed-batch-size", type=int, default=8)
     parser.add_argument("--aed-learning-rate", type=float, default=2e-3)
     parser.add_argument("--ctc-weight", type=float, default=0.3)

@@ -1,5 +1,6 @@
-"""Fine-tuning: the training entry point on the tiny AED and LLM (loss goes down, the saved directory loads in the
-pipeline), label smoothing, SpecAugment, LoRA apply/merge, metrics, the Trainer checks and a 2-process DDP run."""
+"""Fine-tuning: the training entry point on the tiny AED and LLM (the loss goes down, the saved directory loads in
+the pipeline), Kaldi and saved-dataset inputs, label smoothing, SpecAugment, the CTC loss, LoRA apply/merge, metrics,
+the Trainer checks and a two-process DDP run. The full proof that training learns is scripts/prove_training.py."""
 
 import json
 import os
@@ -112,7 +113,10 @@ def test_finetune_aed_lowers_the_loss_and_saves_a_pipeline_directory(
 
 def test_finetune_llm_with_lora_saves_merged_weights(converted_llm_dir, held_out_dir, fixtures_dir, tmp_path):
     output_dir = tmp_path / "llm-finetuned"
-    args = finetune_args(converted_llm_dir, held_out_dir, output_dir, "--max-steps", "6", "--learning-rate", "2e-3")
+    args = finetune_args(
+        converted_llm_dir, held_out_dir, output_dir, "--max-steps", "6", "--learning-rate", "2e-3",
+        "--eval-data", str(held_out_dir), "--eval-steps", "6", "--generation-num-beams", "1",
+    )  # fmt: skip
     assert finetune_main(args) == 0
     losses = training_losses(output_dir)
     assert np.mean(losses[-2:]) < 0.7 * np.mean(losses[:2]), losses
@@ -131,6 +135,9 @@ def test_finetune_llm_with_lora_saves_merged_weights(converted_llm_dir, held_out
     assert torch.equal(weights["language_model.model.norm.weight"], original["language_model.model.norm.weight"])
     for name in ("modeling_fireredasr_llm.py", "pipeline_fireredasr.py", "processor_config.json", "tokenizer.json"):
         assert (output_dir / name).is_file(), name
+    # Evaluation did not write transformers' defaults (max_length 20 would cap the LLM's transcripts) into it.
+    saved, started = (json.loads((d / "generation_config.json").read_text()) for d in (output_dir, converted_llm_dir))
+    assert saved == started
     assert isinstance(transcribe(output_dir, fixtures_dir / "audio" / "p09.wav"), str)
 
 

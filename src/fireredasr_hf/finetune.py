@@ -213,6 +213,9 @@ def training_arguments(args: argparse.Namespace):
         eval_strategy = "steps" if args.eval_steps else "epoch"
     else:
         eval_strategy = "no"
+    saving = (
+        {"save_strategy": "steps", "save_steps": args.save_steps} if args.save_steps else {"save_strategy": "epoch"}
+    )
     return Seq2SeqTrainingArguments(
         output_dir=str(Path(args.output_dir) / "checkpoints"),
         num_train_epochs=args.num_train_epochs,
@@ -230,8 +233,7 @@ def training_arguments(args: argparse.Namespace):
         eval_strategy=eval_strategy,
         eval_steps=args.eval_steps,
         eval_on_start=args.eval_on_start,
-        save_strategy="steps" if args.save_steps else "epoch",
-        save_steps=args.save_steps or 500,
+        **saving,
         save_total_limit=args.save_total_limit,
         logging_steps=args.logging_steps,
         predict_with_generate=True,
@@ -335,7 +337,9 @@ def run(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as error:
         raise FinetuneError(str(error)) from None
 
-    trainer = build_trainer(model, processor, training_args, train_dataset, eval_dataset)
+    trainer = build_trainer(
+        model, processor, training_args, train_dataset, eval_dataset, audio_column=args.audio_column
+    )
     resume = args.resume_from_checkpoint
     trainer.train(resume_from_checkpoint=True if resume == "latest" else resume)
     metrics = trainer.evaluate() if eval_dataset is not None else {}

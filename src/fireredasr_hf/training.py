@@ -14,6 +14,7 @@
 `fireredasr-hf finetune` (`fireredasr_hf.finetune`) wires these to command-line options.
 """
 
+import copy
 import re
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -344,18 +345,36 @@ def build_compute_metrics(tokenizer) -> Callable[[EvalPrediction], dict[str, flo
     return compute_metrics
 
 
+class FireRedAsrTrainer(Seq2SeqTrainer):
+    """
+    `Seq2SeqTrainer` that leaves the model's generation config as it found it. Its `prediction_step` writes every
+    transformers default (`max_length=20`, ...) into `model.generation_config`, which would then be saved with the
+    fine-tuned model; FireRedASR-LLM reads `max_length` as a cap on the new tokens, so its transcripts would stop
+    after 20 tokens in later evaluations and in the saved model.
+    """
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None, **gen_kwargs):
+        generation_config = copy.deepcopy(self.model.generation_config)
+        try:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys, **gen_kwargs)
+        finally:
+            self.model.generation_config = generation_config
+
+
 def build_trainer(
     model,
     processor,
     args: Seq2SeqTrainingArguments,
     train_dataset=None,
     eval_dataset=None,
+    audio_column: str = "audio",
     **trainer_kwargs,
-) -> Seq2SeqTrainer:
+) -> FireRedAsrTrainer:
     """
-    A `Seq2SeqTrainer` for a FireRedASR model on datasets prepared with [`prepare_dataset`]: the collator computes
+    A `Seq2SeqTrainer` ([`FireRedAsrTrainer`]) for a FireRedASR model on datasets prepared with [`prepare_dataset`]: the collator computes
     the features batch by batch, and with `predict_with_generate=True` evaluation decodes and reports CER/WER/MER
-    (see [`build_compute_metrics`]). Further keyword arguments go to `Seq2SeqTrainer` (e.g. `callbacks`).
+    (see [`build_compute_metrics`]). `audio_column` is the datasets' audio column. Further keyword arguments go to
+    `Seq2SeqTrainer` (e.g. `callbacks`).
     """
     _check_fireredasr_model(model)
     if args.remove_unused_columns:
@@ -371,11 +390,13 @@ def build_trainer(
         raise ValueError("FireRedASR-LLM does not train in float16 (it overflows); use bf16")
     is_aed = isinstance(model, FireRedAedForConditionalGeneration)
     collator = DataCollatorForFireRedAsr(
-        processor.feature_extractor, decoder_start_token_id=model.config.decoder_start_token_id if is_aed else None
+        processor.feature_extractor,
+        decoder_start_token_id=model.config.decoder_start_token_id if is_aed else None,
+        audio_column=audio_column,
     )
     if args.predict_with_generate:
         trainer_kwargs.setdefault("compute_metrics", build_compute_metrics(processor.tokenizer))
-    return Seq2SeqTrainer(
+    return FireRedAsrTrainer(
         model=model,
         args=args,
         train_dataset=train_dataset,
@@ -505,6 +526,7 @@ def count_parameters(model) -> tuple[int, int]:
 
 __all__ = [
     "FireRedAedWithCtcLoss",
+    "FireRedAsrTrainer",
     "add_ctc_loss",
     "apply_lora",
     "build_aed_from_scratch",
