@@ -39,15 +39,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 HELD_OUT = ("p09", "p10")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    # The tiny models train several times faster on one thread than on two busy cores.
-    num_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(num_threads)
-
-
 @pytest.fixture(scope="module")
 def held_out_dir(fixtures_dir, tmp_path_factory):
     """A Kaldi directory of the two held-out fixture utterances (absolute audio paths)."""

@@ -29,15 +29,6 @@ UTTERANCES = [f"p{index:02d}" for index in range(1, 11)]
 TOLERANCE_S = 0.3
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    # The tiny models decode several times faster on one thread than on two busy cores.
-    num_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(num_threads)
-
-
 @pytest.fixture(scope="module")
 def clips(fixtures_dir):
     return {uttid: soundfile.read(fixtures_dir / "audio" / f"{uttid}.wav", dtype="float32")[0] for uttid in UTTERANCES}

@@ -21,15 +21,6 @@ UTTERANCES = [f"p{index:02d}" for index in range(1, 11)]
 HAS_FFMPEG = shutil.which("ffmpeg") is not None
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    # The tiny models decode several times faster on one thread than on two busy cores.
-    num_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(num_threads)
-
-
 def build_pipeline(model_dir):
     """The plain transformers call: `import fireredasr_hf` makes the task build FireRedAsrPipeline for these models."""
     from transformers import pipeline
