@@ -7,6 +7,7 @@ rename tables below are the single record of the correspondence.
 """
 
 import argparse
+import pickle
 import re
 from pathlib import Path
 
@@ -51,20 +52,48 @@ ENCODER_KEY_RENAMES = [
 ENCODER_DROPPED_KEYS = {"positional_encoding.pe"}
 
 
+# What the released `*.pth.tar` files pickle besides tensors: an `argparse.Namespace` of model arguments (whose
+# values are plain Python objects). Anything else in a checkpoint is refused before any of it runs.
+SAFE_CHECKPOINT_GLOBALS = [argparse.Namespace]
+
+
+class UnsafeCheckpointError(ConversionError):
+    """A checkpoint that would need arbitrary code to be unpickled (not a released FireRedASR file)."""
+
+
 def load_original_checkpoint(path: str | Path) -> dict:
     """
     Load an original `*.pth.tar` package (`{"args": argparse.Namespace, "model_state_dict": ...}`).
 
-    The release pickles an `argparse.Namespace`, so this needs `weights_only=False`, i.e. it runs pickle: only
-    convert checkpoints you trust. Tensors are memory-mapped, so loading does not copy the weights into memory.
+    Loaded with `torch.load(weights_only=True)` and an allow-list of the one class the release pickles
+    (`argparse.Namespace`): a file that asks pickle for anything else is refused with `UnsafeCheckpointError` and
+    nothing of it runs. Tensors are memory-mapped, so loading does not copy the weights into memory.
     """
     path = Path(path)
     if not path.is_file():
         raise ConversionError(f"Original checkpoint not found: {path}")
-    try:
-        package = torch.load(path, map_location="cpu", mmap=True, weights_only=False)
-    except RuntimeError:  # legacy (non-zip) serialisation cannot be memory-mapped
-        package = torch.load(path, map_location="cpu", weights_only=False)
+    if path.stat().st_size == 0:
+        raise ConversionError(f"{path} is empty (0 bytes): download or copy the checkpoint again.")
+    with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
+        try:
+            try:
+                package = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
+            except RuntimeError as error:
+                if "mmap" not in str(error) and "zip" not in str(error).lower():
+                    raise
+                # Legacy (non-zip) serialisation cannot be memory-mapped.
+                package = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as error:
+            raise UnsafeCheckpointError(
+                f"Refusing to load {path}: it is not a plain FireRedASR checkpoint (unpickling it would need "
+                f"objects other than tensors and an argparse.Namespace, which could run code). "
+                f"torch says: {str(error).splitlines()[0]}"
+            ) from None
+        except (RuntimeError, EOFError, OSError, ValueError) as error:
+            raise ConversionError(
+                f"{path} is not a readable PyTorch checkpoint (truncated or damaged?): "
+                f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            ) from None
     if not isinstance(package, dict) or not isinstance(package.get("args"), argparse.Namespace):
         raise ConversionError(f"{path} is not an original FireRedASR checkpoint (no pickled `args` Namespace).")
     return package
@@ -126,7 +155,9 @@ def check_relative_position_table(stored_table: torch.Tensor, rows_to_check: int
     computed = sinusoidal_embeddings(positions, sinusoidal_inverse_frequencies(hidden_size))
     stored = stored_table[0, center - rows_to_check + 1 : center + rows_to_check].float()
     error = (computed - stored).abs().max().item()
-    if error > 1e-6:
+    # float32 sines computed by other code (and other CPUs' vector math) differ by a few ulps (1.9e-6 seen); a table
+    # of another kind differs by order 1.
+    if error > 1e-4:
         raise ConversionError(
             f"The checkpoint's relative position table differs from the standard sinusoid (max error {error:.2e}); "
             "this converter assumes the release's table."
