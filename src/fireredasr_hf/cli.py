@@ -586,7 +586,26 @@ class FinetuneCommand(Command):
             raise CommandError(str(error)) from error
 
 
-COMMANDS: list[Command] = [TranscribeCommand(), EvalCommand(), ConvertCommand(), FinetuneCommand()]
+class ExportCommand(Command):
+    name = "export"
+    help = "export a FireRedASR-AED model for another runtime (sherpa-onnx, float32 or int8)"
+
+    def add_arguments(self, parser):
+        from .export.command import add_arguments
+
+        add_arguments(parser)
+
+    def run(self, args):
+        from .export import ExportError
+        from .export.command import run
+
+        try:
+            return run(args)
+        except ExportError as error:
+            raise CommandError(str(error)) from error
+
+
+COMMANDS: list[Command] = [TranscribeCommand(), EvalCommand(), ConvertCommand(), FinetuneCommand(), ExportCommand()]
 
 
 def build_parser() -> argparse.ArgumentParser:

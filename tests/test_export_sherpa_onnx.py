@@ -1,0 +1,246 @@
+"""Export to sherpa-onnx: the ONNX graphs against the model, and sherpa-onnx's own recogniser on the exported files."""
+
+import copy
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from transformers import AutoProcessor
+
+from fireredasr_hf import FireRedAedForConditionalGeneration, cli
+from fireredasr_hf.export import ExportError, export_sherpa_onnx, write_tokens
+from fireredasr_hf.quantization import quantize_model
+
+onnxruntime = pytest.importorskip("onnxruntime")
+sherpa_onnx = pytest.importorskip("sherpa_onnx")
+
+UTTERANCES = [f"p{index:02d}" for index in range(1, 11)]
+TRAINING_UTTERANCES = UTTERANCES[:8]  # the tiny model was over-fitted on p01-p08; p09, p10 are held out
+SAMPLING_RATE = 16000
+
+
+@pytest.fixture(scope="module")
+def model(converted_aed_dir):
+    return FireRedAedForConditionalGeneration.from_pretrained(converted_aed_dir).eval()
+
+
+@pytest.fixture(scope="module")
+def processor(converted_aed_dir):
+    return AutoProcessor.from_pretrained(converted_aed_dir)
+
+
+@pytest.fixture(scope="module")
+def clips(fixtures_dir):
+    return {uttid: soundfile.read(fixtures_dir / "audio" / f"{uttid}.wav", dtype="float32")[0] for uttid in UTTERANCES}
+
+
+@pytest.fixture(scope="module")
+def fp32_export(converted_aed_dir, tmp_path_factory):
+    return export_sherpa_onnx(str(converted_aed_dir), tmp_path_factory.mktemp("sherpa-fp32"))
+
+
+@pytest.fixture(scope="module")
+def int8_export(converted_aed_dir, tmp_path_factory):
+    return export_sherpa_onnx(str(converted_aed_dir), tmp_path_factory.mktemp("sherpa-int8"), int8=True)
+
+
+@pytest.fixture(scope="module")
+def greedy_tokens(model, processor, clips):
+    """Our greedy transcripts (token strings) of the fixture utterances."""
+    tokens = {}
+    for uttid, clip in clips.items():
+        inputs = processor(clip, sampling_rate=SAMPLING_RATE, return_tensors="pt")
+        ids = model.generate(**inputs, num_beams=1)[0, 1:].tolist()
+        ids = ids[: ids.index(model.config.eos_token_id)] if model.config.eos_token_id in ids else ids
+        tokens[uttid] = processor.tokenizer.convert_ids_to_tokens(ids)
+    return tokens
+
+
+def sherpa_tokens(export, clips) -> dict[str, list[str]]:
+    recognizer = sherpa_onnx.OfflineRecognizer.from_fire_red_asr(num_threads=1, **export.recognizer_kwargs())
+    tokens = {}
+    for uttid, clip in clips.items():
+        stream = recognizer.create_stream()
+        stream.accept_waveform(SAMPLING_RATE, clip)
+        recognizer.decode_stream(stream)
+        # sherpa-onnx prints a piece's leading "▁" as a space.
+        tokens[uttid] = ["▁" + token[1:] if token.startswith(" ") else token for token in stream.result.tokens]
+    return tokens
+
+
+def sherpa_token_limit(clip) -> int:
+    """sherpa-onnx 2.x stops its greedy search after 8 tokens per second of audio (counted in fbank frames)."""
+    num_frames = 1 + (len(clip) - 400) // 160
+    return num_frames * 8 // 100
+
+
+def test_sherpa_onnx_gives_our_greedy_transcripts(fp32_export, greedy_tokens, clips):
+    produced = sherpa_tokens(fp32_export, clips)
+    for uttid, ours in greedy_tokens.items():
+        theirs = produced[uttid]
+        # Token for token; where sherpa-onnx's length limit cuts a transcript, the part it decoded.
+        assert theirs == ours[: len(theirs)], uttid
+        assert len(theirs) == min(len(ours), sherpa_token_limit(clips[uttid])), uttid
+    # The limit cuts only p02 (1.16 s, 9 tokens allowed, "TURN ON THE LIGHT" has 10).
+    assert sum(produced[uttid] == greedy_tokens[uttid] for uttid in UTTERANCES) == 9
+
+
+def test_int8_export_agrees_on_the_training_utterances(int8_export, fp32_export, clips):
+    training = {uttid: clips[uttid] for uttid in TRAINING_UTTERANCES}
+    assert sherpa_tokens(int8_export, training) == sherpa_tokens(fp32_export, training)
+    assert {path.name for path in int8_export.files.values()} == {
+        "encoder.int8.onnx",
+        "decoder.int8.onnx",
+        "tokens.txt",
+    }
+    fp32_bytes = sum(fp32_export.files[name].stat().st_size for name in ("encoder", "decoder"))
+    int8_bytes = sum(int8_export.files[name].stat().st_size for name in ("encoder", "decoder"))
+    assert int8_bytes < 0.6 * fp32_bytes
+
+
+def test_encoder_graph_gives_the_cross_attention_keys_and_values(fp32_export, model, processor, clips):
+    session = onnxruntime.InferenceSession(str(fp32_export.files["encoder"]))
+    inputs = processor([clips["p01"], clips["p02"]], sampling_rate=SAMPLING_RATE, return_tensors="pt")
+    lengths = inputs["attention_mask"].sum(-1)
+    keys, values = session.run(None, {"features": inputs["input_features"].numpy(), "features_length": lengths.numpy()})
+    with torch.no_grad():
+        encoder_outputs = model.model.encoder(inputs["input_features"], attention_mask=inputs["attention_mask"])
+        hidden = encoder_outputs.last_hidden_state
+        layers = model.model.decoder.layers
+        expected_keys = torch.stack([layer.encoder_attn.k_proj(hidden) for layer in layers]).numpy()
+        expected_values = torch.stack([layer.encoder_attn.v_proj(hidden) for layer in layers]).numpy()
+    assert keys.shape == (len(layers), 2, hidden.shape[1], model.config.hidden_size)
+    valid = encoder_outputs.attention_mask.bool().numpy()  # padded frames of the shorter utterance are masked later
+    for row in range(2):
+        np.testing.assert_allclose(keys[:, row, valid[row]], expected_keys[:, row, valid[row]], atol=1e-4)
+        np.testing.assert_allclose(values[:, row, valid[row]], expected_values[:, row, valid[row]], atol=1e-4)
+
+
+def test_decoder_graph_steps_give_the_model_logits(fp32_export, model, processor, clips):
+    """Cached single-token steps and a multi-token call over sherpa-onnx's preallocated cache equal the model's
+    teacher-forced logits."""
+    encoder = onnxruntime.InferenceSession(str(fp32_export.files["encoder"]))
+    decoder = onnxruntime.InferenceSession(str(fp32_export.files["decoder"]))
+    inputs = processor(clips["p04"], sampling_rate=SAMPLING_RATE, return_tensors="pt")
+    cross_k, cross_v = encoder.run(
+        None,
+        {"features": inputs["input_features"].numpy(), "features_length": inputs["attention_mask"].sum(-1).numpy()},
+    )
+    tokens = [model.config.decoder_start_token_id] + processor.tokenizer("我们开会吧 LET US")["input_ids"][:-1]
+    with torch.no_grad():
+        expected = model(**inputs, decoder_input_ids=torch.tensor([tokens])).logits[0].numpy()
+
+    config = model.config
+    head_dim = config.hidden_size // config.num_attention_heads
+    cache_shape = (config.num_hidden_layers, 1, len(tokens) + 4, config.num_attention_heads, head_dim)
+    self_k, self_v = np.zeros(cache_shape, np.float32), np.zeros(cache_shape, np.float32)
+    for position, token in enumerate(tokens):
+        logits, self_k, self_v = decoder.run(
+            None,
+            {
+                "tokens": np.array([[token]], dtype=np.int64),
+                "in_n_layer_self_k_cache": self_k,
+                "in_n_layer_self_v_cache": self_v,
+                "n_layer_cross_k": cross_k,
+                "n_layer_cross_v": cross_v,
+                "offset": np.array([position], dtype=np.int64),
+            },
+        )
+        np.testing.assert_allclose(logits[0, 0], expected[position], atol=1e-4, rtol=1e-4)
+
+    # All tokens at once from an empty cache: a causal pass over the cache positions.
+    empty = np.zeros(cache_shape, np.float32)
+    logits, _, _ = decoder.run(
+        None,
+        {
+            "tokens": np.array([tokens], dtype=np.int64),
+            "in_n_layer_self_k_cache": empty,
+            "in_n_layer_self_v_cache": empty,
+            "n_layer_cross_k": cross_k,
+            "n_layer_cross_v": cross_v,
+            "offset": np.array([0], dtype=np.int64),
+        },
+    )
+    np.testing.assert_allclose(logits[0], expected, atol=1e-4, rtol=1e-4)
+
+
+def test_metadata_and_tokens(fp32_export, model, processor):
+    import onnx
+
+    metadata = {entry.key: entry.value for entry in onnx.load(str(fp32_export.files["encoder"])).metadata_props}
+    config = model.config
+    assert metadata["num_decoder_layers"] == str(config.num_hidden_layers)
+    assert metadata["num_head"] == str(config.num_attention_heads)
+    assert metadata["head_dim"] == str(config.hidden_size // config.num_attention_heads)
+    assert (metadata["sos"], metadata["eos"]) == ("3", "4")
+    assert metadata["max_len"] == str(config.max_position_embeddings)
+    means = [float(value) for value in metadata["cmvn_mean"].split(",")]
+    inverse_stds = [float(value) for value in metadata["cmvn_inv_stddev"].split(",")]
+    assert means == processor.feature_extractor.cmvn_means
+    assert inverse_stds == processor.feature_extractor.cmvn_inverse_stds
+
+    lines = fp32_export.files["tokens"].read_text(encoding="utf-8").splitlines()
+    assert len(lines) == config.vocab_size
+    assert lines[:5] == ["<blank> 0", "<unk> 1", "<pad> 2", "<sos> 3", "<eos> 4"]
+    assert lines[10] == f"{processor.tokenizer.convert_ids_to_tokens(10)} 10"
+
+
+def test_tokens_file_writes_the_space_token_and_refuses_unwritable_ones(tmp_path):
+    class Tokenizer:
+        def __init__(self, symbols):
+            self.symbols = symbols
+
+        def convert_ids_to_tokens(self, ids):
+            return [self.symbols[index] for index in ids]
+
+    path = write_tokens(Tokenizer(["<blank>", " ", "▁A"]), 3, tmp_path / "tokens.txt")
+    assert path.read_text(encoding="utf-8") == "<blank> 0\n<space> 1\n▁A 2\n"
+    with pytest.raises(ExportError, match="whitespace"):
+        write_tokens(Tokenizer(["<blank>", "a b"]), 2, tmp_path / "bad.txt")
+
+
+def test_model_with_a_ctc_head_also_exports_sherpa_onnx_ctc_model(model, processor, clips, tmp_path):
+    from fireredasr_hf.training import add_ctc_loss
+
+    with_ctc = add_ctc_loss(copy.deepcopy(model))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        with_ctc.ctc_head.weight.normal_(0.0, 1.0)  # a random head that emits many tokens
+    export = export_sherpa_onnx(with_ctc, tmp_path, processor=processor)
+    assert export.files["ctc"].name == "ctc.onnx"
+    recognizer = sherpa_onnx.OfflineRecognizer.from_fire_red_asr_ctc(
+        model=str(export.files["ctc"]), tokens=str(export.files["tokens"]), num_threads=1
+    )
+    for uttid in ("p01", "p02"):
+        stream = recognizer.create_stream()
+        stream.accept_waveform(SAMPLING_RATE, clips[uttid])
+        recognizer.decode_stream(stream)
+        inputs = processor(clips[uttid], sampling_rate=SAMPLING_RATE, return_tensors="pt")
+        with torch.no_grad():
+            hidden = with_ctc.model.encoder(**inputs).last_hidden_state
+            best = with_ctc.ctc_head(hidden)[0].argmax(-1).tolist()
+        collapsed = [
+            token for index, token in enumerate(best) if token != 0 and (index == 0 or token != best[index - 1])
+        ]
+        expected = processor.tokenizer.convert_ids_to_tokens(collapsed)
+        assert len(expected) > 3
+        assert [token.replace(" ", "▁") for token in stream.result.tokens] == expected
+
+
+def test_export_refuses_llm_and_quantized_models(fixtures_dir, converted_llm_dir, model, processor, tmp_path):
+    with pytest.raises(ExportError, match="FireRedASR-LLM model"):
+        export_sherpa_onnx(str(fixtures_dir / "llm-tiny"), tmp_path / "llm")
+    with pytest.raises(ExportError, match="fireredasr_llm model"):
+        export_sherpa_onnx(str(converted_llm_dir), tmp_path / "llm")
+    with pytest.raises(ExportError, match="quantized"):
+        export_sherpa_onnx(quantize_model(copy.deepcopy(model)), tmp_path / "int8", processor=processor)
+
+
+def test_export_command(converted_aed_dir, tmp_path, capsys):
+    output = tmp_path / "out"
+    assert cli.main(["export", "--format", "sherpa-onnx", str(converted_aed_dir), str(output)]) == 0
+    assert sorted(path.name for path in output.iterdir()) == ["decoder.onnx", "encoder.onnx", "tokens.txt"]
+    assert "from_fire_red_asr(" in capsys.readouterr().err
+    assert cli.main(["export", "--format", "sherpa-onnx", str(tmp_path / "missing"), str(output)]) == 2
+    assert "neither an existing directory nor a Hub repo id" in capsys.readouterr().err
