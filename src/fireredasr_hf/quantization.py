@@ -7,9 +7,10 @@
     from fireredasr_hf.quantization import quantize_model
     model = quantize_model(FireRedAedForConditionalGeneration.from_pretrained(path))   # the same, on a model
 
-Every `nn.Linear` gets int8 weights (one scale per output channel) and runs PyTorch's dynamic quantized linear: the
-activations are quantized per call, the product runs in int8 with int32 accumulation (fbgemm/oneDNN kernels), the
-output is float32. The rest of the model (convolutions, embeddings, LayerNorms) computes in float32. A decoding step
+Every `nn.Linear` (and the Conformer's pointwise convolutions, linear layers in the release's layout) gets int8
+weights (one scale per output channel) and runs PyTorch's dynamic quantized linear: the activations are quantized
+per call, the product runs in int8 with int32 accumulation (fbgemm/oneDNN kernels), the output is float32. The rest
+of the model (other convolutions, embeddings, LayerNorms, attention) computes in float32. A decoding step
 reads a quarter of the weight bytes, which is what a cached step of the AED decoder or the LLM waits for on a CPU.
 
 Why not `from_pretrained(..., quantization_config=TorchAoConfig(...))`: torchao's int8 layouts run fast under
@@ -24,6 +25,8 @@ again after loading; it takes seconds).
 import warnings
 
 from torch import nn
+
+from .modeling_fireredasr_encoder import FireRedEncoderPointwiseConv
 
 QUANTIZE_METHODS = ("int8",)
 
@@ -58,10 +61,16 @@ def quantize_model(model: nn.Module, method: str = "int8") -> nn.Module:
 
         for parent in list(model.modules()):
             for name, child in list(parent.named_children()):
-                if type(child) is nn.Linear:
-                    child.float()
-                    child.qconfig = per_channel_dynamic_qconfig
-                    setattr(parent, name, DynamicQuantizedLinear.from_float(child))
+                if isinstance(child, FireRedEncoderPointwiseConv):  # a linear layer stored as a convolution
+                    linear = nn.Linear(child.in_channels, child.out_channels, bias=child.bias is not None)
+                    linear.weight = nn.Parameter(child.weight.detach().squeeze(-1))
+                    linear.bias = child.bias
+                    child = linear
+                elif type(child) is not nn.Linear:
+                    continue
+                child.float()
+                child.qconfig = per_channel_dynamic_qconfig
+                setattr(parent, name, DynamicQuantizedLinear.from_float(child))
     return model.float()
 
 
