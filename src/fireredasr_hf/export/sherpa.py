@@ -199,6 +199,7 @@ def export_sherpa_onnx(
     Returns:
         A [`SherpaOnnxExport`] with the written paths.
     """
+    _require_onnx(int8)
     model, processor = _load(model, processor, revision)
     _check_exportable(model, processor)
     output_dir = Path(output_dir)
@@ -402,6 +403,18 @@ def _quantize_dynamic(float_path: Path, quantized_path: Path) -> None:
         # int8 weights are a quarter of the float ones: one file unless the float model needed an external one.
         use_external_data_format=float_path.with_name(float_path.name + ".data").exists(),
     )
+
+
+def _require_onnx(int8: bool) -> None:
+    import importlib.util
+
+    missing = [
+        name for name in ("onnx", "onnxruntime" if int8 else None) if name and not importlib.util.find_spec(name)
+    ]
+    if missing:
+        raise ExportError(
+            f"exporting to sherpa-onnx needs {' and '.join(missing)}: pip install 'fireredasr-hf[export]'"
+        )
 
 
 def _load(model, processor, revision):
