@@ -81,3 +81,18 @@ def test_pipeline_quantize_argument_errors(converted_aed_dir):
         load_asr_pipeline(str(converted_aed_dir), quantize="int8", device="cuda")
     with pytest.raises(ValueError, match="float32"):
         load_asr_pipeline(str(converted_aed_dir), quantize="int8", dtype=torch.bfloat16)
+
+
+def test_command_line_quantize_flag(converted_aed_dir, fixtures_dir, capsys):
+    from fireredasr_hf import cli
+
+    threads = torch.get_num_threads()
+    wav = str(fixtures_dir / "audio" / "p02.wav")
+    common = ["transcribe", "--model", str(converted_aed_dir), "--num-threads", "1", "--no-progress"]
+    try:
+        assert cli.main([*common, "--quantize", "int8", wav]) == 0
+        assert capsys.readouterr().out == "p02\tTURN ON THE LIGHT\n"
+        assert cli.main([*common, "--quantize", "int8", "--dtype", "bfloat16", wav]) == 2
+        assert "drop dtype" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(threads)

@@ -69,6 +69,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="weights and compute dtype (default: as stored: float32 for AED, bfloat16 for LLM conversions)",
     )
+    group.add_argument(
+        "--quantize",
+        choices=["int8"],
+        help="int8: int8 linear layers for CPU inference (dynamic quantization; runs on the CPU, 2-3x faster than "
+        "float32; see docs/performance.md)",
+    )
     group.add_argument("--batch-size", type=int, default=8, help="segments decoded together (default: 8)")
     group.add_argument("--num-threads", type=int, help="CPU threads for torch (default: torch's choice)")
     for flag, name, kind, help_text in DECODING_OPTIONS:
@@ -103,6 +109,7 @@ def build_transcriber(args: argparse.Namespace, timestamps: bool = False):
         revision=args.revision,
         device=args.device,
         dtype=args.dtype,
+        quantize=args.quantize,
         num_threads=args.num_threads,
         batch_size=args.batch_size,
         generate_kwargs={name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None},
