@@ -244,3 +244,36 @@ def test_export_command(converted_aed_dir, tmp_path, capsys):
     assert "from_fire_red_asr(" in capsys.readouterr().err
     assert cli.main(["export", "--format", "sherpa-onnx", str(tmp_path / "missing"), str(output)]) == 2
     assert "neither an existing directory nor a Hub repo id" in capsys.readouterr().err
+
+
+def test_models_past_the_protobuf_limit_keep_their_weights_beside_them(
+    converted_aed_dir, clips, fp32_export, tmp_path, monkeypatch
+):
+    """A float32 FireRedASR-AED-L encoder is over protobuf's 2 GB: such files are written with `<name>.data`
+    (checked here with the limit lowered), sherpa-onnx reads them, and int8 quantization starts from them."""
+    from fireredasr_hf.export import sherpa
+
+    monkeypatch.setattr(sherpa, "PROTOBUF_LIMIT_BYTES", 100_000)
+    large = export_sherpa_onnx(str(converted_aed_dir), tmp_path / "fp32")
+    assert sorted(path.name for path in (tmp_path / "fp32").iterdir()) == [
+        "decoder.onnx",
+        "decoder.onnx.data",
+        "encoder.onnx",
+        "encoder.onnx.data",
+        "tokens.txt",
+    ]
+    subset = {uttid: clips[uttid] for uttid in ("p01", "p04")}
+    assert sherpa_tokens(large, subset) == sherpa_tokens(fp32_export, subset)
+    quantized = export_sherpa_onnx(str(converted_aed_dir), tmp_path / "int8", int8=True)
+    assert sherpa_tokens(quantized, subset) == sherpa_tokens(fp32_export, subset)
+
+
+def test_export_leaves_the_callers_model_as_it_was(model, processor, tmp_path):
+    model.train()
+    try:
+        export_sherpa_onnx(model, tmp_path, processor=processor)
+        assert model.training and model.config._attn_implementation == "sdpa"
+    finally:
+        model.eval()
+    export_sherpa_onnx(copy.deepcopy(model).to(torch.bfloat16), tmp_path / "bf16", processor=processor)
+    assert (tmp_path / "bf16" / "decoder.onnx").is_file()

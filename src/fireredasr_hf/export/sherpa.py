@@ -33,6 +33,7 @@ import copy
 import logging
 import tempfile
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -205,14 +206,15 @@ def export_sherpa_onnx(
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
 
-    # Export from a float32 copy in eval mode with the plain attention path; the caller's model stays as it was.
-    export_model = _float32_copy(model)
     result = SherpaOnnxExport(output_dir=output_dir, int8=int8)
-    with tempfile.TemporaryDirectory(prefix=".export-", dir=output_dir) as scratch:
+    with (
+        _ready_for_export(model) as export_model,
+        tempfile.TemporaryDirectory(prefix=".export-", dir=output_dir) as scratch,
+    ):
         for graph in _graphs(export_model, processor.feature_extractor):
             target = output_dir / f"{graph.name}{'.int8' if int8 else ''}.onnx"
             float_path = Path(scratch) / f"{graph.name}.onnx" if int8 else target
-            graph.export(float_path)
+            graph.export(Path(scratch), float_path)
             if int8:
                 _quantize(float_path, target)
             result.files[graph.name] = target
@@ -232,9 +234,12 @@ class _Graph:
     dynamic_axes: dict[str, dict[int, str]]
     metadata: dict[str, str] = field(default_factory=dict)
 
-    def export(self, path: Path) -> None:
+    def export(self, scratch: Path, path: Path) -> None:
+        """Traces into `scratch` (where the exporter may spread the weights of a large model over many files),
+        then writes `path` with the metadata, in one file or with its weights in `<name>.data`."""
         import onnx
 
+        traced = scratch / f"{self.name}.traced.onnx"
         with torch.no_grad(), warnings.catch_warnings():
             # Tracing notes every Python-side shape check and constant; the graph tests check the result instead.
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
@@ -245,7 +250,7 @@ class _Graph:
             torch.onnx.export(
                 self.module,
                 self.inputs,
-                str(path),
+                str(traced),
                 input_names=self.input_names,
                 output_names=self.output_names,
                 dynamic_axes=self.dynamic_axes,
@@ -253,7 +258,7 @@ class _Graph:
                 # The TorchScript exporter: it traces the Python control flow of the transformers layers as it runs.
                 dynamo=False,
             )
-        model = onnx.load(str(path))
+        model = onnx.load(str(traced))
         for key, value in self.metadata.items():
             entry = model.metadata_props.add()
             entry.key, entry.value = key, value
@@ -478,10 +483,21 @@ def _check_exportable(model, processor) -> None:
         )
 
 
-def _float32_copy(model: FireRedAedForConditionalGeneration) -> FireRedAedForConditionalGeneration:
-    export_model = copy.deepcopy(model).to(device="cpu", dtype=torch.float32).eval()
-    export_model.set_attn_implementation("eager")
-    return export_model
+@contextmanager
+def _ready_for_export(model: FireRedAedForConditionalGeneration):
+    """The model in float32 on the CPU, in eval mode, with the plain attention path: the model itself when it already
+    is float32 on the CPU (put back as it was afterwards), else a float32 CPU copy."""
+    parameter = next(model.parameters())
+    if parameter.dtype != torch.float32 or parameter.device.type != "cpu":
+        model = copy.deepcopy(model).to(device="cpu", dtype=torch.float32)
+    training, attention = model.training, model.config._attn_implementation
+    model.eval()
+    model.set_attn_implementation("eager")
+    try:
+        yield model
+    finally:
+        model.set_attn_implementation(attention)
+        model.train(training)
 
 
 def write_tokens(tokenizer, vocab_size: int, path: str | Path) -> Path:
