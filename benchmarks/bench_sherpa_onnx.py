@@ -39,7 +39,7 @@ from common import build_converted_aed, looped_utterances
 from transformers import AutoProcessor
 
 from fireredasr_hf import FireRedAedForConditionalGeneration
-from fireredasr_hf.export import export_sherpa_onnx
+from fireredasr_hf.export import decoder_feeds, export_sherpa_onnx
 from fireredasr_hf.quantization import quantize_model
 
 SAMPLING_RATE = 16000
@@ -130,17 +130,8 @@ def component_breakdown(ours, ours_int8, processor, exports, waveform, steps: in
             self_k, self_v, token = cache, cache.copy(), ours.config.decoder_start_token_id
             cpu = time.process_time()
             for step in range(steps):
-                logits, self_k, self_v = decoder.run(
-                    None,
-                    {
-                        "tokens": np.array([[token]], dtype=np.int64),
-                        "in_n_layer_self_k_cache": self_k,
-                        "in_n_layer_self_v_cache": self_v,
-                        "n_layer_cross_k": cross_k,
-                        "n_layer_cross_v": cross_v,
-                        "offset": np.array([step], dtype=np.int64),
-                    },
-                )
+                feeds = decoder_feeds(np.array([[token]]), self_k, self_v, cross_k, cross_v, np.array([step]))
+                logits, self_k, self_v = decoder.run(None, feeds)
                 token = int(logits[0, -1].argmax())
             step_ms.append((time.process_time() - cpu) * 1000 / steps)
         rows[f"onnxruntime (sherpa-onnx graphs) {precision}"] = (min(encoder_ms), min(step_ms))

@@ -37,3 +37,14 @@ def converted_llm_dir(fixtures_dir, tmp_path_factory) -> Path:
     from fireredasr_hf.conversion import convert_checkpoint
 
     return convert_checkpoint(fixtures_dir / "llm-tiny", tmp_path_factory.mktemp("llm-tiny-hf"), dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def fixture_clips(fixtures_dir) -> dict:
+    """The ten fixture utterances p01-p10 as float32 waveforms (16 kHz), by utterance id."""
+    import soundfile
+
+    return {
+        f"p{index:02d}": soundfile.read(fixtures_dir / "audio" / f"p{index:02d}.wav", dtype="float32")[0]
+        for index in range(1, 11)
+    }

@@ -4,12 +4,11 @@ import copy
 
 import numpy as np
 import pytest
-import soundfile
 import torch
 from transformers import AutoProcessor
 
 from fireredasr_hf import FireRedAedForConditionalGeneration, cli
-from fireredasr_hf.export import ExportError, export_sherpa_onnx, write_tokens
+from fireredasr_hf.export import ExportError, decoder_feeds, export_sherpa_onnx, write_tokens
 from fireredasr_hf.quantization import quantize_model
 
 onnxruntime = pytest.importorskip("onnxruntime")
@@ -31,11 +30,6 @@ def processor(converted_aed_dir):
 
 
 @pytest.fixture(scope="module")
-def clips(fixtures_dir):
-    return {uttid: soundfile.read(fixtures_dir / "audio" / f"{uttid}.wav", dtype="float32")[0] for uttid in UTTERANCES}
-
-
-@pytest.fixture(scope="module")
 def fp32_export(converted_aed_dir, tmp_path_factory):
     return export_sherpa_onnx(str(converted_aed_dir), tmp_path_factory.mktemp("sherpa-fp32"))
 
@@ -46,10 +40,10 @@ def int8_export(converted_aed_dir, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def greedy_tokens(model, processor, clips):
+def greedy_tokens(model, processor, fixture_clips):
     """Our greedy transcripts (token strings) of the fixture utterances."""
     tokens = {}
-    for uttid, clip in clips.items():
+    for uttid, clip in fixture_clips.items():
         inputs = processor(clip, sampling_rate=SAMPLING_RATE, return_tensors="pt")
         ids = model.generate(**inputs, num_beams=1)[0, 1:].tolist()
         ids = ids[: ids.index(model.config.eos_token_id)] if model.config.eos_token_id in ids else ids
@@ -75,19 +69,19 @@ def sherpa_token_limit(clip) -> int:
     return num_frames * 8 // 100
 
 
-def test_sherpa_onnx_gives_our_greedy_transcripts(fp32_export, greedy_tokens, clips):
-    produced = sherpa_tokens(fp32_export, clips)
+def test_sherpa_onnx_gives_our_greedy_transcripts(fp32_export, greedy_tokens, fixture_clips):
+    produced = sherpa_tokens(fp32_export, fixture_clips)
     for uttid, ours in greedy_tokens.items():
         theirs = produced[uttid]
         # Token for token; where sherpa-onnx's length limit cuts a transcript, the part it decoded.
         assert theirs == ours[: len(theirs)], uttid
-        assert len(theirs) == min(len(ours), sherpa_token_limit(clips[uttid])), uttid
+        assert len(theirs) == min(len(ours), sherpa_token_limit(fixture_clips[uttid])), uttid
     # The limit cuts only p02 (1.16 s, 9 tokens allowed, "TURN ON THE LIGHT" has 10).
     assert sum(produced[uttid] == greedy_tokens[uttid] for uttid in UTTERANCES) == 9
 
 
-def test_int8_export_agrees_on_the_training_utterances(int8_export, fp32_export, clips):
-    training = {uttid: clips[uttid] for uttid in TRAINING_UTTERANCES}
+def test_int8_export_agrees_on_the_training_utterances(int8_export, fp32_export, fixture_clips):
+    training = {uttid: fixture_clips[uttid] for uttid in TRAINING_UTTERANCES}
     assert sherpa_tokens(int8_export, training) == sherpa_tokens(fp32_export, training)
     assert {path.name for path in int8_export.files.values()} == {
         "encoder.int8.onnx",
@@ -99,9 +93,9 @@ def test_int8_export_agrees_on_the_training_utterances(int8_export, fp32_export,
     assert int8_bytes < 0.6 * fp32_bytes
 
 
-def test_encoder_graph_gives_the_cross_attention_keys_and_values(fp32_export, model, processor, clips):
+def test_encoder_graph_gives_the_cross_attention_keys_and_values(fp32_export, model, processor, fixture_clips):
     session = onnxruntime.InferenceSession(str(fp32_export.files["encoder"]))
-    inputs = processor([clips["p01"], clips["p02"]], sampling_rate=SAMPLING_RATE, return_tensors="pt")
+    inputs = processor([fixture_clips["p01"], fixture_clips["p02"]], sampling_rate=SAMPLING_RATE, return_tensors="pt")
     lengths = inputs["attention_mask"].sum(-1)
     keys, values = session.run(None, {"features": inputs["input_features"].numpy(), "features_length": lengths.numpy()})
     with torch.no_grad():
@@ -117,12 +111,12 @@ def test_encoder_graph_gives_the_cross_attention_keys_and_values(fp32_export, mo
         np.testing.assert_allclose(values[:, row, valid[row]], expected_values[:, row, valid[row]], atol=1e-4)
 
 
-def test_decoder_graph_steps_give_the_model_logits(fp32_export, model, processor, clips):
+def test_decoder_graph_steps_give_the_model_logits(fp32_export, model, processor, fixture_clips):
     """Cached single-token steps and a multi-token call over sherpa-onnx's preallocated cache equal the model's
     teacher-forced logits."""
     encoder = onnxruntime.InferenceSession(str(fp32_export.files["encoder"]))
     decoder = onnxruntime.InferenceSession(str(fp32_export.files["decoder"]))
-    inputs = processor(clips["p04"], sampling_rate=SAMPLING_RATE, return_tensors="pt")
+    inputs = processor(fixture_clips["p04"], sampling_rate=SAMPLING_RATE, return_tensors="pt")
     cross_k, cross_v = encoder.run(
         None,
         {"features": inputs["input_features"].numpy(), "features_length": inputs["attention_mask"].sum(-1).numpy()},
@@ -138,30 +132,13 @@ def test_decoder_graph_steps_give_the_model_logits(fp32_export, model, processor
     for position, token in enumerate(tokens):
         logits, self_k, self_v = decoder.run(
             None,
-            {
-                "tokens": np.array([[token]], dtype=np.int64),
-                "in_n_layer_self_k_cache": self_k,
-                "in_n_layer_self_v_cache": self_v,
-                "n_layer_cross_k": cross_k,
-                "n_layer_cross_v": cross_v,
-                "offset": np.array([position], dtype=np.int64),
-            },
+            decoder_feeds(np.array([[token]]), self_k, self_v, cross_k, cross_v, np.array([position])),
         )
         np.testing.assert_allclose(logits[0, 0], expected[position], atol=1e-4, rtol=1e-4)
 
     # All tokens at once from an empty cache: a causal pass over the cache positions.
     empty = np.zeros(cache_shape, np.float32)
-    logits, _, _ = decoder.run(
-        None,
-        {
-            "tokens": np.array([tokens], dtype=np.int64),
-            "in_n_layer_self_k_cache": empty,
-            "in_n_layer_self_v_cache": empty,
-            "n_layer_cross_k": cross_k,
-            "n_layer_cross_v": cross_v,
-            "offset": np.array([0], dtype=np.int64),
-        },
-    )
+    logits, _, _ = decoder.run(None, decoder_feeds(np.array([tokens]), empty, empty, cross_k, cross_v, np.array([0])))
     np.testing.assert_allclose(logits[0], expected, atol=1e-4, rtol=1e-4)
 
 
@@ -200,7 +177,7 @@ def test_tokens_file_writes_the_space_token_and_refuses_unwritable_ones(tmp_path
         write_tokens(Tokenizer(["<blank>", "a b"]), 2, tmp_path / "bad.txt")
 
 
-def test_model_with_a_ctc_head_also_exports_sherpa_onnx_ctc_model(model, processor, clips, tmp_path):
+def test_model_with_a_ctc_head_also_exports_sherpa_onnx_ctc_model(model, processor, fixture_clips, tmp_path):
     from fireredasr_hf.training import add_ctc_loss
 
     with_ctc = add_ctc_loss(copy.deepcopy(model))
@@ -214,9 +191,9 @@ def test_model_with_a_ctc_head_also_exports_sherpa_onnx_ctc_model(model, process
     )
     for uttid in ("p01", "p02"):
         stream = recognizer.create_stream()
-        stream.accept_waveform(SAMPLING_RATE, clips[uttid])
+        stream.accept_waveform(SAMPLING_RATE, fixture_clips[uttid])
         recognizer.decode_stream(stream)
-        inputs = processor(clips[uttid], sampling_rate=SAMPLING_RATE, return_tensors="pt")
+        inputs = processor(fixture_clips[uttid], sampling_rate=SAMPLING_RATE, return_tensors="pt")
         with torch.no_grad():
             hidden = with_ctc.model.encoder(**inputs).last_hidden_state
             best = with_ctc.ctc_head(hidden)[0].argmax(-1).tolist()
@@ -247,7 +224,7 @@ def test_export_command(converted_aed_dir, tmp_path, capsys):
 
 
 def test_models_past_the_protobuf_limit_keep_their_weights_beside_them(
-    converted_aed_dir, clips, fp32_export, tmp_path, monkeypatch
+    converted_aed_dir, fixture_clips, fp32_export, tmp_path, monkeypatch
 ):
     """A float32 FireRedASR-AED-L encoder is over protobuf's 2 GB: such files are written with `<name>.data`
     (checked here with the limit lowered), sherpa-onnx reads them, and int8 quantization starts from them."""
@@ -262,7 +239,7 @@ def test_models_past_the_protobuf_limit_keep_their_weights_beside_them(
         "encoder.onnx.data",
         "tokens.txt",
     ]
-    subset = {uttid: clips[uttid] for uttid in ("p01", "p04")}
+    subset = {uttid: fixture_clips[uttid] for uttid in ("p01", "p04")}
     assert sherpa_tokens(large, subset) == sherpa_tokens(fp32_export, subset)
     quantized = export_sherpa_onnx(str(converted_aed_dir), tmp_path / "int8", int8=True)
     assert sherpa_tokens(quantized, subset) == sherpa_tokens(fp32_export, subset)

@@ -3,7 +3,6 @@
 import copy
 
 import pytest
-import soundfile
 import torch
 from torch import nn
 from transformers import AutoProcessor
@@ -12,7 +11,6 @@ from fireredasr_hf import FireRedAedForConditionalGeneration
 from fireredasr_hf.hub import load_asr_pipeline
 from fireredasr_hf.quantization import is_quantized, quantize_model
 
-UTTERANCES = [f"p{index:02d}" for index in range(1, 11)]
 SAMPLING_RATE = 16000
 
 
@@ -26,11 +24,6 @@ def processor(converted_aed_dir):
     return AutoProcessor.from_pretrained(converted_aed_dir)
 
 
-@pytest.fixture(scope="module")
-def clips(fixtures_dir):
-    return {uttid: soundfile.read(fixtures_dir / "audio" / f"{uttid}.wav", dtype="float32")[0] for uttid in UTTERANCES}
-
-
 def transcripts(model, processor, clips) -> dict[str, list[int]]:
     ids = {}
     for uttid, clip in clips.items():
@@ -39,19 +32,19 @@ def transcripts(model, processor, clips) -> dict[str, list[int]]:
     return ids
 
 
-def test_int8_model_gives_the_float_transcripts(model, processor, clips):
+def test_int8_model_gives_the_float_transcripts(model, processor, fixture_clips):
     quantized = quantize_model(copy.deepcopy(model))
     assert is_quantized(quantized) and not is_quantized(model)
     assert not any(type(module) is nn.Linear for module in quantized.modules())
     assert quantized.dtype == torch.float32
     # Beam 3 (the release setting), token for token on all ten fixture utterances.
-    assert transcripts(quantized, processor, clips) == transcripts(model, processor, clips)
+    assert transcripts(quantized, processor, fixture_clips) == transcripts(model, processor, fixture_clips)
 
 
-def test_bfloat16_model_is_quantized_layer_by_layer(model, processor, clips):
+def test_bfloat16_model_is_quantized_layer_by_layer(model, processor, fixture_clips):
     quantized = quantize_model(copy.deepcopy(model).to(torch.bfloat16))
     assert {parameter.dtype for parameter in quantized.parameters()} == {torch.float32}
-    inputs = processor(clips["p04"], sampling_rate=SAMPLING_RATE, return_tensors="pt")
+    inputs = processor(fixture_clips["p04"], sampling_rate=SAMPLING_RATE, return_tensors="pt")
     text = processor.batch_decode(quantized.generate(**inputs), skip_special_tokens=True)[0]
     assert text == "我们开会吧 LET US START THE MEETING"
 

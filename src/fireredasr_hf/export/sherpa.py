@@ -54,6 +54,22 @@ SPACE_SYMBOL = "<space>"
 LLM_NOT_SUPPORTED = "sherpa-onnx runs FireRedASR-AED models only (it has no recogniser for the LLM variant)."
 
 
+# The decoder's inputs in sherpa-onnx's order (it binds them by position).
+DECODER_INPUT_NAMES = (
+    "tokens",
+    "in_n_layer_self_k_cache",
+    "in_n_layer_self_v_cache",
+    "n_layer_cross_k",
+    "n_layer_cross_v",
+    "offset",
+)
+
+
+def decoder_feeds(tokens, self_k_cache, self_v_cache, cross_k, cross_v, offset) -> dict:
+    """onnxruntime feeds of one decoder step (numpy arrays: tokens and offset int64, the rest float32)."""
+    return dict(zip(DECODER_INPUT_NAMES, (tokens, self_k_cache, self_v_cache, cross_k, cross_v, offset)))
+
+
 class ExportError(ValueError):
     """A model or argument the exporter cannot turn into the requested format (with the reason)."""
 
@@ -243,9 +259,8 @@ class _Graph:
         with torch.no_grad(), warnings.catch_warnings():
             # Tracing notes every Python-side shape check and constant; the graph tests check the result instead.
             warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
-            warnings.filterwarnings(
-                "ignore", message=r".*legacy TorchScript-based ONNX export", category=DeprecationWarning
-            )
+            # The TorchScript exporter announces its deprecation (the torch.export one needs onnxscript).
+            warnings.filterwarnings("ignore", category=DeprecationWarning)
             warnings.filterwarnings("ignore", message=r".*[Cc]onstant folding")
             torch.onnx.export(
                 self.module,
@@ -307,14 +322,7 @@ def _graphs(model: FireRedAedForConditionalGeneration, feature_extractor) -> lis
             cross.clone(),
             torch.zeros(1, dtype=torch.long),
         ),
-        [
-            "tokens",
-            "in_n_layer_self_k_cache",
-            "in_n_layer_self_v_cache",
-            "n_layer_cross_k",
-            "n_layer_cross_v",
-            "offset",
-        ],
+        list(DECODER_INPUT_NAMES),
         ["logits", "out_n_layer_self_k_cache", "out_n_layer_self_v_cache"],
         {
             "tokens": {0: "N", 1: "S"},
@@ -514,4 +522,11 @@ def write_tokens(tokenizer, vocab_size: int, path: str | Path) -> Path:
     return path
 
 
-__all__ = ["ExportError", "SherpaOnnxExport", "export_sherpa_onnx", "write_tokens"]
+__all__ = [
+    "DECODER_INPUT_NAMES",
+    "ExportError",
+    "SherpaOnnxExport",
+    "decoder_feeds",
+    "export_sherpa_onnx",
+    "write_tokens",
+]
