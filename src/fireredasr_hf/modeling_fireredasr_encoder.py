@@ -232,6 +232,25 @@ class FireRedEncoderPointwiseConv(nn.Conv1d):
         return nn.functional.linear(hidden_states, self.weight.squeeze(-1), self.bias)
 
 
+class FireRedEncoderDepthwiseConv(nn.Conv1d):
+    """The depthwise convolution over frames (the release's layer and weight layout) on (batch, frames, channels)
+    states, run as a 2-D convolution with a 1 x kernel_size kernel: the same sums, and on CPUs oneDNN's 2-D depthwise
+    kernels, an order of magnitude faster than its 1-D ones for this shape."""
+
+    def __init__(self, channels: int, kernel_size: int):
+        super().__init__(channels, channels, kernel_size, padding=(kernel_size - 1) // 2, groups=channels, bias=False)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = nn.functional.conv2d(
+            hidden_states.transpose(1, 2).unsqueeze(2),
+            self.weight.unsqueeze(2),
+            self.bias,
+            padding=(0, self.padding[0]),
+            groups=self.groups,
+        )
+        return hidden_states.squeeze(2).transpose(1, 2)
+
+
 class FireRedEncoderConvolutionModule(nn.Module):
     """LayerNorm, pointwise conv + GLU, depthwise conv, LayerNorm, swish, pointwise conv; padded frames zeroed."""
 
@@ -240,14 +259,7 @@ class FireRedEncoderConvolutionModule(nn.Module):
         channels = 2 * config.hidden_size
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.pointwise_conv1 = FireRedEncoderPointwiseConv(config.hidden_size, 2 * channels)
-        self.depthwise_conv = nn.Conv1d(
-            channels,
-            channels,
-            config.conv_kernel_size,
-            padding=(config.conv_kernel_size - 1) // 2,
-            groups=channels,
-            bias=False,
-        )
+        self.depthwise_conv = FireRedEncoderDepthwiseConv(channels, config.conv_kernel_size)
         self.depthwise_layer_norm = nn.LayerNorm(channels, eps=config.layer_norm_eps)
         self.pointwise_conv2 = FireRedEncoderPointwiseConv(channels, config.hidden_size)
         self.dropout = nn.Dropout(config.dropout)
@@ -258,7 +270,7 @@ class FireRedEncoderConvolutionModule(nn.Module):
         if padding is not None:
             hidden_states = hidden_states.masked_fill(padding, 0.0)
         hidden_states = nn.functional.glu(self.pointwise_conv1(hidden_states), dim=-1)
-        hidden_states = self.depthwise_conv(hidden_states.transpose(1, 2)).transpose(1, 2)
+        hidden_states = self.depthwise_conv(hidden_states)
         hidden_states = swish(self.depthwise_layer_norm(hidden_states))
         hidden_states = self.dropout(self.pointwise_conv2(hidden_states))
         if padding is not None:
