@@ -4,18 +4,20 @@
     python benchmarks/bench_full_size_memory.py [--variants llm aed] [--workdir /tmp] [--keep]
 
 Builds converted checkpoints with random weights at the released shapes in `--workdir` (deleted afterwards unless
-`--keep`; check `df -h` first: about 17 GB for the LLM, 4.5 GB for the AED):
+`--keep`; check `df -h` first: about 16 GiB for the LLM, 4.3 + 2.1 GiB for the AED):
 - FireRedASR-LLM-L: the Conformer encoder of AED-L (16 layers, 1280 wide), the adapter, and Qwen2-7B-Instruct's full
   shape (28 layers, hidden 3584, 152064 vocabulary, untied output layer), bfloat16 (as `convert` writes it);
-- FireRedASR-AED-L: 16 + 16 layers, 1280 wide, vocabulary 7832, float32 (as `convert` writes it).
+- FireRedASR-AED-L: 16 + 16 layers, 1280 wide, vocabulary 7832, float32 (as `convert` writes it) and bfloat16
+  (`convert --dtype bfloat16`).
 The processor files come from the fixture models (the tokenizers are only needed for the files to load).
 
 Each measurement runs in a fresh process: `from_pretrained(dtype=...)`, then `generate` on looped fixture speech of
 the given length (LLM: 30 s, its trained limit; AED: 60 s, its limit, beam 3 as configured). Random weights never
 stop on their own, so decoding is capped at `--llm-new-tokens` / `--aed-new-tokens` (the AED default, 270, is what
 60 s of speech produces at ~4.5 tokens per second); the memory of a step does not grow with the step count except
-for the small self-attention cache. Reported: peak resident set size (ru_maxrss: file pages of the memory-mapped
-weights count too) after loading and after generating, with the times. Goal for the LLM: <= 18 GB.
+for the small self-attention cache. Reported: the measuring process's peak resident set size (VmHWM; file pages of
+memory-mapped weights count too) after loading and after generating, with the times. Goal for the LLM: <= 18 GB.
+Sizes are in GiB (2**30 bytes).
 """
 
 import argparse
@@ -35,10 +37,15 @@ SHARD_BYTES = 2 * 1024**3
 
 
 def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
+    """This process's peak resident set size. VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent
+    through exec, so a measuring process started by a larger one would report the parent's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024**2  # kB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2
 
 
-def build_checkpoint(variant: str, target: Path) -> Path:
+def build_checkpoint(variant: str, target: Path, stored_dtype: str) -> Path:
     """A converted model directory with random weights at the released shape (written shard by shard)."""
     from common import FIXTURES
     from safetensors.torch import save_file
@@ -55,7 +62,7 @@ def build_checkpoint(variant: str, target: Path) -> Path:
         print(f"reusing {target}", flush=True)
         return target
     # The tiny fixture model converted, for the processor files, then the weights and config replaced.
-    convert_checkpoint(FIXTURES / f"{variant}-tiny", target, dtype="float32" if variant == "aed" else "bfloat16")
+    convert_checkpoint(FIXTURES / f"{variant}-tiny", target, dtype=stored_dtype)
     for stale in target.glob("model*.safetensors*"):
         stale.unlink()
     config_class, model_class = {
@@ -66,7 +73,7 @@ def build_checkpoint(variant: str, target: Path) -> Path:
     config = config_class()  # the released shapes are the defaults
     config.architectures, config.auto_map = tiny_config.architectures, tiny_config.auto_map
     config.custom_pipelines = getattr(tiny_config, "custom_pipelines", None)
-    dtype = torch.bfloat16 if variant == "llm" else torch.float32
+    dtype = getattr(torch, stored_dtype)
     config.dtype = dtype
     with torch.device("meta"):
         model = model_class(config)
@@ -97,7 +104,8 @@ def build_checkpoint(variant: str, target: Path) -> Path:
     (target / "model.safetensors.index.json").write_text(json.dumps(index, indent=2))
     config.save_pretrained(target)
     print(
-        f"wrote {total / 1024**3:.1f} GB of random {variant} weights in {time.perf_counter() - start:.0f} s", flush=True
+        f"wrote {total / 1024**3:.1f} GiB of random {variant} weights in {time.perf_counter() - start:.0f} s",
+        flush=True,
     )
     return target
 
@@ -189,31 +197,38 @@ def main():
         f"load average {os.getloadavg()[0]:.2f}; torch {torch.__version__}",
         flush=True,
     )
+    # (variant, dtype the checkpoint is stored in, dtype it is loaded in, audio seconds, new tokens)
     plans = {
-        "llm": [("bfloat16", 30.0, args.llm_new_tokens)],
-        "aed": [("float32", 60.0, args.aed_new_tokens), ("bfloat16", 60.0, args.aed_new_tokens)],
+        "llm": [("bfloat16", "bfloat16", 30.0, args.llm_new_tokens)],
+        "aed": [
+            ("float32", "float32", 60.0, args.aed_new_tokens),
+            ("float32", "bfloat16", 60.0, args.aed_new_tokens),
+            ("bfloat16", "bfloat16", 60.0, args.aed_new_tokens),
+        ],
     }
     results = []
     for variant in args.variants:
-        model_dir = args.workdir / f"fireredasr-{variant}-l-random"
-        try:
-            build_checkpoint(variant, model_dir)
-            for dtype, seconds, new_tokens in plans[variant]:
-                result = run_measurement(model_dir, variant, dtype, seconds, new_tokens, args.threads)
-                results.append(result)
-                print(json.dumps(result), flush=True)
-        finally:
-            if not args.keep:
-                shutil.rmtree(model_dir, ignore_errors=True)
+        for stored in dict.fromkeys(stored for stored, *_ in plans[variant]):
+            model_dir = args.workdir / f"fireredasr-{variant}-l-random-{stored}"
+            try:
+                build_checkpoint(variant, model_dir, stored)
+                for _, dtype, seconds, new_tokens in (plan for plan in plans[variant] if plan[0] == stored):
+                    result = run_measurement(model_dir, variant, dtype, seconds, new_tokens, args.threads)
+                    result["stored"] = stored
+                    results.append(result)
+                    print(json.dumps(result), flush=True)
+            finally:
+                if not args.keep:
+                    shutil.rmtree(model_dir, ignore_errors=True)
     print(
-        f"\n{'model':10s}{'dtype':>10s}{'params':>8s}{'audio':>7s}{'tokens':>8s}{'load s':>8s}{'generate s':>12s}"
-        f"{'peak RSS after load':>21s}{'after generate':>16s}"
+        f"\n{'model':8s}{'stored':>10s}{'loaded':>10s}{'params':>8s}{'audio':>7s}{'tokens':>8s}{'load s':>8s}"
+        f"{'generate s':>12s}{'peak RSS after load':>21s}{'after generate':>16s}"
     )
     for r in results:
         print(
-            f"{r['variant'].upper() + '-L':10s}{r['dtype']:>10s}{r['parameters_b']:7.2f}B{r['audio_s']:6.0f}s"
-            f"{r['new_tokens']:8d}{r['load_s']:8.0f}{r['generate_s']:12.0f}{r['after_load_gb']:18.2f} GB"
-            f"{r['after_generate_gb']:13.2f} GB"
+            f"{r['variant'].upper() + '-L':8s}{r['stored']:>10s}{r['dtype']:>10s}{r['parameters_b']:7.2f}B"
+            f"{r['audio_s']:6.0f}s{r['new_tokens']:8d}{r['load_s']:8.0f}{r['generate_s']:12.0f}"
+            f"{r['after_load_gb']:17.2f} GiB{r['after_generate_gb']:12.2f} GiB"
         )
 
 

@@ -72,8 +72,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--quantize",
         choices=["int8"],
-        help="int8: int8 linear layers for CPU inference (dynamic quantization; runs on the CPU, 2-3x faster than "
-        "float32; see docs/performance.md)",
+        help="int8: int8 linear layers for CPU inference (dynamic quantization; runs on the CPU, several times faster "
+        "than float32 there; see docs/performance.md)",
     )
     group.add_argument("--batch-size", type=int, default=8, help="segments decoded together (default: 8)")
     group.add_argument("--num-threads", type=int, help="CPU threads for torch (default: torch's choice)")
