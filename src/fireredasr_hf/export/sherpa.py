@@ -484,6 +484,10 @@ def _check_exportable(model, processor) -> None:
             "the model's linear layers are quantized (loaded with --quantize int8?); export the float model and ask "
             "for an int8 ONNX model with int8=True (--int8)."
         )
+    if getattr(model, "ctc_head", None) is not None:
+        blank = getattr(model, "blank_token_id", getattr(model.config, "ctc_blank_id", 0))
+        if blank != 0:
+            raise ExportError(f"sherpa-onnx's CTC search takes id 0 for the blank; this model's CTC blank is {blank}.")
     if len(processor.tokenizer) < model.config.vocab_size:
         raise ExportError(
             f"the tokenizer has {len(processor.tokenizer)} tokens but the model's vocabulary has "
