@@ -2,7 +2,10 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
 """Convert an original FireRedASR model directory (AED or LLM) to a transformers directory with safetensors.
 
-    python conversion/convert_fireredasr_to_hf.py --input_dir FireRedASR-AED-L --output_dir fireredasr-aed-l-hf
+    python conversion/convert_fireredasr_to_hf.py --input-dir FireRedASR-AED-L --output-dir fireredasr-aed-l-hf
+
+Every option is accepted with hyphens or underscores (`--keep-lora` or `--keep_lora`). `fireredasr-hf convert
+FireRedASR-AED-L fireredasr-aed-l-hf` does the same.
 
 The original `model.pth.tar` files pickle an `argparse.Namespace`, so loading them runs pickle: only convert
 checkpoints from a source you trust. The output loads with `AutoModelForSpeechSeq2Seq` / `pipeline(...)` after
@@ -16,19 +19,27 @@ from fireredasr_hf.conversion import convert_checkpoint, push_to_hub
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--input_dir", required=True, help="original model directory (model.pth.tar, cmvn.ark, ...)")
-    parser.add_argument("--output_dir", required=True, help="where to write the converted model")
+    parser.add_argument(
+        "--input-dir", "--input_dir", required=True, help="original model directory (model.pth.tar, cmvn.ark, ...)"
+    )
+    parser.add_argument("--output-dir", "--output_dir", required=True, help="where to write the converted model")
     parser.add_argument(
         "--dtype",
         choices=["float32", "bfloat16", "float16"],
         default=None,
         help="weight dtype (default: float32 for AED, bfloat16 for LLM)",
     )
-    parser.add_argument("--max_shard_size", default="5GB", help="safetensors shard size limit")
+    parser.add_argument("--max-shard-size", "--max_shard_size", default="5GB", help="safetensors shard size limit")
     parser.add_argument(
-        "--keep_lora", action="store_true", help="LLM only: keep the LoRA as a separate PEFT adapter (not merged)"
+        "--keep-lora",
+        "--keep_lora",
+        action="store_true",
+        help="LLM only: keep the LoRA as a separate PEFT adapter in lora/ (applied when the model is loaded; needs "
+        "peft) instead of merging it into the weights",
     )
-    parser.add_argument("--push_to_hub", metavar="REPO_ID", default=None, help="upload the result to this Hub repo")
+    parser.add_argument(
+        "--push-to-hub", "--push_to_hub", metavar="REPO_ID", default=None, help="upload the result to this Hub repo"
+    )
     args = parser.parse_args(argv)
 
     output_dir = convert_checkpoint(

@@ -70,7 +70,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="weights and compute dtype (default: as stored: float32 for AED, bfloat16 for LLM conversions)",
     )
     group.add_argument("--batch-size", type=int, default=8, help="segments decoded together (default: 8)")
-    group.add_argument("--num-threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    group.add_argument(
+        "--num-threads",
+        type=int,
+        help="CPU threads for torch (default: the physical cores this process may use, or OMP_NUM_THREADS)",
+    )
     for flag, name, kind, help_text in DECODING_OPTIONS:
         group.add_argument(flag, dest=name, type=kind, help=help_text)
     group.add_argument(
@@ -197,7 +201,11 @@ class TranscribeCommand(Command):
             f"formats: written there as {', '.join(DEFAULT_OUTPUT_NAMES.values())})",
         )
         group.add_argument(
-            "--timestamps", action="store_true", help="jsonl: add segment timestamps (srt/vtt always have them)"
+            "--timestamps",
+            action="store_true",
+            help="jsonl: add segment timestamps (srt/vtt always have them). Every recording is then split at speech "
+            "pauses by the VAD, whatever its length, and its text is the joined segment texts, which can differ from "
+            "the text without --timestamps (recordings within the model's limit are otherwise decoded whole)",
         )
         group.add_argument(
             "--resume",
@@ -210,6 +218,12 @@ class TranscribeCommand(Command):
         from .transcription import SUBTITLE_FORMATS, OutputTarget, collect_inputs, transcribe_files
 
         subtitles = args.output_format in SUBTITLE_FORMATS
+        if args.timestamps and args.output_format != "jsonl":
+            raise CommandError(
+                f"--timestamps adds segment times to jsonl output; {args.output_format} "
+                + ("always has them" if subtitles else "has no place for them (and its text would change)")
+                + ": use --output-format jsonl, srt or vtt"
+            )
         if subtitles and args.output is None:
             raise CommandError(f"--output-format {args.output_format} writes one file per recording: give --output DIR")
         if args.resume and args.output is None:
@@ -262,6 +276,9 @@ class EvalCommand(Command):
 
     def run(self, args):
         from .evaluation import evaluate_test_set, load_test_set
+        from .extras import require
+
+        require("data", "fireredasr-hf eval", ["datasets", "jiwer"] + (["cn2an"] if args.convert_numbers else []))
 
         data = Path(args.data)
         output_dir = Path(args.output_dir or f"eval-{data.resolve().name}")
@@ -301,11 +318,22 @@ class ConvertCommand(Command):
             choices=["float32", "bfloat16", "float16"],
             help="weight dtype (default: float32 for AED, bfloat16 for LLM)",
         )
-        parser.add_argument("--max-shard-size", default="5GB", help="safetensors shard size limit (default: 5GB)")
         parser.add_argument(
-            "--keep-lora", action="store_true", help="LLM only: keep the LoRA as a separate PEFT adapter (not merged)"
+            "--max-shard-size",
+            "--max_shard_size",
+            default="5GB",
+            help="safetensors shard size limit (default: 5GB)",
         )
-        parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the result to this Hub repository")
+        parser.add_argument(
+            "--keep-lora",
+            "--keep_lora",
+            action="store_true",
+            help="LLM only: keep the LoRA as a separate PEFT adapter in lora/ (applied when the model is loaded; "
+            "needs peft) instead of merging it into the weights",
+        )
+        parser.add_argument(
+            "--push-to-hub", "--push_to_hub", metavar="REPO_ID", help="upload the result to this Hub repository"
+        )
 
     def run(self, args):
         from .conversion import ConversionError, convert_checkpoint, push_to_hub
@@ -361,12 +389,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .cpu import prefer_passive_waiting
+
+    # Before anything imports torch, which starts the OpenMP runtime.
+    prefer_passive_waiting()
     args = build_parser().parse_args(argv)
+    from .extras import MissingDependencyError
     from .transcription import TranscriptionError
 
     try:
         return args.handler.run(args)
-    except (CommandError, TranscriptionError) as error:
+    except (CommandError, TranscriptionError, MissingDependencyError) as error:
         print(f"fireredasr-hf {args.command}: error: {error}", file=sys.stderr)
         return 2
 

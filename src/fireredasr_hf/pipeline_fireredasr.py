@@ -43,10 +43,8 @@ def join_segment_texts(texts: list[str]) -> str:
     character of the first and the first character of the second are both Chinese (or Japanese) characters or
     CJK punctuation, as Chinese is written without spaces; otherwise (English words, or a change of script)
     with one space, as FireRedASR itself writes a space before an English word that follows Chinese.
-    A single text is returned unchanged.
+    A single text is returned stripped, so the text of a recording is always the join of its segment texts.
     """
-    if len(texts) == 1:
-        return texts[0]
     joined = ""
     for text in texts:
         text = text.strip()
@@ -71,7 +69,9 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
 
     Call options (also accepted when the pipeline is built):
         return_timestamps (`bool`): add `chunks`, one per decoded segment: `{"text", "timestamp": (start, end)}`
-            in seconds. The audio is then always segmented by the VAD, whatever its length.
+            in seconds. The audio is then always segmented by the VAD, whatever its length, so `text` (the joined
+            chunk texts) can differ from the text without timestamps, where an input within `max_segment_s` is
+            decoded whole.
         vad (`"silero"`, `"energy"` or a `VoiceActivityDetector`): how speech is found in long audio. Silero VAD
             (`pip install silero-vad`, model inside the wheel) is the default; `"energy"` is a frame-energy
             threshold for clean recordings; any object called as `vad(audio, sampling_rate)` that returns
@@ -81,8 +81,8 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         generate_kwargs / generation options: passed to `model.generate` (e.g. `num_beams=1`).
 
     Without segmentation (an input within `max_segment_s` and no timestamps) the result equals
-    `tokenizer.decode(model.generate(**feature_extractor(audio)), skip_special_tokens=True)`. Besides the waveform
-    (used as is when it is a float32 array at 16 kHz, otherwise read into one, 64 kB per second), decoding a long
+    `tokenizer.decode(model.generate(**feature_extractor(audio)), skip_special_tokens=True).strip()`. Besides the
+    waveform (used as is when it is a float32 array at 16 kHz, otherwise read into one, 64 kB per second), decoding a long
     input needs the memory of one batch of segments, whatever its length: segments are featurized as their batch
     is decoded.
     """

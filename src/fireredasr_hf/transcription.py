@@ -76,10 +76,11 @@ class InputCollection:
 
 def load_dataset_dir(path: str, split: str | None):
     """A `datasets` Dataset saved with `save_to_disk` (one split of a DatasetDict)."""
-    try:
-        from datasets import DatasetDict, load_from_disk
-    except ImportError as error:
-        raise TranscriptionError(f"{path} is a saved dataset; reading it needs `pip install datasets`") from error
+    from .extras import require
+
+    require("data", f"reading the saved dataset {path}", ["datasets"])
+    from datasets import DatasetDict, load_from_disk
+
     dataset = load_from_disk(path)
     if isinstance(dataset, DatasetDict):
         if split is None:
@@ -199,7 +200,8 @@ class Transcriber:
         model: converted directory, original FireRedASR directory or Hub repo id (see `hub.resolve_model`), or an
             already built `FireRedAsrPipeline`.
         revision, device, dtype: where and how to load it (dtype: a torch dtype or its name; default: as stored).
-        num_threads: torch CPU threads (default: torch's choice).
+        num_threads: torch CPU threads (default: `fireredasr_hf.cpu.default_num_threads()`, the physical cores this
+            process may use, or `OMP_NUM_THREADS` when set).
         batch_size: recordings per pipeline call; their segments are decoded together.
         generate_kwargs: generate() options (see `GENERATION_OPTIONS`; each is checked against the model variant).
         option_label: how an option is named in error messages (e.g. its command-line flag).
@@ -224,10 +226,13 @@ class Transcriber:
     ):
         import torch
 
-        if num_threads is not None:
-            if num_threads < 1:
-                raise TranscriptionError(f"the number of threads must be at least 1, got {num_threads}")
-            torch.set_num_threads(num_threads)
+        if num_threads is None:
+            from .cpu import default_num_threads
+
+            num_threads = default_num_threads()
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+            raise TranscriptionError(f"the number of threads must be at least 1, got {num_threads}")
+        torch.set_num_threads(num_threads)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise TranscriptionError(f"the batch size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
@@ -307,6 +312,9 @@ class Transcriber:
             for index, (item, waveform) in enumerate(group):
                 try:
                     output = outputs[index] if outputs is not None else self.pipeline(inputs[index], **self.call_kwargs)
+                except ImportError as error:
+                    # A missing optional package (e.g. the VAD of long recordings) would fail every such recording.
+                    raise TranscriptionError(f"{item.source}: {error}") from error
                 except Exception as error:  # noqa: BLE001
                     on_failure(item, f"{item.source}: {type(error).__name__}: {error}")
                     continue
@@ -469,16 +477,15 @@ class _HeldLock:
 
 
 def _write_atomically(path: Path, text: str) -> None:
+    from .file_modes import make_readable
+
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
-        # Readable like any file the user writes (mkstemp creates 0600 files).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+        make_readable(temporary)  # mkstemp creates 0600 files
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -22,6 +22,7 @@ from .common import (
     required_arg,
     save_remote_code,
 )
+from ..file_modes import make_readable
 from .model_card import write_model_card
 
 AED_FILES = ("model.pth.tar", "cmvn.ark", "dict.txt", "train_bpe1000.model")
@@ -168,4 +169,5 @@ def convert_aed_checkpoint(
     model.save_pretrained(output_dir, max_shard_size=max_shard_size)
     processor.save_pretrained(output_dir)
     write_model_card(output_dir, variant="aed", source=source or str(input_dir), repo_id=repo_id)
+    make_readable(output_dir)
     return output_dir

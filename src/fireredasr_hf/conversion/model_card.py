@@ -40,8 +40,27 @@ VARIANTS = {
 }
 
 
-def build_model_card(variant: str, source: str, repo_id: str | None = None) -> ModelCard:
-    info = VARIANTS[variant]
+KEPT_LORA_SUMMARY = (
+    "an 8.3B-parameter speech LLM: the FireRedASR Conformer encoder, an adapter that splices two encoder frames and "
+    "maps them with Linear-ReLU-Linear, and Qwen2-7B-Instruct with its base weights; the released LoRA is kept as a "
+    "separate PEFT adapter in `{lora_adapter}/`"
+)
+KEPT_LORA_NOTE = (
+    "The LoRA is not merged into the weights: `model.safetensors` holds the base Qwen2-7B-Instruct weights and "
+    "`{lora_adapter}/` the adapter (`config.json` names it as `lora_adapter`). `from_pretrained`, `pipeline(...)` and "
+    "`fireredasr-hf transcribe` apply it when they load the model, which needs the `peft` package "
+    "(`pip install peft`); without the adapter the transcripts would be the base LLM's, so loading without peft "
+    "fails with a message instead. Convert without `--keep-lora` for a single merged checkpoint."
+)
+
+
+def build_model_card(
+    variant: str, source: str, repo_id: str | None = None, lora_adapter: str | None = None
+) -> ModelCard:
+    info = dict(VARIANTS[variant])
+    if lora_adapter:
+        info["summary"] = KEPT_LORA_SUMMARY.format(lora_adapter=lora_adapter)
+        info["dtype_note"] += "\n\n" + KEPT_LORA_NOTE.format(lora_adapter=lora_adapter)
     eval_results = [
         EvalResult(
             task_type="automatic-speech-recognition",
@@ -117,7 +136,10 @@ original code: https://github.com/FireRedTeam/FireRedASR.
     return ModelCard(content)
 
 
-def write_model_card(output_dir: str | Path, variant: str, source: str, repo_id: str | None = None) -> Path:
+def write_model_card(
+    output_dir: str | Path, variant: str, source: str, repo_id: str | None = None, lora_adapter: str | None = None
+) -> Path:
+    """Writes README.md; `lora_adapter`: the sub-folder of an LLM conversion that keeps the LoRA as an adapter."""
     path = Path(output_dir) / "README.md"
-    build_model_card(variant, source, repo_id).save(path)
+    build_model_card(variant, source, repo_id, lora_adapter).save(path)
     return path
