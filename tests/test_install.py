@@ -98,7 +98,9 @@ def test_the_wheel_without_extras_transcribes_and_names_the_extras(clean_env, fi
     # timestamps, which runs the Silero VAD (a core dependency).
     env["FIREREDASR_HF_CACHE"] = str(tmp_path / "cache")
     audio = fixtures_dir / "audio"
-    result = console(clean_env, "transcribe", "--model", fixtures_dir / "aed-tiny", audio / "p01.wav", audio / "p02.wav")
+    result = console(
+        clean_env, "transcribe", "--model", fixtures_dir / "aed-tiny", audio / "p01.wav", audio / "p02.wav"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.splitlines() == ["p01\t今天天气很好", "p02\tTURN ON THE LIGHT"]
     result = console(

@@ -331,3 +331,15 @@ def test_remote_code_pipeline_in_a_process_without_the_package(
         assert result["class"] == "FireRedAsrPipeline"
         assert result["array"] == result["dict_44k"] == expected == "今天天气很好"
         assert [chunk["text"] for chunk in result["timestamps"]["chunks"]] == [result["timestamps"]["text"]]
+
+
+def test_text_has_no_surrounding_spaces_and_equals_the_joined_chunks(converted_aed_dir, fixtures_dir, monkeypatch):
+    import fireredasr_hf  # noqa: F401
+    from transformers import pipeline
+
+    asr = pipeline("automatic-speech-recognition", model=str(converted_aed_dir))
+    monkeypatch.setattr(asr.tokenizer, "decode", lambda *args, **kwargs: " decoded text ")
+    wav = str(fixtures_dir / "audio" / "p01.wav")
+    assert asr(wav)["text"] == "decoded text"
+    output = asr(wav, return_timestamps=True)
+    assert output["text"] == join_segment_texts([chunk["text"] for chunk in output["chunks"]]) == "decoded text"

@@ -99,7 +99,7 @@ def test_registrations_whatever_is_imported_first(first):
 
 def test_registrations_in_this_process():
     """Whatever order the test modules imported things in."""
-    exec(textwrap.dedent(CHECK_REGISTRATIONS), {})
+    exec(textwrap.dedent(CHECK_REGISTRATIONS), {})  # noqa: S102
 
 
 def test_registrations_wait_for_the_module_and_run_once(monkeypatch):
