@@ -278,7 +278,7 @@ class EvalCommand(Command):
         from .evaluation import evaluate_test_set, load_test_set
         from .extras import require
 
-        require("data", "fireredasr-hf eval", ["datasets", "jiwer"] + (["cn2an"] if args.convert_numbers else []))
+        require("data", "scoring a test set", ["datasets", "jiwer"] + (["cn2an"] if args.convert_numbers else []))
 
         data = Path(args.data)
         output_dir = Path(args.output_dir or f"eval-{data.resolve().name}")
