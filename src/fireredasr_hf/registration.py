@@ -125,6 +125,8 @@ class _ExecutionNotifier:
             self.hooks.finished(name)
 
     def __getattr__(self, name):  # get_source, is_package, get_resource_reader, ...
+        if name == "loader":  # not set yet (e.g. while copied): no recursion
+            raise AttributeError(name)
         return getattr(self.loader, name)
 
 
