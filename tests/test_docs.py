@@ -12,8 +12,8 @@ holds the names the docs use, backed by the tiny fixture models (see README.md, 
     speech.wav a.wav b.flac meeting.mp3 recordings/    audio (16 kHz; meeting.mp3 is 20 s)
     data/train data/dev data/test                      Kaldi directories (wav.scp + text)
 
-Slow (about 2 minutes: every block starts Python and loads a model); run with
-`python -m pytest -m slow tests/test_docs.py` (.ci/run does).
+Slow (every block starts Python and loads a model: 11 blocks took 25 minutes on the shared 2-core machine at load
+average 15, a few minutes when it is idle); run with `python -m pytest -m slow tests/test_docs.py` (.ci/run does).
 """
 
 import os

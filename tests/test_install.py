@@ -4,7 +4,8 @@ commands that need an extra say which.
 Builds the wheel from the checkout's files (tracked or not ignored, copied to a temporary folder so the checkout
 stays clean), creates a venv without access to this environment's packages, installs this environment's torch
 version first (`pip install torch==X`, a local CPU wheel on the project's machines: see constraints.txt) and then
-the wheel, with pip resolving the declared dependencies. Slow (about a minute and a half, mostly pip); run with
+the wheel, with pip resolving the declared dependencies. Slow, mostly pip (6.6 minutes on the shared 2-core machine
+at load average 14; the installs alone took 50 s when it was quieter); run with
 `python -m pytest -m slow tests/test_install.py` (.ci/run does).
 """
 
