@@ -13,6 +13,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES_DIR = Path(os.environ.get("FIREREDASR_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures"))
+# The pipeline's and the CLI's default detector (FireRedVAD) comes from the released weights in the fixtures, as a
+# user points at a local copy (the Hub repository cannot be downloaded here).
+if (FIXTURES_DIR / "firered-vad" / "cmvn.ark").is_file():
+    os.environ.setdefault("FIREREDASR_HF_VAD_MODEL", str(FIXTURES_DIR / "firered-vad"))
 
 
 @pytest.fixture(scope="session")
