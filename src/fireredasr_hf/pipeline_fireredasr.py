@@ -25,11 +25,12 @@ from transformers.pipelines.audio_utils import ffmpeg_read
 from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline
 
 from .audio import load_audio
-from .vad import EnergyVad, SileroVad, SpeechSegment, split_into_segments
+from .vad import EnergyVad, FireRedVad, SileroVad, SpeechSegment, split_into_segments
 
 # The feature extractor works on int16-scale samples; the pipeline keeps audio in [-1, 1] as VADs expect.
 INT16_SCALE = 32768.0
-VAD_NAMES = ("silero", "energy")
+VAD_NAMES = ("firered", "silero", "energy")
+DEFAULT_VAD = "firered"
 # Ideographs, kana, CJK punctuation and full-width forms: scripts written without spaces between words.
 _UNSPACED_CHAR = re.compile(
     "[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003134f]"
@@ -72,10 +73,13 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
     Call options (also accepted when the pipeline is built):
         return_timestamps (`bool`): add `chunks`, one per decoded segment: `{"text", "timestamp": (start, end)}`
             in seconds. The audio is then always segmented by the VAD, whatever its length.
-        vad (`"silero"`, `"energy"` or a `VoiceActivityDetector`): how speech is found in long audio. Silero VAD
-            (`pip install silero-vad`, model inside the wheel) is the default; `"energy"` is a frame-energy
-            threshold for clean recordings; any object called as `vad(audio, sampling_rate)` that returns
-            segments with `start` and `end` in seconds plugs in (e.g. FireRedVAD, see `fireredasr_hf.vad`).
+        vad (`"firered"`, `"silero"`, `"energy"` or a `VoiceActivityDetector`): how speech is found in long audio.
+            `"firered"` (the default) is FireRedVAD with the release's settings, from `$FIREREDASR_HF_VAD_MODEL` if
+            set, else the Hub repository FireRedTeam/FireRedVAD (downloaded and converted once); pass
+            `FireRedVad.from_pretrained(DIR, ...)` for another copy or other settings. `"silero"` is Silero VAD
+            (`pip install silero-vad`, model inside the wheel); `"energy"` a frame-energy threshold for clean
+            recordings; any object called as `vad(audio, sampling_rate)` that returns segments with `start` and
+            `end` in seconds plugs in.
         max_segment_s (`float`): longer inputs are segmented, and no segment is longer. Defaults to the model's
             trained limit `config.max_audio_seconds`.
         generate_kwargs / generation options: passed to `model.generate` (e.g. `num_beams=1`).
@@ -136,7 +140,8 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         if not isinstance(vad, str):
             return vad
         if vad not in self._detectors:
-            self._detectors[vad] = SileroVad() if vad == "silero" else EnergyVad()
+            detectors = {"firered": FireRedVad.from_pretrained, "silero": SileroVad, "energy": EnergyVad}
+            self._detectors[vad] = detectors[vad]()
         return self._detectors[vad]
 
     def _read_audio(self, inputs) -> tuple[np.ndarray, dict]:
@@ -191,7 +196,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         waveform = self.feature_extractor._to_mono_waveform(inputs, int(input_rate), "")
         return waveform / np.float32(INT16_SCALE), extra
 
-    def preprocess(self, inputs, return_timestamps=False, vad="silero", max_segment_s=None):
+    def preprocess(self, inputs, return_timestamps=False, vad=DEFAULT_VAD, max_segment_s=None):
         audio, extra = self._read_audio(inputs)
         sampling_rate = self.feature_extractor.sampling_rate
         if max_segment_s is None:

@@ -273,9 +273,26 @@ def load_fireredvad_model(
     except ImportError:
         raise ValueError(
             f"{name} is not a converted FireRedVAD directory; reading original FireRedVAD files or a Hub repository "
-            "needs the fireredasr-hf package (pip install fireredasr-hf)."
+            "needs the fireredasr-hf package (pip install fireredasr-hf). Without it, name a converted FireRedVAD "
+            f"directory (as `fireredasr-hf convert` writes it) in {FIREREDVAD_MODEL_ENV_VAR} or "
+            "FireRedVad.from_pretrained(DIR), or choose another detector (vad='silero')."
         ) from None
     return hub.load_vad_model(name, kind, revision=revision, cache_dir=cache_dir, token=token)
+
+
+def save_vad_model(model, feature_extractor, output_dir: str | os.PathLike) -> None:
+    """A FireRedVAD model directory (weights, config, CMVN), loadable with or without this package (remote code)."""
+    from transformers.dynamic_module_utils import custom_object_save
+
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    model.config.register_for_auto_class()
+    model.register_for_auto_class("AutoModelForAudioFrameClassification")
+    feature_extractor.register_for_auto_class()
+    custom_object_save(model, output_dir, config=model.config)
+    custom_object_save(feature_extractor, output_dir)
+    model.save_pretrained(output_dir)
+    feature_extractor.save_pretrained(output_dir)
 
 
 def _is_converted_fireredvad(directory: Path) -> bool:
@@ -318,8 +335,6 @@ class FireRedFrameModel:
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
         """Saves the model and its front end (CMVN) as a model directory that `from_pretrained` reads."""
-        from .conversion.vad import save_vad_model
-
         save_vad_model(self.model, self.feature_extractor, Path(save_directory))
 
     def features(self, audio: np.ndarray, sampling_rate: int) -> np.ndarray:

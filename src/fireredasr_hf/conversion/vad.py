@@ -21,6 +21,7 @@ import torch
 from ..configuration_fireredvad import AUDIO_EVENT_LABELS, KIND_DIRS, VAD_KINDS, VAD_LABELS, FireRedVadConfig
 from ..feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 from ..modeling_fireredvad import FireRedVadForAudioFrameClassification
+from ..vad import save_vad_model
 from .common import ConversionError, check_all_used, load_original_checkpoint, rename_keys, required_arg
 
 # The ONNX export of each released model in the GitHub repository.
@@ -233,20 +234,6 @@ def load_original_vad(path: str | Path, kind: str | None = "vad"):
             f"{config.num_mel_bins}."
         )
     return model, feature_extractor
-
-
-def save_vad_model(model, feature_extractor, output_dir: Path) -> None:
-    """A converted FireRedVAD model directory, loadable with or without this package (remote code)."""
-    from transformers.dynamic_module_utils import custom_object_save
-
-    output_dir.mkdir(parents=True, exist_ok=True)
-    model.config.register_for_auto_class()
-    model.register_for_auto_class("AutoModelForAudioFrameClassification")
-    feature_extractor.register_for_auto_class()
-    custom_object_save(model, output_dir, config=model.config)
-    custom_object_save(feature_extractor, output_dir)
-    model.save_pretrained(output_dir)
-    feature_extractor.save_pretrained(output_dir)
 
 
 def convert_vad_checkpoint(input_dir: str | Path, output_dir: str | Path) -> Path:
