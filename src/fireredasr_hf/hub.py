@@ -570,3 +570,125 @@ def resolve_vad_hub_repo_offline(repo_id: str, folder: str, revision: str | None
         f"cmvn.ark, passed as the CLI's --vad-model DIR, as FireRedVad.from_pretrained(DIR), or in "
         f"{FIREREDVAD_MODEL_ENV_VAR}=DIR; or choose another detector: --vad silero (vad='silero' in the pipeline)."
     )
+
+
+# ---- FireRedPunc ----------------------------------------------------------------------------------------------------
+
+
+def punctuation_source_files(path: Path) -> list[Path]:
+    """The files of an original FireRedPunc directory that its conversion reads."""
+    from .conversion.punc import BERT_DIR, PUNC_FILES
+
+    bert_files = sorted(p for p in (path / BERT_DIR).glob("*") if p.suffix in (".json", ".txt"))
+    return [path / name for name in PUNC_FILES] + bert_files
+
+
+def punctuation_patterns() -> list[str]:
+    from .conversion.punc import BERT_DIR, PUNC_FILES
+
+    return [*PUNC_FILES, f"{BERT_DIR}/*.json", f"{BERT_DIR}/*.txt"]
+
+
+def resolve_punctuation_model(
+    name_or_path: str | Path,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    token: bool | str | None = None,
+) -> str:
+    """
+    The converted directory of a FireRedPunc model: a converted directory as is; an original directory (model.pth.tar,
+    out_dict, chinese-bert-wwm-ext_vocab.txt, chinese-lert-base/) converted once into the cache (again when its files
+    change); a Hub repo id (FireRedTeam/FireRedPunc) downloaded (only what the converter reads), converted once per
+    commit and found offline afterwards.
+    """
+    from .conversion.punc import check_punc_dir, is_converted_punc_dir
+
+    name = str(name_or_path)
+    path = Path(name).expanduser()
+    cache_root = converted_cache_dir(cache_dir)
+    if path.is_dir():
+        path = path.resolve()
+        if is_converted_punc_dir(path):
+            return str(path)
+        try:
+            check_punc_dir(path)
+        except ConversionError as error:
+            raise ModelResolutionError(f"{path} is not a FireRedPunc model (converted or original). {error}") from error
+        digest = hashlib.sha256()
+        for file in punctuation_source_files(path):
+            stat = file.stat()
+            digest.update(f"{file.relative_to(path).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        source_dir = cache_root / "local" / f"{path.name}-{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
+        marker = {"source": str(path), "variant": "punc"}
+        entry = source_dir / digest.hexdigest()[:16]
+        return str(convert_once(entry, path, marker, source=str(path), replace_siblings=True))
+    if path.exists():
+        raise ModelResolutionError(f"{name} is a file; expected a FireRedPunc model directory or a Hub repo id.")
+    try:
+        validate_repo_id(name)
+    except HFValidationError as error:
+        raise ModelResolutionError(
+            f"{name!r} is neither an existing directory nor a Hub repo id of the form owner/name."
+        ) from error
+    repo_cache = cache_root / "hub" / repo_folder_name(repo_id=name, repo_type="model")
+    if constants.HF_HUB_OFFLINE:
+        return resolve_punctuation_offline(name, revision, repo_cache, reason="HF_HUB_OFFLINE=1 is set")
+    try:
+        info = HfApi(token=token).model_info(name, revision=revision)
+    except RevisionNotFoundError as error:
+        raise ModelResolutionError(f"The Hub repository {name} has no revision {revision!r}.") from error
+    except RepositoryNotFoundError as error:
+        raise ModelResolutionError(
+            f"{name!r} is not a local directory, and the Hub has no model repository of that name that you can access."
+        ) from error
+    except (OfflineModeIsEnabled, httpx.TransportError, HfHubHTTPError) as error:
+        logger.warning(f"Could not reach the Hugging Face Hub ({error}); looking for {name} in the local cache.")
+        return resolve_punctuation_offline(name, revision, repo_cache, reason=f"the Hub is unreachable ({error})")
+    entry = repo_cache / info.sha
+    if is_complete(entry):
+        remember_revision(repo_cache, revision, info.sha)
+        return str(entry)
+    files = [sibling.rfilename for sibling in info.siblings or []]
+    if "config.json" in files:
+        snapshot = snapshot_download(name, revision=info.sha, token=token)
+        if is_converted_punc_dir(Path(snapshot)):
+            return snapshot
+    patterns = punctuation_patterns()
+    snapshot = Path(snapshot_download(name, revision=info.sha, allow_patterns=patterns, token=token))
+    try:
+        check_punc_dir(snapshot)
+    except ConversionError as error:
+        raise ModelResolutionError(f"The Hub repository {name} (revision {info.sha}) {error}") from error
+    marker = {"source": name, "revision": info.sha, "variant": "punc"}
+    converted = str(convert_once(entry, snapshot, marker, source=name))
+    remember_revision(repo_cache, revision, info.sha)
+    return converted
+
+
+def resolve_punctuation_offline(repo_id: str, revision: str | None, repo_cache: Path, reason: str) -> str:
+    from .conversion.punc import is_converted_punc_dir
+
+    try:
+        snapshot = Path(
+            snapshot_download(repo_id, revision=revision, allow_patterns=punctuation_patterns(), local_files_only=True)
+        )
+    except LocalEntryNotFoundError:
+        snapshot = None
+    if snapshot is not None:
+        if is_complete(repo_cache / snapshot.name):
+            return str(repo_cache / snapshot.name)
+        if is_converted_punc_dir(snapshot):
+            return str(snapshot)
+        if all(file.is_file() for file in punctuation_source_files(snapshot)[:3]):
+            marker = {"source": repo_id, "revision": snapshot.name, "variant": "punc"}
+            return str(convert_once(repo_cache / snapshot.name, snapshot, marker, source=repo_id))
+    name = revision or constants.DEFAULT_REVISION
+    sha = name if len(name) == COMMIT_SHA_LENGTH else read_refs(repo_cache).get(name)
+    if sha is not None and is_complete(repo_cache / sha):
+        return str(repo_cache / sha)
+    revision_option = f" --revision {revision}" if revision else ""
+    raise ModelResolutionError(
+        f"FireRedPunc ({repo_id}, revision {name}) is neither converted in {repo_cache} nor in the Hugging Face cache, "
+        f"and {reason}, so it cannot be downloaded. Download it with network access: `hf download {repo_id}"
+        f"{revision_option}`; or pass a local copy (the original directory or a converted one) as --punctuation DIR."
+    )
