@@ -75,9 +75,16 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         group.add_argument(flag, dest=name, type=kind, help=help_text)
     group.add_argument(
         "--vad",
-        choices=["silero", "energy"],
-        default="silero",
-        help="voice activity detector that splits long audio (default: silero)",
+        choices=["firered", "silero", "energy"],
+        default="firered",
+        help="voice activity detector that splits long audio: firered (FireRedVAD, the default), silero (Silero VAD, "
+        "from the silero-vad package) or energy (a frame-energy threshold, for clean recordings)",
+    )
+    group.add_argument(
+        "--vad-model",
+        metavar="MODEL",
+        help="the FireRedVAD model: a directory (as downloaded from the Hub, the ONNX exports with cmvn.ark, or "
+        "converted) or a Hub repo id (default: $FIREREDASR_HF_VAD_MODEL, else FireRedTeam/FireRedVAD)",
     )
     group.add_argument(
         "--max-segment-s",
@@ -94,11 +101,14 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--id-column", default="id", help="utterance id column (default: id; else the row number)")
 
 
-def build_transcriber(args: argparse.Namespace, timestamps: bool = False):
-    """The engine's `Transcriber` for `--model` and the decoding options given on the command line."""
+def build_transcriber(args: argparse.Namespace, timestamps: bool = False, punctuation=None):
+    """The engine's `Transcriber` for `--model` and the decoding options given on the command line; prints the
+    engine's notes (e.g. that the default punctuation model is not available) once."""
     from .transcription import Transcriber
 
-    return Transcriber(
+    if args.vad_model is not None and args.vad != "firered":
+        raise CommandError("--vad-model names a FireRedVAD model: it goes with --vad firered")
+    transcriber = Transcriber(
         args.model,
         revision=args.revision,
         device=args.device,
@@ -108,9 +118,14 @@ def build_transcriber(args: argparse.Namespace, timestamps: bool = False):
         generate_kwargs={name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None},
         option_label=FLAGS.get,
         vad=args.vad,
+        vad_model=args.vad_model,
         max_segment_s=args.max_segment_s,
         timestamps=timestamps,
+        punctuation=punctuation,
     )
+    for note in transcriber.notes:
+        print(note, file=sys.stderr)
+    return transcriber
 
 
 class ProgressBar:
@@ -171,7 +186,13 @@ class TranscribeCommand(Command):
     help = "transcribe audio files, folders, wav.scp lists or saved datasets"
 
     def add_arguments(self, parser):
-        from .transcription import DEFAULT_OUTPUT_NAMES, OUTPUT_FORMATS
+        from .transcription import (
+            AUTO_PUNCTUATION,
+            DEFAULT_OUTPUT_NAMES,
+            MAX_CUE_SECONDS,
+            MAX_CUE_WIDTH,
+            OUTPUT_FORMATS,
+        )
 
         parser.add_argument(
             "inputs",
@@ -187,8 +208,8 @@ class TranscribeCommand(Command):
             choices=OUTPUT_FORMATS,
             default="txt",
             help="txt: `uttid<TAB>text` lines; jsonl: one JSON object per recording; srt/vtt: one subtitle file "
-            "per recording (from segment timestamps; utterance ids become relative file paths inside --output); "
-            "kaldi: a Kaldi `text` file (default: txt)",
+            "per recording (a cue per sentence with punctuation, else per segment; utterance ids become relative "
+            "file paths inside --output); kaldi: a Kaldi `text` file (default: txt)",
         )
         group.add_argument(
             "--output",
@@ -197,7 +218,31 @@ class TranscribeCommand(Command):
             f"formats: written there as {', '.join(DEFAULT_OUTPUT_NAMES.values())})",
         )
         group.add_argument(
-            "--timestamps", action="store_true", help="jsonl: add segment timestamps (srt/vtt always have them)"
+            "--timestamps",
+            action="store_true",
+            help="jsonl: add timed chunks, sentences with punctuation, else segments (srt/vtt always have them)",
+        )
+        group.add_argument(
+            "--punctuation",
+            metavar="MODEL",
+            default=AUTO_PUNCTUATION,
+            help="FireRedPunc model that punctuates the transcripts and cuts them into sentences: a directory "
+            "(original or converted) or a Hub repo id; none: no punctuation (default: "
+            "$FIREREDASR_HF_PUNCTUATION_MODEL, else FireRedTeam/FireRedPunc, if it can be obtained; otherwise the "
+            "transcripts stay unpunctuated, with a note)",
+        )
+        group.add_argument(
+            "--max-cue-width",
+            type=int,
+            default=MAX_CUE_WIDTH,
+            help=f"srt/vtt: longer cues are cut, between words (a Chinese character counts two; default: "
+            f"{MAX_CUE_WIDTH})",
+        )
+        group.add_argument(
+            "--max-cue-s",
+            type=float,
+            default=MAX_CUE_SECONDS,
+            help=f"srt/vtt: cues lasting longer are cut (default: {MAX_CUE_SECONDS:g} s)",
         )
         group.add_argument(
             "--resume",
@@ -216,9 +261,10 @@ class TranscribeCommand(Command):
             raise CommandError("--resume needs --output (the results are logged next to it)")
         inputs = collect_inputs(args.inputs, args.split, args.audio_column, args.id_column)
         # The output location and every id are checked before the model is loaded.
-        target = OutputTarget(args.output, args.output_format)
+        target = OutputTarget(args.output, args.output_format, args.max_cue_width, args.max_cue_s)
         target.check_ids(item.uttid for item in inputs.items)
-        transcriber = build_transcriber(args, timestamps=subtitles or args.timestamps)
+        punctuation = None if args.punctuation.lower() == "none" else args.punctuation
+        transcriber = build_transcriber(args, timestamps=subtitles or args.timestamps, punctuation=punctuation)
         job = run_job(
             args,
             len(inputs.items),
@@ -291,10 +337,13 @@ class EvalCommand(Command):
 
 class ConvertCommand(Command):
     name = "convert"
-    help = "convert an original FireRedASR directory (AED or LLM) to a transformers directory"
+    help = "convert an original FireRedASR (AED or LLM), FireRedVAD or FireRedPunc directory to a transformers one"
 
     def add_arguments(self, parser):
-        parser.add_argument("input_dir", help="original model directory (model.pth.tar, cmvn.ark, ...)")
+        parser.add_argument(
+            "input_dir",
+            help="original model directory (model.pth.tar, cmvn.ark, ...; FireRedVAD: also the ONNX exports)",
+        )
         parser.add_argument("output_dir", help="where to write the converted model")
         parser.add_argument(
             "--dtype",

@@ -41,12 +41,10 @@ from .vad_postprocessing import (
 
 @dataclass(frozen=True)
 class SpeechSegment:
-    """A stretch of a recording, in seconds from its start; `events` are audio events found in it (e.g. "music"),
-    when the detector tags them."""
+    """A stretch of a recording, in seconds from its start."""
 
     start: float
     end: float
-    events: tuple[str, ...] = ()
 
     def __post_init__(self):
         # Plain floats whatever came in (numpy scalars included), so segments serialise to JSON.
@@ -60,6 +58,13 @@ class SpeechSegment:
     @property
     def duration(self) -> float:
         return self.end - self.start
+
+
+@dataclass(frozen=True)
+class TaggedSpeechSegment(SpeechSegment):
+    """A speech segment with the audio events found in it (e.g. `("speech", "music")`)."""
+
+    events: tuple[str, ...] = ()
 
 
 def check_audio(audio, sampling_rate) -> np.ndarray:
@@ -391,8 +396,8 @@ class FireRedVad(FireRedFrameModel, VoiceActivityDetector):
         min_silence_frame (20), merge_silence_frame (0), extend_speech_frame (0), chunk_max_frame (30000): see
         `FireRedVadPostprocessor`.
         event_detector (`FireRedAudioEventDetector`, *optional*): tags each segment with the audio events (speech,
-            singing, music) covering at least half of it (`SpeechSegment.events`). `from_pretrained` loads one from
-            the same source when `tag_events` or `skip_events` is set.
+            singing, music) covering at least half of it (`TaggedSpeechSegment.events`). `from_pretrained` loads one
+            from the same source when `tag_events` or `skip_events` is set.
         tag_events (`bool`, defaults to False): tag segments with their events.
         skip_events (`tuple[str]`, defaults to ()): drop segments tagged with one of these events (e.g.
             `("music",)`) unless they are also tagged as speech (speech over music is kept).
@@ -457,15 +462,16 @@ class FireRedVad(FireRedFrameModel, VoiceActivityDetector):
         if self.event_detector is None or not (self.tag_events or self.skip_events) or not segments:
             return segments
         events = self.event_detector.detect(audio, sampling_rate)
-        tagged = [
-            SpeechSegment(segment.start, segment.end, tuple(e for e in events if _covers_half(events[e], segment)))
-            for segment in segments
-        ]
+        tagged = []
+        for segment in segments:
+            found = tuple(event for event in events if _covers(events[event], segment))
+            tagged.append(TaggedSpeechSegment(segment.start, segment.end, found))
         kept = [s for s in tagged if "speech" in s.events or not set(s.events) & set(self.skip_events)]
         return kept if self.tag_events else [SpeechSegment(s.start, s.end) for s in kept]
 
 
-def _covers_half(event_segments: list[SpeechSegment], segment: SpeechSegment) -> bool:
+def _covers(event_segments: list[SpeechSegment], segment: SpeechSegment) -> bool:
+    """Whether `event_segments` cover at least half of `segment`."""
     overlap = sum(max(0.0, min(e.end, segment.end) - max(e.start, segment.start)) for e in event_segments)
     return segment.duration > 0 and overlap >= segment.duration / 2
 
