@@ -19,6 +19,37 @@ if (FIXTURES_DIR / "firered-vad" / "cmvn.ark").is_file():
     os.environ.setdefault("FIREREDASR_HF_VAD_MODEL", str(FIXTURES_DIR / "firered-vad"))
 
 
+def run_without_the_package(script: str, cwd: Path, timeout: float = 300):
+    """Runs a Python script in a fresh process where fireredasr_hf cannot be imported (as for a user who loads a
+    converted directory with `trust_remote_code=True`); returns the CompletedProcess."""
+    import subprocess
+    import sys
+    import textwrap
+
+    preamble = textwrap.dedent("""
+        import sys
+        sys.path = [p for p in sys.path if "fireredasr" not in p and "/src" not in p]
+        sys.meta_path = [f for f in sys.meta_path if "editable" not in type(f).__name__.lower()
+                         and "editable" not in getattr(f, "__module__", "")]
+        try:
+            import fireredasr_hf
+            raise SystemExit("fireredasr_hf is importable; the test would prove nothing")
+        except ImportError:
+            pass
+    """)
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env["HF_HUB_OFFLINE"] = "1"
+    return subprocess.run(
+        [sys.executable, "-c", preamble + textwrap.dedent(script)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     """The shared fixtures (original-format tiny models, audio, goldens of the original code)."""

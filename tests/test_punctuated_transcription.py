@@ -11,19 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from fireredasr_hf import cli
 from fireredasr_hf.transcript_io import text_width
 
 SENTENCE_END = tuple("。？！.?!")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def restore_thread_count():
-    num_threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(num_threads)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +87,9 @@ def test_cli_transcribes_into_punctuated_sentences_and_subtitles(
     assert [r.replace(" ", "") for r in rebuilt] == [e.replace(" ", "") for e in expected]
     for block in blocks:
         start, end = block.split("\n")[1].split(" --> ")
-        seconds = [sum(float(x) * m for x, m in zip(t.replace(",", ".").split(":"), (3600, 60, 1))) for t in (start, end)]
+        seconds = [
+            sum(float(x) * m for x, m in zip(t.replace(",", ".").split(":"), (3600, 60, 1))) for t in (start, end)
+        ]
         assert seconds[1] - seconds[0] <= 1.5 + 1e-3
 
 

@@ -188,20 +188,9 @@ def checkpoint_fingerprint(path: Path, variant: str) -> str:
 
 def resolve_hub_repo(repo_id: str, revision: str | None, cache_root: Path, token) -> str:
     repo_cache = cache_root / "hub" / repo_folder_name(repo_id=repo_id, repo_type="model")
-    if constants.HF_HUB_OFFLINE:
-        return resolve_hub_repo_offline(repo_id, revision, repo_cache, reason="HF_HUB_OFFLINE=1 is set")
-    try:
-        info = HfApi(token=token).model_info(repo_id, revision=revision)
-    except RevisionNotFoundError as error:
-        raise ModelResolutionError(f"The Hub repository {repo_id} has no revision {revision!r}.") from error
-    except RepositoryNotFoundError as error:
-        raise ModelResolutionError(
-            f"{repo_id!r} is not a local directory, and the Hub has no model repository of that name that you can "
-            "access (for a private or gated one, log in with `hf auth login` or pass `token`)."
-        ) from error
-    except (OfflineModeIsEnabled, httpx.TransportError, HfHubHTTPError) as error:
-        logger.warning(f"Could not reach the Hugging Face Hub ({error}); looking for {repo_id} in the local cache.")
-        return resolve_hub_repo_offline(repo_id, revision, repo_cache, reason=f"the Hub is unreachable ({error})")
+    info, unreachable = query_hub(repo_id, revision, token)
+    if info is None:
+        return resolve_hub_repo_offline(repo_id, revision, repo_cache, reason=unreachable)
 
     entry = repo_cache / info.sha
     if is_complete(entry):
@@ -249,9 +238,9 @@ def resolve_hub_repo_offline(repo_id: str, revision: str | None, repo_cache: Pat
                 found += f"; but not {BASE_LLM_REPO}, which FireRedASR-LLM needs"
 
     name = revision or constants.DEFAULT_REVISION
-    sha = name if len(name) == COMMIT_SHA_LENGTH else read_refs(repo_cache).get(name)
-    if sha is not None and is_complete(repo_cache / sha):
-        return str(repo_cache / sha)
+    converted = converted_for_revision(repo_cache, revision)
+    if converted is not None:
+        return str(converted)
 
     revision_option = f" --revision {revision}" if revision else ""
     raise ModelResolutionError(
@@ -262,6 +251,33 @@ def resolve_hub_repo_offline(repo_id: str, revision: str | None, repo_cache: Pat
         "`python conversion/convert_fireredasr_to_hf.py --input_dir ORIGINAL_DIR --output_dir CONVERTED_DIR` and "
         "pass CONVERTED_DIR instead."
     )
+
+
+def query_hub(repo_id: str, revision: str | None, token):
+    """`(model info, None)` from the Hub, or `(None, why not)` when it cannot be asked (HF_HUB_OFFLINE, no network):
+    the caller then looks in the caches. A repository or revision the Hub does not have is an error."""
+    if constants.HF_HUB_OFFLINE:
+        return None, "HF_HUB_OFFLINE=1 is set"
+    try:
+        return HfApi(token=token).model_info(repo_id, revision=revision), None
+    except RevisionNotFoundError as error:
+        raise ModelResolutionError(f"The Hub repository {repo_id} has no revision {revision!r}.") from error
+    except RepositoryNotFoundError as error:
+        raise ModelResolutionError(
+            f"{repo_id!r} is not a local directory, and the Hub has no model repository of that name that you can "
+            "access (for a private or gated one, log in with `hf auth login` or pass `token`)."
+        ) from error
+    except (OfflineModeIsEnabled, httpx.TransportError, HfHubHTTPError) as error:
+        logger.warning(f"Could not reach the Hugging Face Hub ({error}); looking for {repo_id} in the local cache.")
+        return None, f"the Hub is unreachable ({error})"
+
+
+def converted_for_revision(repo_cache: Path, revision: str | None, folder: str = "") -> Path | None:
+    """Our last complete conversion of a revision (a commit, or a name recorded in refs.json), if any."""
+    name = revision or constants.DEFAULT_REVISION
+    sha = name if len(name) == COMMIT_SHA_LENGTH else read_refs(repo_cache).get(name)
+    entry = repo_cache / sha / folder if sha is not None else None
+    return entry if entry is not None and is_complete(entry) else None
 
 
 def convert_snapshot(
@@ -495,22 +511,9 @@ def resolve_vad_hub_repo(repo_id: str, kind: str, revision: str | None, cache_ro
 
     folder = KIND_DIRS[kind]
     repo_cache = cache_root / "hub" / repo_folder_name(repo_id=repo_id, repo_type="model")
-    if constants.HF_HUB_OFFLINE:
-        return resolve_vad_hub_repo_offline(repo_id, folder, revision, repo_cache, reason="HF_HUB_OFFLINE=1 is set")
-    try:
-        info = HfApi(token=token).model_info(repo_id, revision=revision)
-    except RevisionNotFoundError as error:
-        raise ModelResolutionError(f"The Hub repository {repo_id} has no revision {revision!r}.") from error
-    except RepositoryNotFoundError as error:
-        raise ModelResolutionError(
-            f"{repo_id!r} is not a local directory, and the Hub has no model repository of that name that you can "
-            "access (for a private or gated one, log in with `hf auth login` or pass `token`)."
-        ) from error
-    except (OfflineModeIsEnabled, httpx.TransportError, HfHubHTTPError) as error:
-        logger.warning(f"Could not reach the Hugging Face Hub ({error}); looking for {repo_id} in the local cache.")
-        return resolve_vad_hub_repo_offline(
-            repo_id, folder, revision, repo_cache, reason=f"the Hub is unreachable ({error})"
-        )
+    info, unreachable = query_hub(repo_id, revision, token)
+    if info is None:
+        return resolve_vad_hub_repo_offline(repo_id, folder, revision, repo_cache, reason=unreachable)
     entry = repo_cache / info.sha / folder
     if is_complete(entry):
         remember_revision(repo_cache, revision, info.sha)
@@ -556,9 +559,9 @@ def resolve_vad_hub_repo_offline(repo_id: str, folder: str, revision: str | None
     ):
         return convert_vad_snapshot(repo_id, snapshot, folder, repo_cache)
     name = revision or constants.DEFAULT_REVISION
-    sha = name if len(name) == COMMIT_SHA_LENGTH else read_refs(repo_cache).get(name)
-    if sha is not None and is_complete(repo_cache / sha / folder):
-        return str(repo_cache / sha / folder)
+    converted = converted_for_revision(repo_cache, revision, folder)
+    if converted is not None:
+        return str(converted)
     from .vad import FIREREDVAD_MODEL_ENV_VAR
 
     revision_option = f" --revision {revision}" if revision else ""
@@ -631,19 +634,9 @@ def resolve_punctuation_model(
             f"{name!r} is neither an existing directory nor a Hub repo id of the form owner/name."
         ) from error
     repo_cache = cache_root / "hub" / repo_folder_name(repo_id=name, repo_type="model")
-    if constants.HF_HUB_OFFLINE:
-        return resolve_punctuation_offline(name, revision, repo_cache, reason="HF_HUB_OFFLINE=1 is set")
-    try:
-        info = HfApi(token=token).model_info(name, revision=revision)
-    except RevisionNotFoundError as error:
-        raise ModelResolutionError(f"The Hub repository {name} has no revision {revision!r}.") from error
-    except RepositoryNotFoundError as error:
-        raise ModelResolutionError(
-            f"{name!r} is not a local directory, and the Hub has no model repository of that name that you can access."
-        ) from error
-    except (OfflineModeIsEnabled, httpx.TransportError, HfHubHTTPError) as error:
-        logger.warning(f"Could not reach the Hugging Face Hub ({error}); looking for {name} in the local cache.")
-        return resolve_punctuation_offline(name, revision, repo_cache, reason=f"the Hub is unreachable ({error})")
+    info, unreachable = query_hub(name, revision, token)
+    if info is None:
+        return resolve_punctuation_offline(name, revision, repo_cache, reason=unreachable)
     entry = repo_cache / info.sha
     if is_complete(entry):
         remember_revision(repo_cache, revision, info.sha)
@@ -683,9 +676,9 @@ def resolve_punctuation_offline(repo_id: str, revision: str | None, repo_cache: 
             marker = {"source": repo_id, "revision": snapshot.name, "variant": "punc"}
             return str(convert_once(repo_cache / snapshot.name, snapshot, marker, source=repo_id))
     name = revision or constants.DEFAULT_REVISION
-    sha = name if len(name) == COMMIT_SHA_LENGTH else read_refs(repo_cache).get(name)
-    if sha is not None and is_complete(repo_cache / sha):
-        return str(repo_cache / sha)
+    converted = converted_for_revision(repo_cache, revision)
+    if converted is not None:
+        return str(converted)
     revision_option = f" --revision {revision}" if revision else ""
     raise ModelResolutionError(
         f"FireRedPunc ({repo_id}, revision {name}) is neither converted in {repo_cache} nor in the Hugging Face cache, "

@@ -176,15 +176,8 @@ class FireRedVadForAudioFrameClassification(FireRedVadPreTrainedModel):
         **kwargs,
     ) -> FireRedVadOutput:
         r"""
-        input_features (`torch.FloatTensor` of shape `(batch_size, num_frames, num_mel_bins)`):
-            fbank frames after CMVN, as [`FireRedAsrFeatureExtractor`] computes them with the model's `cmvn.ark`.
-        attention_mask (`torch.Tensor` of shape `(batch_size, num_frames)`, *optional*):
-            1 for frames of the audio, 0 for padding.
-        memory_cache (`tuple[torch.FloatTensor]`, *optional*):
-            `memory_cache` of the previous call, to continue a stream (streaming models only). Feeding a recording
-            in consecutive pieces with the cache gives the same logits as feeding it whole.
-        use_cache (`bool`, *optional*):
-            Whether to return `memory_cache` (default: whether `memory_cache` was given).
+        The arguments of [`FireRedVadModel.forward`]. With a streaming model, feeding a recording in consecutive
+        pieces with the `memory_cache` of each call gives the logits of feeding it whole.
         """
         outputs = self.model(input_features, attention_mask, memory_cache=memory_cache, use_cache=use_cache)
         return FireRedVadOutput(

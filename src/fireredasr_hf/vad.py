@@ -391,10 +391,11 @@ class FireRedVad(FireRedFrameModel, VoiceActivityDetector):
     Audio is float in [-1, 1] at any rate (resampled to 16 kHz). Detection gives the same segments as the
     release's `FireRedVad.detect` (PyPI fireredvad 0.0.2) for the same probabilities.
 
-    Args (the release's settings and README defaults, in 10 ms frames):
-        smooth_window_size (5), speech_threshold (0.4), min_speech_frame (20), max_speech_frame (2000, 20 s),
-        min_silence_frame (20), merge_silence_frame (0), extend_speech_frame (0), chunk_max_frame (30000): see
-        `FireRedVadPostprocessor`.
+    Args:
+        postprocessing: the release's settings, with its README defaults (in 10 ms frames): smooth_window_size (5),
+            speech_threshold (0.4), min_speech_frame (20), max_speech_frame (2000, 20 s), min_silence_frame (20),
+            merge_silence_frame (0), extend_speech_frame (0); see `FireRedVadPostprocessor`.
+        chunk_max_frame (`int`, defaults to 30000): longer inputs run in independent chunks, as in the release.
         event_detector (`FireRedAudioEventDetector`, *optional*): tags each segment with the audio events (speech,
             singing, music) covering at least half of it (`TaggedSpeechSegment.events`). `from_pretrained` loads one
             from the same source when `tag_events` or `skip_events` is set.
@@ -408,28 +409,14 @@ class FireRedVad(FireRedFrameModel, VoiceActivityDetector):
         model,
         feature_extractor,
         *,
-        smooth_window_size: int = 5,
-        speech_threshold: float = 0.4,
-        min_speech_frame: int = 20,
-        max_speech_frame: int = 2000,
-        min_silence_frame: int = 20,
-        merge_silence_frame: int = 0,
-        extend_speech_frame: int = 0,
         chunk_max_frame: int = 30000,
         event_detector: "FireRedAudioEventDetector | None" = None,
         tag_events: bool = False,
         skip_events: tuple[str, ...] = (),
+        **postprocessing,
     ):
         super().__init__(model, feature_extractor, chunk_max_frame)
-        self.postprocessor = FireRedVadPostprocessor(
-            smooth_window_size=smooth_window_size,
-            speech_threshold=speech_threshold,
-            min_speech_frame=min_speech_frame,
-            max_speech_frame=max_speech_frame,
-            min_silence_frame=min_silence_frame,
-            merge_silence_frame=merge_silence_frame,
-            extend_speech_frame=extend_speech_frame,
-        )
+        self.postprocessor = FireRedVadPostprocessor(**postprocessing)
         skip_events = tuple(skip_events)
         unknown = sorted(set(skip_events) - set(FireRedAudioEventDetector.EVENTS))
         if unknown:
@@ -560,36 +547,19 @@ class FireRedStreamVad(FireRedFrameModel, VoiceActivityDetector):
     float rounding of the probabilities, ~1e-7). `detect(audio, sampling_rate)` runs a whole recording at once (the
     release's `detect_full`).
 
-    Args (the release's README defaults, in 10 ms frames): smooth_window_size (5), speech_threshold (0.4),
-        pad_start_frame (5), min_speech_frame (8), max_speech_frame (2000), min_silence_frame (20),
-        chunk_max_frame (30000, for `detect`): see `FireRedStreamVadPostprocessor`.
+    Args:
+        postprocessing: the release's settings, with its README defaults (in 10 ms frames): smooth_window_size (5),
+            speech_threshold (0.4), pad_start_frame (5), min_speech_frame (8), max_speech_frame (2000),
+            min_silence_frame (20); see `FireRedStreamVadPostprocessor`.
+        chunk_max_frame (`int`, defaults to 30000): for `detect`, as in the release.
     """
 
     kind = "stream-vad"
 
-    def __init__(
-        self,
-        model,
-        feature_extractor,
-        *,
-        smooth_window_size: int = 5,
-        speech_threshold: float = 0.4,
-        pad_start_frame: int = 5,
-        min_speech_frame: int = 8,
-        max_speech_frame: int = 2000,
-        min_silence_frame: int = 20,
-        chunk_max_frame: int = 30000,
-    ):
+    def __init__(self, model, feature_extractor, *, chunk_max_frame: int = 30000, **postprocessing):
         super().__init__(model, feature_extractor, chunk_max_frame)
-        self.settings = {
-            "smooth_window_size": smooth_window_size,
-            "speech_threshold": speech_threshold,
-            "pad_start_frame": pad_start_frame,
-            "min_speech_frame": min_speech_frame,
-            "max_speech_frame": max_speech_frame,
-            "min_silence_frame": min_silence_frame,
-        }
-        self.postprocessor = FireRedStreamVadPostprocessor(**self.settings)
+        self.settings = postprocessing
+        self.postprocessor = FireRedStreamVadPostprocessor(**postprocessing)
         self.reset()
 
     def reset(self) -> None:

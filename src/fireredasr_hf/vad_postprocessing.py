@@ -29,7 +29,27 @@ def _check_threshold(name: str, value: float) -> None:
         raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}")
 
 
-class FireRedVadPostprocessor:
+class _Settings:
+    """The settings both post-processors share, checked."""
+
+    def _set(self, smooth_window_size, speech_threshold, min_speech_frame, max_speech_frame, min_silence_frame):
+        _check_threshold("speech_threshold", speech_threshold)
+        _check_frames(
+            smooth_window_size=smooth_window_size,
+            min_speech_frame=min_speech_frame,
+            max_speech_frame=max_speech_frame,
+            min_silence_frame=min_silence_frame,
+        )
+        if min_speech_frame <= 0:
+            raise ValueError("min_speech_frame must be positive")
+        self.smooth_window_size = max(1, smooth_window_size)
+        self.speech_threshold = float(speech_threshold)
+        self.min_speech_frame = min_speech_frame
+        self.max_speech_frame = max_speech_frame
+        self.min_silence_frame = min_silence_frame
+
+
+class FireRedVadPostprocessor(_Settings):
     """
     Non-streaming post-processing of the FireRedVAD release (`VadPostprocessor`), with its README defaults.
 
@@ -59,24 +79,10 @@ class FireRedVadPostprocessor:
         merge_silence_frame: int = 0,
         extend_speech_frame: int = 0,
     ):
-        _check_threshold("speech_threshold", speech_threshold)
-        _check_frames(
-            smooth_window_size=smooth_window_size,
-            min_speech_frame=min_speech_frame,
-            max_speech_frame=max_speech_frame,
-            min_silence_frame=min_silence_frame,
-            merge_silence_frame=merge_silence_frame,
-            extend_speech_frame=extend_speech_frame,
-        )
-        if min_speech_frame <= 0:
-            raise ValueError("min_speech_frame must be positive")
+        self._set(smooth_window_size, speech_threshold, min_speech_frame, max_speech_frame, min_silence_frame)
+        _check_frames(merge_silence_frame=merge_silence_frame, extend_speech_frame=extend_speech_frame)
         if max_speech_frame < 2:
             raise ValueError(f"max_speech_frame must be at least 2 frames, got {max_speech_frame}")
-        self.smooth_window_size = max(1, smooth_window_size)
-        self.speech_threshold = float(speech_threshold)
-        self.min_speech_frame = min_speech_frame
-        self.max_speech_frame = max_speech_frame
-        self.min_silence_frame = min_silence_frame
         self.merge_silence_frame = merge_silence_frame
         self.extend_speech_frame = extend_speech_frame
 
@@ -214,7 +220,7 @@ class StreamVadFrameResult:
     speech_end_frame: int = -1
 
 
-class FireRedStreamVadPostprocessor:
+class FireRedStreamVadPostprocessor(_Settings):
     """
     Streaming post-processing of the FireRedVAD release (`StreamVadPostprocessor`), one frame at a time, with its
     README defaults.
@@ -234,22 +240,9 @@ class FireRedStreamVadPostprocessor:
         max_speech_frame: int = 2000,
         min_silence_frame: int = 20,
     ):
-        _check_threshold("speech_threshold", speech_threshold)
-        _check_frames(
-            smooth_window_size=smooth_window_size,
-            pad_start_frame=pad_start_frame,
-            min_speech_frame=min_speech_frame,
-            max_speech_frame=max_speech_frame,
-            min_silence_frame=min_silence_frame,
-        )
-        if min_speech_frame <= 0:
-            raise ValueError("min_speech_frame must be positive")
-        self.smooth_window_size = max(1, smooth_window_size)
-        self.speech_threshold = float(speech_threshold)
+        self._set(smooth_window_size, speech_threshold, min_speech_frame, max_speech_frame, min_silence_frame)
+        _check_frames(pad_start_frame=pad_start_frame)
         self.pad_start_frame = max(self.smooth_window_size, pad_start_frame)
-        self.min_speech_frame = min_speech_frame
-        self.max_speech_frame = max_speech_frame
-        self.min_silence_frame = min_silence_frame
         self.reset()
 
     def reset(self) -> None:
