@@ -2,7 +2,7 @@
 """Punctuation restoration with FireRedPunc (converted to a stock `BertForTokenClassification`), and sentence chunks.
 
     punctuator = FireRedPunctuator.from_pretrained("FireRedTeam/FireRedPunc")  # or a local or converted directory
-    punctuator("你好世界 hello world")                   # "你好世界，hello world." as the release writes it
+    punctuator("你好世界 hello world")                   # punctuated as the release's FireRedPunc.process writes it
     punctuator.punctuate_chunks([{"text": "...", "timestamp": (0.0, 4.2)}, ...])   # sentences with their times
 
 Texts are restored as the release (FireRedASR2S `fireredpunc`) restores them: BERT word pieces lower-cased and

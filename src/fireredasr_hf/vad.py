@@ -331,12 +331,14 @@ class FireRedFrameModel:
         revision: str | None = None,
         cache_dir: str | os.PathLike | None = None,
         token: bool | str | None = None,
+        device=None,
         **settings,
     ):
         """Loads the model (see `load_fireredvad_model` for the accepted names; default: `$FIREREDASR_HF_VAD_MODEL`,
-        else FireRedTeam/FireRedVAD) with post-processing `settings` (the release's names and defaults)."""
+        else FireRedTeam/FireRedVAD; on the CPU unless `device` says otherwise) with post-processing `settings` (the
+        release's names and defaults)."""
         model, feature_extractor = load_fireredvad_model(path_or_hub_id, cls.kind, revision, cache_dir, token)
-        return cls(model, feature_extractor, **settings)
+        return cls(model if device is None else model.to(device), feature_extractor, **settings)
 
     def save_pretrained(self, save_directory: str | os.PathLike) -> None:
         """Saves the model and its front end (CMVN) as a model directory that `from_pretrained` reads."""
@@ -373,9 +375,13 @@ class FireRedFrameModel:
         with torch.inference_mode():
             for first in range(0, len(features), self.chunk_max_frame):
                 chunk = torch.from_numpy(np.ascontiguousarray(features[first : first + self.chunk_max_frame]))
-                logits = self.model(chunk.unsqueeze(0).to(self.model.dtype)).logits[0]
-                outputs.append(torch.sigmoid(logits.float()).numpy())
+                logits = self.model(self._to_model(chunk)).logits[0]
+                outputs.append(torch.sigmoid(logits.float()).cpu().numpy())
         return np.concatenate(outputs)
+
+    def _to_model(self, features):
+        """A batch of one, on the model's device and in its dtype."""
+        return features.unsqueeze(0).to(device=self.model.device, dtype=self.model.dtype)
 
 
 class FireRedVad(FireRedFrameModel, VoiceActivityDetector):
@@ -428,13 +434,14 @@ class FireRedVad(FireRedFrameModel, VoiceActivityDetector):
         self.skip_events = skip_events
 
     @classmethod
-    def from_pretrained(cls, path_or_hub_id=None, *, revision=None, cache_dir=None, token=None, **settings):
+    def from_pretrained(
+        cls, path_or_hub_id=None, *, revision=None, cache_dir=None, token=None, device=None, **settings
+    ):
         """Loads FireRedVAD (and, for `tag_events`/`skip_events`, the audio event model from the same source)."""
+        source = {"revision": revision, "cache_dir": cache_dir, "token": token, "device": device}
         if (settings.get("tag_events") or settings.get("skip_events")) and settings.get("event_detector") is None:
-            settings["event_detector"] = FireRedAudioEventDetector.from_pretrained(
-                path_or_hub_id, revision=revision, cache_dir=cache_dir, token=token
-            )
-        return super().from_pretrained(path_or_hub_id, revision=revision, cache_dir=cache_dir, token=token, **settings)
+            settings["event_detector"] = FireRedAudioEventDetector.from_pretrained(path_or_hub_id, **source)
+        return super().from_pretrained(path_or_hub_id, **source, **settings)
 
     def speech_probabilities(self, audio: np.ndarray, sampling_rate: int) -> np.ndarray:
         """The model's speech probability of every 10 ms frame (before smoothing), float32 `(num_frames,)`."""
@@ -589,12 +596,10 @@ class FireRedStreamVad(FireRedFrameModel, VoiceActivityDetector):
         self._pending = pending[num_frames * hop :].copy()
         with torch.inference_mode():
             outputs = self.model(
-                torch.from_numpy(features).unsqueeze(0).to(self.model.dtype),
-                memory_cache=self._memory_cache,
-                use_cache=True,
+                self._to_model(torch.from_numpy(features)), memory_cache=self._memory_cache, use_cache=True
             )
         self._memory_cache = outputs.memory_cache
-        probabilities = torch.sigmoid(outputs.logits[0, :, 0].float()).tolist()
+        probabilities = torch.sigmoid(outputs.logits[0, :, 0].float()).cpu().tolist()
         return [self.postprocessor.process(probability) for probability in probabilities]
 
     def speech_probabilities(self, audio: np.ndarray, sampling_rate: int) -> np.ndarray:
