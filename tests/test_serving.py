@@ -215,18 +215,9 @@ def test_upload_limit_is_413_with_or_without_content_length(strict_server, audio
     big = wav(audio, "p01")  # 76 kB > 0.06 MB
     assert_error(post(strict_server, files=big, data={"model": MODEL}, headers=headers), 413, "upload_too_large")
     # Chunked (no Content-Length): stopped while streaming.
-    request = httpx.Request("POST", "/", files=big, data={"model": MODEL})
-    body = request.read()
-
-    def chunks():
-        for start in range(0, len(body), 8192):
-            yield body[start : start + 8192]
-
+    body, content_type = slow_upload(audio, "p01", delay_s=0)
     response = httpx.post(
-        f"{strict_server}/v1/audio/transcriptions",
-        content=chunks(),
-        headers={**headers, "Content-Type": request.headers["Content-Type"]},
-        timeout=60,
+        f"{strict_server}/v1/audio/transcriptions", content=body, headers={**headers, **content_type}, timeout=60
     )
     assert_error(response, 413, "upload_too_large")
 
@@ -253,77 +244,102 @@ def test_audio_duration_limit_is_400(strict_server, audio):
 # Timeouts, disconnects, shutdown
 
 
+def slow_upload(audio, uttid="p02", delay_s=0.3):
+    """A multipart body streamed in pieces, `delay_s` apart (chunked, no Content-Length): the request stays in
+    flight while it uploads."""
+    request = httpx.Request("POST", "/", files=wav(audio, uttid), data={"model": MODEL})
+    body = request.read()
+
+    def pieces():
+        for start in range(0, len(body), 8192):
+            yield body[start : start + 8192]
+            time.sleep(delay_s)
+
+    return pieces(), {"Content-Type": request.headers["Content-Type"]}
+
+
+def wait_until(predicate, seconds=30):
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
 @pytest.fixture
-def slow_batching_server(transcriber):
-    """A request waits 3 s for company before it is decoded alone."""
-    config = ServerConfig(model_names=(MODEL,), max_wait_ms=3000, request_timeout_s=0.5)
-    app = create_app(transcriber, config)
-    with running(app) as (url, _):
+def waiting_server(transcriber):
+    """Requests wait up to 3 s for a request announced as on its way (which never comes), then are decoded."""
+    app = create_app(transcriber, ServerConfig(model_names=(MODEL,), max_wait_ms=3000, request_timeout_s=0.5))
+    with running(app) as (url, _), app.state.batcher.expecting():
         yield url, app.state.batcher
 
 
-def test_a_timed_out_request_is_504_and_never_decoded(slow_batching_server, audio):
-    url, batcher = slow_batching_server
+def test_a_timed_out_request_is_504_and_never_decoded(waiting_server, audio):
+    url, batcher = waiting_server
     assert_error(post(url, files=wav(audio), data={"model": MODEL}), 504, "timeout")
-    time.sleep(3.5)  # past the batching wait: the withdrawn request was skipped
-    assert batcher.stats.cancelled == 1 and batcher.stats.requests == 0
+    wait_until(lambda: batcher.stats.cancelled == 1)  # skipped when its batch was formed, never decoded
+    assert batcher.stats.requests == 0
 
 
-def test_a_client_disconnect_withdraws_its_work(transcriber, audio):
-    config = ServerConfig(model_names=(MODEL,), max_wait_ms=3000)
-    app = create_app(transcriber, config)
+def test_a_client_disconnect_withdraws_its_work(waiting_server, audio):
+    url, batcher = waiting_server
+    with pytest.raises(httpx.ReadTimeout):
+        post(url, files=wav(audio), data={"model": MODEL}, timeout=0.2)  # the client gives up and disconnects
+    wait_until(lambda: batcher.stats.cancelled == 1)
+    assert batcher.stats.requests == 0
+
+
+def test_no_batching_delay_for_a_lone_request(transcriber, audio):
+    app = create_app(transcriber, ServerConfig(model_names=(MODEL,), max_wait_ms=60_000))
     with running(app) as (url, _):
-        with pytest.raises(httpx.ReadTimeout):
-            post(url, files=wav(audio), data={"model": MODEL}, timeout=1.0)  # the client gives up and disconnects
-        batcher = app.state.batcher
-        deadline = time.monotonic() + 10
-        while batcher.stats.cancelled == 0 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert batcher.stats.cancelled == 1 and batcher.stats.requests == 0
+        assert post(url, files=wav(audio), data={"model": MODEL}, timeout=30).status_code == 200
 
 
-def test_shutdown_finishes_the_requests_in_flight(transcriber, audio, offline):
-    app = create_app(transcriber, ServerConfig(model_names=(MODEL,), max_wait_ms=1500))
+def test_shutdown_finishes_the_requests_in_flight(transcriber, audio):
+    app = create_app(transcriber, ServerConfig(model_names=(MODEL,)))
     answers = []
     with running(app) as (url, server):
-        thread = threading.Thread(target=lambda: answers.append(post(url, files=wav(audio), data={"model": MODEL})))
+        body, headers = slow_upload(audio)
+        thread = threading.Thread(
+            target=lambda: answers.append(
+                httpx.post(f"{url}/v1/audio/transcriptions", content=body, headers=headers, timeout=60)
+            )
+        )
         thread.start()
-        deadline = time.monotonic() + 10
-        while app.state.batcher.waiting == 0 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        wait_until(lambda: app.state.batcher.expected == 1)  # uploading
         server.should_exit = True  # what SIGTERM does
-        thread.join(30)
-    assert answers[0].status_code == 200 and answers[0].json()["text"] == offline["p01"][0]["text"]
+        thread.join(60)
+    assert answers[0].status_code == 200 and answers[0].json()["text"] == "TURN ON THE LIGHT"
 
 
 def test_serve_command_answers_then_stops_gracefully_on_sigterm(converted_aed_dir, audio):
     """The console command: it serves the openai client, and SIGTERM lets the request in flight finish."""
-    script = "import socket, sys\ns = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1]); s.close()\n"
+    script = "import socket\ns = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1]); s.close()\n"
     port = int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
     command = [sys.executable, "-m", "fireredasr_hf.cli", "serve", "--model", str(converted_aed_dir)]
-    command += ["--port", str(port), "--served-model-name", MODEL, "--max-wait-ms", "1500", "--num-threads", "1"]
+    command += ["--port", str(port), "--served-model-name", MODEL, "--num-threads", "1"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+
+    def health():
+        assert process.poll() is None, process.stdout.read()
+        try:
+            return httpx.get(f"{url}/health", timeout=5).json()
+        except httpx.HTTPError:
+            return None
+
     try:
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180
-        while True:
-            assert process.poll() is None, process.stdout.read()
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
+        wait_until(lambda: health() is not None, seconds=180)
         client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        assert client.audio.transcriptions.create(file=audio["p01"], model=MODEL).text == "今天天气很好"
+        body, headers = slow_upload(audio)
         answers = []
         thread = threading.Thread(
-            target=lambda: answers.append(client.audio.transcriptions.create(file=audio["p02"], model=MODEL))
+            target=lambda: answers.append(
+                httpx.post(f"{url}/v1/audio/transcriptions", content=body, headers=headers, timeout=60)
+            )
         )
         thread.start()
-        while httpx.get(f"{url}/health", timeout=10).json()["waiting"] == 0:  # until it waits in the batcher
-            assert thread.is_alive()
-            time.sleep(0.05)
+        wait_until(lambda: health()["receiving"] == 1)
         process.send_signal(signal.SIGTERM)
         thread.join(60)
         # Uvicorn shuts down, then lets the signal end the process as it would have (exit status -SIGTERM).
@@ -333,7 +349,7 @@ def test_serve_command_answers_then_stops_gracefully_on_sigterm(converted_aed_di
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert answers and answers[0].text == "TURN ON THE LIGHT"
+    assert answers[0].status_code == 200 and answers[0].json()["text"] == "TURN ON THE LIGHT"
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -374,12 +390,23 @@ def test_batcher_groups_by_key_and_respects_the_batch_size():
     assert sorted(w for _, waveforms in calls for w in waveforms) == list(range(7))
 
 
-def test_batcher_waits_at_most_max_wait_for_company():
-    batcher = DynamicBatcher(lambda waveforms, key: list(waveforms), max_batch_size=8, max_wait_s=0.3)
+def test_batcher_waits_for_announced_requests_at_most_max_wait():
+    calls = []
+    batcher = DynamicBatcher(lambda waveforms, key: calls.append(list(waveforms)) or list(waveforms), 8, 0.5)
     batcher.start()
+    with batcher.expecting():  # on its way: the first request waits for it
+        first = batcher.submit("first")
+        time.sleep(0.1)
+        second = batcher.submit("second")
+    assert (first.result(10), second.result(10)) == ("first", "second")
+    assert calls == [["first", "second"]]
+    with batcher.expecting():  # never comes: the wait ends after max_wait_s
+        start = time.monotonic()
+        assert batcher.submit("alone").result(10) == "alone"
+        assert 0.45 < time.monotonic() - start < 5
     start = time.monotonic()
-    assert batcher.submit("alone").result(10) == "alone"
-    assert 0.25 < time.monotonic() - start < 5
+    assert batcher.submit("nobody on the way").result(10) == "nobody on the way"
+    assert time.monotonic() - start < 0.4
     batcher.close()
 
 
@@ -403,8 +430,9 @@ def test_batcher_skips_cancelled_requests_and_isolates_failures():
 def test_batcher_close_decodes_what_is_waiting_then_refuses():
     batcher = DynamicBatcher(lambda waveforms, key: list(waveforms), max_batch_size=8, max_wait_s=60)
     batcher.start()
-    future = batcher.submit("queued")
-    batcher.close(timeout=10)  # does not wait the 60 s for company
+    with batcher.expecting():
+        future = batcher.submit("queued")
+        batcher.close(timeout=10)  # does not wait the 60 s for company
     assert future.result(0) == "queued"
     with pytest.raises(RuntimeError, match="shutting down"):
         batcher.submit("late")

@@ -144,7 +144,7 @@ def create_app(transcriber: Transcriber, config: ServerConfig) -> FastAPI:
 
     @app.get("/health")
     async def health():
-        return {"status": "ok", "waiting": batcher.waiting}
+        return {"status": "ok", "receiving": batcher.expected, "waiting": batcher.waiting}
 
     @app.get("/v1/models")
     async def list_models(request: Request):
@@ -220,13 +220,15 @@ def create_app(transcriber: Transcriber, config: ServerConfig) -> FastAPI:
             raise ApiError(400, "Streaming transcription is not supported by this server", param="stream")
         return response_format, granularities
 
-    async def decode(request: Request, waveform, timestamps) -> dict:
-        """The engine's result for one waveform, through the batcher; withdrawn when the client goes away or the
-        request times out."""
+    def submit(waveform, timestamps):
         try:
-            future = batcher.submit(waveform, timestamps)
+            return batcher.submit(waveform, timestamps)
         except RuntimeError:
             raise ApiError(503, "The server is shutting down", type="server_error", code="shutting_down") from None
+
+    async def result_of(request: Request, future) -> dict:
+        """The engine's result for a submitted waveform; withdrawn when the client goes away or the request times
+        out."""
         result = asyncio.wrap_future(future)
         disconnect = asyncio.ensure_future(_wait_for_disconnect(request.receive))
         try:
@@ -247,7 +249,7 @@ def create_app(transcriber: Transcriber, config: ServerConfig) -> FastAPI:
             )
         try:
             return result.result()
-        except Exception as error:
+        except Exception as error:  # the model failed on this audio
             logger.exception("transcription failed")
             raise ApiError(
                 500, f"The transcription failed: {type(error).__name__}: {error}", type="server_error"
@@ -256,6 +258,22 @@ def create_app(transcriber: Transcriber, config: ServerConfig) -> FastAPI:
     @app.post(TRANSCRIPTIONS_PATH)
     async def create_transcription(request: Request):
         check_api_key(request)
+        # Announced from the start of the upload until its audio is queued, so that a batch being formed waits
+        # for it.
+        with batcher.expecting():
+            (response_format, granularities, language), waveform = await read_request(request)
+            # Segments for the timed formats; words (a second decoding) when asked for.
+            words = submit(waveform, "word") if "word" in granularities else None
+            only_words = words is not None and "segment" not in granularities
+            segments = None if only_words else submit(waveform, response_format in TIMED_FORMATS)
+        word_result = await result_of(request, words) if words is not None else None
+        result = word_result if only_words else await result_of(request, segments)
+        body = transcription_body(result, response_format, granularities, language, word_result)
+        if isinstance(body, str):
+            return PlainTextResponse(body)
+        return JSONResponse(body)
+
+    async def read_request(request: Request):
         form = await read_form(request)
         try:
             check_model(form.get("model"))
@@ -281,17 +299,7 @@ def create_app(transcriber: Transcriber, config: ServerConfig) -> FastAPI:
                 param="file",
                 code="audio_too_long",
             )
-        word_result = None
-        if "word" in granularities:
-            word_result = await decode(request, waveform, "word")
-        if "word" in granularities and "segment" not in granularities:
-            result = word_result
-        else:
-            result = await decode(request, waveform, response_format in TIMED_FORMATS)
-        body = transcription_body(result, response_format, granularities, form.get("language"), word_result)
-        if isinstance(body, str):
-            return PlainTextResponse(body)
-        return JSONResponse(body)
+        return (response_format, granularities, form.get("language")), waveform
 
     return app
 

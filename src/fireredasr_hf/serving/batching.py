@@ -3,9 +3,12 @@
 
 A request is submitted as a waveform with a key (the decoding options that must be equal within a batch, e.g. with
 or without timestamps) and answered through a `concurrent.futures.Future`. The worker takes the oldest waiting
-request, waits at most `max_wait_s` from that request's arrival for others with the same key until
-`max_batch_size` are there, and decodes them together. A request cancelled before its batch starts (its client
-went away, or it timed out) is never decoded; one cancelled while its batch runs is decoded and its result dropped.
+request and decodes it together with the others waiting with the same key, up to `max_batch_size`. While more
+requests are on their way (announced with `expecting()`: the server announces a request as soon as it starts
+reading its upload), the worker waits for them, at most `max_wait_s` from the oldest request's arrival; with none
+on the way it does not wait, so a lone request pays no batching delay. A request cancelled before its batch starts
+(its client went away, or it timed out) is never decoded; one cancelled while its batch runs is decoded and its
+result dropped.
 """
 
 import logging
@@ -14,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -64,6 +68,7 @@ class DynamicBatcher:
         self._waiting: deque[_Request] = deque()
         self._condition = threading.Condition()
         self._closing = False
+        self._expected = 0
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -80,9 +85,28 @@ class DynamicBatcher:
             self._condition.notify()
         return request.future
 
+    @contextmanager
+    def expecting(self):
+        """Announces a request that will be submitted within the block (e.g. while its upload is read and decoded),
+        so that a batch waits for it (at most `max_wait_s`)."""
+        with self._condition:
+            self._expected += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._expected -= 1
+                self._condition.notify()
+
     @property
     def waiting(self) -> int:
+        """Requests queued for decoding."""
         return len(self._waiting)
+
+    @property
+    def expected(self) -> int:
+        """Requests announced and not yet queued."""
+        return self._expected
 
     def close(self, timeout: float | None = None) -> None:
         """Stops taking requests, decodes those already waiting, then stops the worker."""
@@ -100,8 +124,8 @@ class DynamicBatcher:
                 self._condition.wait()
             first = self._waiting[0]
             deadline = first.arrival + self.max_wait_s
-            # Wait for company, unless shutting down (then what is waiting goes at once).
-            while not self._closing and self._count(first.key) < self.max_batch_size:
+            # Wait for company on its way, unless shutting down (then what is waiting goes at once).
+            while not self._closing and self._expected > 0 and self._count(first.key) < self.max_batch_size:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
