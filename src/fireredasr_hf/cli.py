@@ -15,12 +15,20 @@ datasets) happen only when a command needs them.
 """
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from .commands import Command, CommandError, add_input_arguments, add_model_arguments, build_transcriber
+from .commands import (
+    Command,
+    CommandError,
+    add_input_arguments,
+    add_model_arguments,
+    build_transcriber,
+    transcriber_options,
+)
 from .serving.command import ServeCommand
 
 
@@ -77,6 +85,10 @@ def report(job) -> int:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+# What `--ray ADDRESS` takes as a cluster address (anything else there is the first input).
+RAY_ADDRESS = re.compile(r"auto|local|(ray|https?)://\S+|[\w.-]+:\d+")
+
+
 class TranscribeCommand(Command):
     name = "transcribe"
     help = "transcribe audio files, folders, wav.scp lists or saved datasets"
@@ -86,20 +98,20 @@ class TranscribeCommand(Command):
 
         parser.add_argument(
             "inputs",
-            nargs="+",
+            nargs="*",  # at least one, checked in run(): `--ray INPUT` may have taken the only one as an address
             metavar="INPUT",
-            help="audio file, folder (searched recursively), Kaldi wav.scp or dataset saved with save_to_disk",
+            help="audio file, folder (searched recursively), Kaldi wav.scp, manifest (.jsonl, .parquet), file list "
+            "(.lst), fsspec URL (s3://..., a file, folder or manifest) or dataset saved with save_to_disk",
         )
         add_model_arguments(parser)
         add_input_arguments(parser)
         group = parser.add_argument_group("output")
         group.add_argument(
             "--output-format",
-            choices=OUTPUT_FORMATS,
-            default="txt",
+            choices=[*OUTPUT_FORMATS, "parquet"],
             help="txt: `uttid<TAB>text` lines; jsonl: one JSON object per recording; srt/vtt: one subtitle file "
             "per recording (from segment timestamps; utterance ids become relative file paths inside --output); "
-            "kaldi: a Kaldi `text` file (default: txt)",
+            "kaldi: a Kaldi `text` file; with --ray: jsonl or parquet shards (default: txt; with --ray: jsonl)",
         )
         group.add_argument(
             "--output",
@@ -116,10 +128,32 @@ class TranscribeCommand(Command):
             help="continue an interrupted job: recordings already transcribed into this --output are not redone",
         )
         group.add_argument("--no-progress", action="store_true", help="no progress bar")
+        group = parser.add_argument_group("cluster (Ray Data; see docs/cluster.md)")
+        group.add_argument(
+            "--ray",
+            nargs="?",
+            const="",
+            metavar="ADDRESS",
+            help="decode on a Ray cluster (ADDRESS: auto, ray://head:10001, host:port; without: $RAY_ADDRESS, else a "
+            "local cluster); --output is then a folder (local or fsspec URL) of result shards",
+        )
+        group.add_argument("--replicas", type=int, default=1, help="model replicas (Ray actors) (default: 1)")
+        group.add_argument("--gpus-per-replica", type=float, default=0, help="GPUs per replica (default: 0)")
+        group.add_argument("--cpus-per-replica", type=float, default=1, help="CPUs per replica (default: 1)")
 
     def run(self, args):
         from .transcription import SUBTITLE_FORMATS, OutputTarget, collect_inputs, transcribe_files
 
+        if args.ray is not None and not RAY_ADDRESS.fullmatch(args.ray):
+            args.inputs.insert(0, args.ray)  # `--ray INPUT ...`: an input, not a cluster address
+            args.ray = ""
+        if not args.inputs:
+            raise CommandError("give at least one INPUT (audio file, folder, wav.scp, manifest, URL or dataset)")
+        if args.ray is not None:
+            return self.run_on_ray(args)
+        args.output_format = args.output_format or "txt"
+        if args.output_format == "parquet":
+            raise CommandError("--output-format parquet writes the shards of a --ray job; use jsonl here")
         subtitles = args.output_format in SUBTITLE_FORMATS
         if subtitles and args.output is None:
             raise CommandError(f"--output-format {args.output_format} writes one file per recording: give --output DIR")
@@ -134,6 +168,42 @@ class TranscribeCommand(Command):
             args,
             len(inputs.items),
             lambda progress: transcribe_files(transcriber, inputs, target, resume=args.resume, progress=progress),
+        )
+        return report(job)
+
+    def run_on_ray(self, args):
+        from .distributed import transcribe_on_ray
+        from .transcription import collect_inputs
+
+        output_format = args.output_format or "jsonl"
+        if output_format not in ("jsonl", "parquet"):
+            raise CommandError(f"--ray writes jsonl or parquet shards, not {output_format}")
+        if args.output is None:
+            raise CommandError("--ray writes result shards into a folder: give --output DIR (or an fsspec URL)")
+        inputs = collect_inputs(args.inputs, args.split, args.audio_column, args.id_column)
+        options = transcriber_options(args, timestamps=args.timestamps)
+        batch_size = options.pop("batch_size")
+        if options["device"] is None:
+            del options["device"]  # the runner's default: cuda with --gpus-per-replica, else cpu
+        if options["num_threads"] is None:
+            del options["num_threads"]  # the runner's default: --cpus-per-replica
+        job = run_job(
+            args,
+            len(inputs.items),
+            lambda progress: transcribe_on_ray(
+                inputs,
+                args.output,
+                args.model,
+                output_format=output_format,
+                address=args.ray or None,
+                replicas=args.replicas,
+                gpus_per_replica=args.gpus_per_replica,
+                cpus_per_replica=args.cpus_per_replica,
+                batch_size=batch_size,
+                transcriber_options=options,
+                resume=args.resume,
+                progress=progress,
+            ),
         )
         return report(job)
 

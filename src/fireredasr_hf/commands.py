@@ -84,20 +84,24 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--id-column", default="id", help="utterance id column (default: id; else the row number)")
 
 
+def transcriber_options(args: argparse.Namespace, timestamps: bool = False) -> dict:
+    """The engine's `Transcriber` arguments (besides the model) for the options given on the command line."""
+    return {
+        "revision": args.revision,
+        "device": args.device,
+        "dtype": args.dtype,
+        "num_threads": args.num_threads,
+        "batch_size": args.batch_size,
+        "generate_kwargs": {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None},
+        "option_label": FLAGS.get,
+        "vad": args.vad,
+        "max_segment_s": args.max_segment_s,
+        "timestamps": timestamps,
+    }
+
+
 def build_transcriber(args: argparse.Namespace, timestamps: bool = False):
     """The engine's `Transcriber` for `--model` and the decoding options given on the command line."""
     from .transcription import Transcriber
 
-    return Transcriber(
-        args.model,
-        revision=args.revision,
-        device=args.device,
-        dtype=args.dtype,
-        num_threads=args.num_threads,
-        batch_size=args.batch_size,
-        generate_kwargs={name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None},
-        option_label=FLAGS.get,
-        vad=args.vad,
-        max_segment_s=args.max_segment_s,
-        timestamps=timestamps,
-    )
+    return Transcriber(args.model, **transcriber_options(args, timestamps))

@@ -72,13 +72,15 @@ def file_item(uttid: str, path: str) -> AudioItem:
         with open_input(path) as file:
             return load_audio_bytes(file.read(), sampling_rate=sampling_rate, name=path)
 
-    return AudioItem(uttid, path, read, {"path": path})
+    from .transcript_io import is_url
+
+    return AudioItem(uttid, path, read, {"path": path if is_url(path) else os.path.abspath(path)})
 
 
 def item_at_location(uttid: str, source: str, location: dict) -> AudioItem:
     """The item that `AudioItem.location` describes (e.g. in a worker process of a cluster job)."""
     if "path" in location:
-        return file_item(uttid, location["path"])
+        return AudioItem(uttid, source, file_item(uttid, location["path"]).read, dict(location))
     dataset = _open_dataset(location["dataset"], location.get("split"), location.get("audio_column", "audio"))
     return AudioItem(uttid, source, _row_reader(dataset, location["audio_column"], location["row"]), dict(location))
 
@@ -490,19 +492,7 @@ class OutputTarget:
 
     def lock(self):
         """A lock held while a job writes here, so that a second job naming the same output stops at once."""
-        from filelock import FileLock, Timeout
-
-        if self.lock_path is None:
-            return _NoLock()
-        lock = FileLock(str(self.lock_path), timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise TranscriptionError(
-                f"another transcription job is writing to {self.path} (lock {self.lock_path}); wait for it to finish "
-                "or choose another output"
-            ) from None
-        return _HeldLock(lock)
+        return _NoLock() if self.lock_path is None else lock_output(self.lock_path, self.path)
 
     def write(self, uttids: Sequence[str], results: dict[str, dict]) -> None:
         """Writes the results of `uttids` (in that order): every file is written to a temporary name and renamed into
@@ -518,14 +508,29 @@ class OutputTarget:
                 if not path.parent.resolve().is_relative_to(root):  # a symbolic link inside the folder
                     raise TranscriptionError(f"{path.parent} leads outside the output folder {self.directory}")
                 chunks = [(*chunk["timestamp"], chunk["text"]) for chunk in results[uttid]["chunks"]]
-                _write_atomically(path, format_subtitles(chunks))
+                write_atomically(path, format_subtitles(chunks))
             return
         text = format_text_outputs(uttids, results, self.format)
         if self.path is None:
             sys.stdout.write(text)
             sys.stdout.flush()
         else:
-            _write_atomically(self.path, text)
+            write_atomically(self.path, text)
+
+
+def lock_output(lock_path: Path, output) -> "_HeldLock":
+    """Takes the lock file of an output (released with `.release()`); another job holding it is an error."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(lock_path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise TranscriptionError(
+            f"another transcription job is writing to {output} (lock {lock_path}); wait for it to finish or choose "
+            "another output"
+        ) from None
+    return _HeldLock(lock)
 
 
 class _NoLock:
@@ -541,11 +546,13 @@ class _HeldLock:
         self.lock.release()
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, content: str | bytes) -> None:
+    """Writes a file under a temporary name in its folder, then renames it into place: readers see the whole file or
+    none of it."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content.encode("utf-8") if isinstance(content, str) else content)
             file.flush()
             os.fsync(file.fileno())
         # Readable like any file the user writes (mkstemp creates 0600 files).
