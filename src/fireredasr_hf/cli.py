@@ -144,7 +144,7 @@ class TranscribeCommand(Command):
     def run(self, args):
         from .transcription import SUBTITLE_FORMATS, OutputTarget, collect_inputs, transcribe_files
 
-        if args.ray is not None and not RAY_ADDRESS.fullmatch(args.ray):
+        if args.ray and not RAY_ADDRESS.fullmatch(args.ray):
             args.inputs.insert(0, args.ray)  # `--ray INPUT ...`: an input, not a cluster address
             args.ray = ""
         if not args.inputs:
@@ -174,6 +174,11 @@ class TranscribeCommand(Command):
     def run_on_ray(self, args):
         from .distributed import transcribe_on_ray
         from .transcription import collect_inputs
+
+        try:
+            import ray.data  # noqa: F401 (checked before the inputs are listed)
+        except ImportError:
+            raise CommandError("--ray needs Ray Data (not installed): pip install 'fireredasr-hf[cluster]'") from None
 
         output_format = args.output_format or "jsonl"
         if output_format not in ("jsonl", "parquet"):

@@ -148,7 +148,7 @@ def dataset_items(
         )
     dataset = _undecoded(dataset, audio_column)
     ids = dataset[id_column] if id_column in dataset.column_names else [str(index) for index in range(len(dataset))]
-    location = {"dataset": path, "split": split, "audio_column": audio_column}
+    location = {"dataset": os.path.abspath(path), "split": split, "audio_column": audio_column}
     return [
         AudioItem(str(uttid), f"{path}[{index}]", _row_reader(dataset, audio_column, index), {**location, "row": index})
         for index, uttid in enumerate(ids)

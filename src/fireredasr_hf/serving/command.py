@@ -56,9 +56,14 @@ class ServeCommand(Command):
         )
 
     def run(self, args: argparse.Namespace) -> int:
-        import uvicorn
+        try:
+            import uvicorn
 
-        from .app import ServerConfig, create_app
+            from .app import ServerConfig, create_app
+        except ImportError as error:
+            raise CommandError(
+                f"fireredasr-hf serve needs {error.name} (not installed): pip install 'fireredasr-hf[serve]'"
+            ) from None
 
         for flag, value in (
             ("--max-wait-ms", args.max_wait_ms),
