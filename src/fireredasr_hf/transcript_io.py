@@ -274,6 +274,8 @@ def open_input(location: str):
         raise ValueError(f"reading {location} needs `pip install fsspec` (and the package of its protocol)") from error
     try:
         return fsspec.open(location, "rb").open()
+    except ImportError as error:  # the protocol's package (s3fs, gcsfs, ...)
+        raise ValueError(f"reading {location} needs a package that is not installed: {error}") from None
     except (FileNotFoundError, OSError) as error:
         raise FileNotFoundError(f"input not found: {location} ({error})") from None
 
@@ -353,7 +355,10 @@ def find_remote_audio(url: str) -> list[tuple[str, str]]:
         import fsspec
     except ImportError as error:
         raise ValueError(f"reading {url} needs `pip install fsspec` (and the package of its protocol)") from error
-    filesystem, root = fsspec.core.url_to_fs(url)
+    try:
+        filesystem, root = fsspec.core.url_to_fs(url)
+    except ImportError as error:  # the protocol's package (s3fs, gcsfs, ...)
+        raise ValueError(f"reading {url} needs a package that is not installed: {error}") from None
     protocol = url.split("://", 1)[0]
     if not filesystem.exists(root):
         raise FileNotFoundError(f"input not found: {url}")

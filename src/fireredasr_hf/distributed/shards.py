@@ -58,7 +58,10 @@ class ShardedOutput:
         return lock_output(Path(self.root) / LOCK_NAME, self.location)
 
     def shard_names(self) -> list[str]:
-        names = [Path(path).name for path in self.filesystem.ls(self.root, detail=False)]
+        try:
+            names = [Path(path).name for path in self.filesystem.ls(self.root, detail=False)]
+        except FileNotFoundError:  # an object-store prefix with nothing under it yet
+            return []
         return sorted(name for name in names if name.startswith(SHARD_PREFIX) and name.endswith((".jsonl", ".parquet")))
 
     def finished(self) -> set[str]:
