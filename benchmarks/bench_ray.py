@@ -96,7 +96,9 @@ def main() -> None:
                 if results != reference:
                     raise SystemExit(f"{name}: the results differ from the single-process command's")
                 measured[name].append(figures)
-                print(f"round {round_index + 1} {name}: wall {figures[0]:.1f} s, decoding {figures[1]:.1f} s", flush=True)
+                print(
+                    f"round {round_index + 1} {name}: wall {figures[0]:.1f} s, decoding {figures[1]:.1f} s", flush=True
+                )
 
     count = len(rows)
     print(f"\nload average after: {os.getloadavg()} (shared machine; medians over {args.rounds} round(s))")
