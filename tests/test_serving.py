@@ -22,6 +22,7 @@ uvicorn = pytest.importorskip("uvicorn")
 from fireredasr_hf.serving import ServerConfig, create_app
 from fireredasr_hf.serving.batching import DynamicBatcher
 from fireredasr_hf.serving.load_test import run_load
+from fireredasr_hf.serving.openai_api import transcription_body
 from fireredasr_hf.transcript_io import format_srt, format_vtt
 from fireredasr_hf.transcription import Transcriber
 
@@ -135,6 +136,30 @@ def test_models_and_health(client, server):
 def test_temperature_and_language_are_accepted_and_ignored(client, audio, offline):
     result = client.audio.transcriptions.create(file=audio["p01"], model=MODEL, temperature=0.7, language="zh")
     assert result.text == offline["p01"][0]["text"]
+
+
+def test_verbose_json_words_and_granularities():
+    """The shapes for models with word timestamps (the pipeline's `return_timestamps="word"` chunks)."""
+    segments = {"text": "你好 HELLO", "duration": 2.0, "chunks": [{"text": "你好 HELLO", "timestamp": [0.1, 1.9]}]}
+    words = {
+        "text": "你好 HELLO",
+        "duration": 2.0,
+        "chunks": [
+            {"text": "你", "timestamp": [0.1, 0.4], "confidence": 0.9},
+            {"text": "好", "timestamp": [0.4, 0.8], "confidence": 0.8},
+            {"text": "HELLO", "timestamp": [1.0, 1.9]},
+        ],
+    }
+    both = transcription_body(segments, "verbose_json", ("segment", "word"), "zh", words)
+    assert both["language"] == "chinese" and len(both["segments"]) == 1
+    assert both["words"] == [
+        {"word": "你", "start": 0.1, "end": 0.4, "probability": 0.9},
+        {"word": "好", "start": 0.4, "end": 0.8, "probability": 0.8},
+        {"word": "HELLO", "start": 1.0, "end": 1.9},
+    ]
+    only_words = transcription_body(words, "verbose_json", ("word",), None, words)
+    assert "segments" not in only_words and len(only_words["words"]) == 3
+    assert "words" not in transcription_body(segments, "verbose_json", ("segment",))
 
 
 # ----------------------------------------------------------------------------------------------------------------

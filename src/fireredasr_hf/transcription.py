@@ -359,10 +359,8 @@ class Transcriber:
                 results.append(error)
                 continue
             result = {"text": output["text"], "duration": round(len(waveform) / sampling_rate, 3)}
-            if "chunks" in output:
-                result["chunks"] = [
-                    {"text": chunk["text"], "timestamp": list(chunk["timestamp"])} for chunk in output["chunks"]
-                ]
+            if "chunks" in output:  # segments, or words (with their confidence where the model gives it)
+                result["chunks"] = [{**chunk, "timestamp": list(chunk["timestamp"])} for chunk in output["chunks"]]
             results.append(result)
         return results
 
