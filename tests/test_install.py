@@ -95,8 +95,12 @@ def test_the_wheel_without_extras_transcribes_and_names_the_extras(clean_env, fi
     assert console(clean_env, "--help").returncode == 0
     assert run([str(python), "-m", "fireredasr_hf", "transcribe", "--help"], env=env).stdout.startswith("usage:")
 
-    # The main job on an original-format model: converted once into the cache, then transcribed; and with
-    # timestamps, which runs the Silero VAD (a core dependency).
+    # The main job on an original-format model: converted once into the cache, then transcribed; and subtitles,
+    # which run the default detector, FireRedVAD (the fixture's ONNX exports, converted here: reading ONNX is the
+    # [vad] extra's, the converted model needs nothing beyond the core).
+    from fireredasr_hf.conversion import convert_checkpoint
+
+    env["FIREREDASR_HF_VAD_MODEL"] = str(convert_checkpoint(fixtures_dir / "firered-vad", tmp_path / "vad"))
     env["FIREREDASR_HF_CACHE"] = str(tmp_path / "cache")
     audio = fixtures_dir / "audio"
     result = console(

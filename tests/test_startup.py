@@ -67,6 +67,12 @@ CHECK_REGISTRATIONS = """
     aed, llm = configs.FireRedAedConfig, configs.FireRedLlmConfig
     assert CONFIG_MAPPING["fireredasr_aed"] is aed and CONFIG_MAPPING["fireredasr_llm"] is llm
     assert CONFIG_MAPPING["fireredasr_encoder"] is configs.FireRedEncoderConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_FRAME_CLASSIFICATION_MAPPING
+    from fireredasr_hf.configuration_fireredvad import FireRedVadConfig
+
+    assert CONFIG_MAPPING[FireRedVadConfig.model_type] is FireRedVadConfig
+    assert MODEL_FOR_AUDIO_FRAME_CLASSIFICATION_MAPPING[FireRedVadConfig].__name__ == "FireRedVadForAudioFrameClassification"
+    assert FEATURE_EXTRACTOR_MAPPING[FireRedVadConfig].__name__ == "FireRedAsrFeatureExtractor"
     assert MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING[aed].__name__ == "FireRedAedForConditionalGeneration"
     assert MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING[llm].__name__ == "FireRedLlmForSpeechSeq2Seq"
     assert MODEL_MAPPING[aed].__name__ == "FireRedAedModel"

@@ -24,14 +24,17 @@ __version__ = "0.1.0"
 # module -> the names it exports at the package level
 _import_structure = {
     "configuration_fireredasr": ["FireRedAedConfig", "FireRedEncoderConfig", "FireRedLlmConfig"],
+    "configuration_fireredvad": ["FireRedVadConfig"],
     "feature_extraction_fireredasr": ["FireRedAsrFeatureExtractor"],
     "modeling_fireredasr_aed": ["FireRedAedForConditionalGeneration", "FireRedAedModel"],
     "modeling_fireredasr_encoder": ["FireRedEncoder"],
     "modeling_fireredasr_llm": ["FireRedLlmForSpeechSeq2Seq"],
+    "modeling_fireredvad": ["FireRedVadForAudioFrameClassification", "FireRedVadModel"],
     "pipeline_fireredasr": ["FireRedAsrPipeline"],
     "processing_fireredasr": ["FireRedAsrProcessor"],
     "processing_fireredasr_llm": ["FireRedLlmProcessor"],
     "tokenization_fireredasr": ["FireRedAsrTokenizer"],
+    "vad": ["FireRedAudioEventDetector", "FireRedStreamVad", "FireRedVad"],
 }
 _module_of = {name: module for module, names in _import_structure.items() for name in names}
 
@@ -39,14 +42,17 @@ __all__ = sorted(_module_of)  # noqa: PLE0605
 
 if TYPE_CHECKING:  # what type checkers and editors see
     from .configuration_fireredasr import *
+    from .configuration_fireredvad import *
     from .feature_extraction_fireredasr import *
     from .modeling_fireredasr_aed import *
     from .modeling_fireredasr_encoder import *
     from .modeling_fireredasr_llm import *
+    from .modeling_fireredvad import *
     from .pipeline_fireredasr import *
     from .processing_fireredasr import *
     from .processing_fireredasr_llm import *
     from .tokenization_fireredasr import *
+    from .vad import *
 
 
 def __getattr__(name: str):

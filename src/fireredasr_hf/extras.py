@@ -14,16 +14,16 @@ A new extra (or a new package in one) goes into both `EXTRAS` and pyproject.toml
 import importlib.util
 
 EXTRAS: dict[str, dict[str, str]] = {
-    # Voice activity detectors beyond the default Silero VAD (a core dependency, listed for installs without it).
-    "vad": {"silero_vad": "silero-vad"},
+    # Silero VAD (`--vad silero`) and reading FireRedVAD's ONNX exports (FireRedVAD itself needs nothing extra).
+    "vad": {"silero_vad": "silero-vad", "onnx": "onnx"},
     # Test sets and training data: Kaldi directories and saved datasets, scoring (eval, finetune).
     "data": {"datasets": "datasets", "jiwer": "jiwer", "cn2an": "cn2an"},
     # Fine-tuning (with [data]): the Trainer's accelerate, LoRA (peft; also for --keep-lora conversions).
     "train": {"datasets": "datasets", "jiwer": "jiwer", "cn2an": "cn2an", "accelerate": "accelerate", "peft": "peft"},
     # The OpenAI-compatible transcription server.
     "serve": {"fastapi": "fastapi", "uvicorn": "uvicorn", "multipart": "python-multipart"},
-    # Transcription on a Ray cluster (with [serve]).
-    "cluster": {"fastapi": "fastapi", "uvicorn": "uvicorn", "multipart": "python-multipart", "ray": "ray[data]"},
+    # Transcription on a Ray cluster (`transcribe --ray`).
+    "cluster": {"ray": "ray[data]"},
     # The Gradio demo.
     "demo": {"gradio": "gradio"},
     # ONNX / sherpa-onnx export and int8 quantization (onnxruntime's quantizer).

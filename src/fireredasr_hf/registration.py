@@ -34,8 +34,9 @@ TRACKED_PREFIXES = ("transformers.", f"{PACKAGE}.")
 def register_configs(configuration_auto: ModuleType) -> None:
     from . import configuration_fireredasr
     from .configuration_fireredasr import FireRedAedConfig, FireRedEncoderConfig, FireRedLlmConfig
+    from .configuration_fireredvad import FireRedVadConfig
 
-    for config_class in (FireRedEncoderConfig, FireRedAedConfig, FireRedLlmConfig):
+    for config_class in (FireRedEncoderConfig, FireRedAedConfig, FireRedLlmConfig, FireRedVadConfig):
         configuration_auto.AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
     # The installed pipeline serves (see register_pipeline): configs then drop a converted directory's remote-code
     # pipeline declaration, for which transformers would insist on trust_remote_code.
@@ -44,12 +45,18 @@ def register_configs(configuration_auto: ModuleType) -> None:
 
 def register_models(modeling_auto: ModuleType) -> None:
     from .configuration_fireredasr import FireRedAedConfig, FireRedEncoderConfig, FireRedLlmConfig
+    from .configuration_fireredvad import FireRedVadConfig
     from .modeling_fireredasr_aed import FireRedAedForConditionalGeneration, FireRedAedModel
     from .modeling_fireredasr_encoder import FireRedEncoder
     from .modeling_fireredasr_llm import FireRedLlmForSpeechSeq2Seq
+    from .modeling_fireredvad import FireRedVadForAudioFrameClassification, FireRedVadModel
 
     modeling_auto.AutoModel.register(FireRedEncoderConfig, FireRedEncoder, exist_ok=True)
     modeling_auto.AutoModel.register(FireRedAedConfig, FireRedAedModel, exist_ok=True)
+    modeling_auto.AutoModel.register(FireRedVadConfig, FireRedVadModel, exist_ok=True)
+    modeling_auto.AutoModelForAudioFrameClassification.register(
+        FireRedVadConfig, FireRedVadForAudioFrameClassification, exist_ok=True
+    )
     modeling_auto.AutoModelForSpeechSeq2Seq.register(
         FireRedAedConfig, FireRedAedForConditionalGeneration, exist_ok=True
     )
@@ -58,9 +65,10 @@ def register_models(modeling_auto: ModuleType) -> None:
 
 def register_feature_extractors(feature_extraction_auto: ModuleType) -> None:
     from .configuration_fireredasr import FireRedAedConfig, FireRedLlmConfig
+    from .configuration_fireredvad import FireRedVadConfig
     from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 
-    for config_class in (FireRedAedConfig, FireRedLlmConfig):
+    for config_class in (FireRedAedConfig, FireRedLlmConfig, FireRedVadConfig):
         feature_extraction_auto.AutoFeatureExtractor.register(config_class, FireRedAsrFeatureExtractor, exist_ok=True)
 
 
