@@ -9,7 +9,7 @@ from transformers import GenerationMixin
 from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 
 from .modeling_fireredasr_encoder import warn_if_longer_than_trained
-from .timestamps_fireredasr import alignment_to_token_times, ctc_forced_align
+from .timestamps_fireredasr import alignment_to_token_times, ctc_forced_align, hypothesis_end
 
 # FireRed decoding knobs, stored in `generation_config.json` and overridable per `generate()` call. The values here
 # are the neutral ones (plain beam search ranking by accumulated log-probability).
@@ -288,17 +288,11 @@ class FireRedAedGenerationMixin(GenerationMixin):
 
         log_probs = self.get_ctc_log_probs(encoder_outputs.last_hidden_state)[utterance]
         frames = encoder_outputs.attention_mask.sum(-1)[utterance]
-        # The hypothesis: after the start token, up to <eos> (or the end); blanks are not aligned, as in the release.
-        positions = torch.arange(sequences.shape[1], device=sequences.device)
-        ended = (sequences == eos_id) & (positions > 0)
-        end = torch.where(ended.any(-1), ended.int().argmax(-1), sequences.shape[1])
-        if generation_config.pad_token_id is not None and generation_config.pad_token_id != eos_id:
-            # An unfinished hypothesis is followed by padding only.
-            content = (sequences != generation_config.pad_token_id) & (positions < end[:, None])
-            last = torch.where(content, positions, 0).max(-1).values
-            end = torch.where(ended.any(-1), end, last + 1)
-        in_hypothesis = (positions > 0) & (positions < end[:, None])
-        aligned = in_hypothesis & (sequences != blank_id)
+        # The hypothesis tokens, without blanks (FireRedASR2 aligns `yseq[yseq != 0]`).
+        aligned = torch.zeros_like(sequences, dtype=torch.bool)
+        for row, ids in enumerate(sequences.tolist()):
+            aligned[row, 1 : hypothesis_end(ids, eos_id, generation_config.pad_token_id)] = True
+        aligned &= sequences != blank_id
         num_labels = aligned.sum(-1)
         repeats = torch.zeros_like(num_labels)
         targets = torch.full((num_sequences, max(int(num_labels.max()), 1)), blank_id, device=sequences.device)

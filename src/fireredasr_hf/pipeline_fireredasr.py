@@ -9,7 +9,10 @@
   30 s for LLM) are cut into speech segments by voice activity detection and the segments are decoded in batches
   of `batch_size`; the segment texts are joined (see `join_segment_texts`);
 - `return_timestamps=True` returns `chunks`, one per speech segment, `{"text", "timestamp": (start, end)}` in
-  seconds (the stock pipeline refuses timestamps for sequence-to-sequence models other than Whisper).
+  seconds (the stock pipeline refuses timestamps for sequence-to-sequence models other than Whisper);
+  `return_timestamps="word"` (models with a CTC head, FireRedASR2-AED) one per word, shaped like Whisper's word
+  chunks;
+- AED results carry the beam search's `confidence` (per utterance, per segment chunk and per word).
 
 Converted checkpoints declare it in `config.json` (`custom_pipelines`) and carry this file, so
 `pipeline("automatic-speech-recognition", model=DIR, trust_remote_code=True)` builds it where fireredasr-hf is not
@@ -25,10 +28,13 @@ from transformers.pipelines.audio_utils import ffmpeg_read
 from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline
 
 from .audio import load_audio
+from .timestamps_fireredasr import hypothesis_end, word_timestamps
 from .vad import EnergyVad, SileroVad, SpeechSegment, split_into_segments
 
 # The feature extractor works on int16-scale samples; the pipeline keeps audio in [-1, 1] as VADs expect.
 INT16_SCALE = 32768.0
+# What the pipeline takes from FireRedASR-AED's generate output besides the sequences.
+GENERATE_OUTPUTS = ("sequences_confidences", "token_confidences", "token_timestamps")
 VAD_NAMES = ("silero", "energy")
 # Ideographs, kana, CJK punctuation and full-width forms: scripts written without spaces between words.
 _UNSPACED_CHAR = re.compile(
@@ -70,8 +76,14 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
     output, as in transformers.
 
     Call options (also accepted when the pipeline is built):
-        return_timestamps (`bool`): add `chunks`, one per decoded segment: `{"text", "timestamp": (start, end)}`
-            in seconds. The audio is then always segmented by the VAD, whatever its length.
+        return_timestamps (`bool` or `"word"`): add `chunks`, one per decoded segment: `{"text", "timestamp":
+            (start, end)}` in seconds; with `"word"` one per word instead (English words merged from their pieces,
+            one chunk per Chinese character), from the CTC forced alignment of models with a CTC head
+            (FireRedASR2-AED), as FireRedASR2 times its words. The audio is then always segmented by the VAD,
+            whatever its length, and word times are offset by their segment's start.
+        keep_pauses (`bool`, defaults to `False`): word times as FireRedASR2 gives them (`False`: every word starts
+            where the previous one ends, so pauses vanish, upstream FireRedASR2S issues #41 and #58), or with the
+            gaps the alignment finds before a word (`True`).
         vad (`"silero"`, `"energy"` or a `VoiceActivityDetector`): how speech is found in long audio. Silero VAD
             (`pip install silero-vad`, model inside the wheel) is the default; `"energy"` is a frame-energy
             threshold for clean recordings; any object called as `vad(audio, sampling_rate)` that returns
@@ -80,8 +92,10 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             trained limit `config.max_audio_seconds`.
         generate_kwargs / generation options: passed to `model.generate` (e.g. `num_beams=1`).
 
-    Without segmentation (an input within `max_segment_s` and no timestamps) the result equals
-    `tokenizer.decode(model.generate(**feature_extractor(audio)), skip_special_tokens=True)`. Besides the waveform
+    Results: `{"text"}`, with `"confidence"` for AED models (the mean token confidence of the FireRed beam search,
+    FireRedASR2's utterance confidence; over all tokens of all segments for segmented audio; `None` without tokens)
+    and `"chunks"` with timestamps. Without segmentation (an input within `max_segment_s` and no timestamps) the
+    text equals `tokenizer.decode(model.generate(**feature_extractor(audio)), skip_special_tokens=True)`. Besides the waveform
     (used as is when it is a float32 array at 16 kHz, otherwise read into one, 64 kB per second), decoding a long
     input needs the memory of one batch of segments, whatever its length: segments are featurized as their batch
     is decoded.
@@ -102,6 +116,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         return_timestamps=None,
         vad=None,
         max_segment_s=None,
+        keep_pauses=None,
         chunk_length_s=None,
         stride_length_s=None,
         **kwargs,
@@ -113,13 +128,21 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             )
         preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(**kwargs)
         if return_timestamps is not None:
-            if return_timestamps not in (True, False):
+            if not (isinstance(return_timestamps, bool) or return_timestamps == "word"):
                 raise ValueError(
-                    f"FireRedASR gives segment-level timestamps only: use return_timestamps=True, got "
-                    f"{return_timestamps!r}."
+                    "return_timestamps must be True (one chunk per speech segment), 'word' (one chunk per word) or "
+                    f"False, got {return_timestamps!r}."
+                )
+            if return_timestamps == "word" and not getattr(self.model.config, "use_ctc_head", False):
+                raise ValueError(
+                    "Word timestamps come from a CTC head, which FireRedASR2-AED models have and this model has not "
+                    "(FireRedASR v1 and LLM models give segment timestamps: return_timestamps=True)."
                 )
             preprocess_params["return_timestamps"] = bool(return_timestamps)
-            postprocess_params["return_timestamps"] = bool(return_timestamps)
+            postprocess_params["return_timestamps"] = return_timestamps
+            forward_params["return_token_timestamps"] = return_timestamps == "word"
+        if keep_pauses is not None:
+            postprocess_params["keep_pauses"] = bool(keep_pauses)
         if vad is not None:
             if not (vad in VAD_NAMES if isinstance(vad, str) else callable(vad)):
                 raise ValueError(
@@ -233,25 +256,104 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             features = features.to(dtype=self.dtype)
         return dict(features)
 
-    def postprocess(self, model_outputs, return_timestamps=False):
-        texts, chunks = [], []
+    def _forward(self, model_inputs, return_token_timestamps=False, **generate_kwargs):
+        attention_mask = model_inputs.pop("attention_mask", None)
+        is_last = model_inputs.pop("is_last")
+        input_features = model_inputs.pop("input_features")
+        generate_kwargs = self._prepare_generate_kwargs(generate_kwargs)
+        generate_kwargs["return_dict_in_generate"] = True
+        if return_token_timestamps:
+            generate_kwargs["return_token_timestamps"] = True
+        outputs = self.model.generate(input_features=input_features, attention_mask=attention_mask, **generate_kwargs)
+        out = {"tokens": outputs["sequences"]}
+        for key in GENERATE_OUTPUTS:
+            if outputs.get(key) is not None:
+                out[key] = outputs[key]
+        # The rest of the inputs (the segment, a dict input's extra keys) goes to postprocess.
+        return {"is_last": is_last, **out, **model_inputs}
+
+    def postprocess(self, model_outputs, return_timestamps=False, keep_pauses=False):
+        texts, chunks, words = [], [], []
+        confidences = []  # (confidence, number of tokens) per segment
         extra = defaultdict(list)
         for output in model_outputs:
             output = dict(output)
             tokens, segment = output.pop("tokens"), output.pop("segment")
+            generated = {key: output.pop(key, None) for key in GENERATE_OUTPUTS}
             for key in ("is_last", "stride"):
                 output.pop(key, None)
             for key, value in output.items():
                 extra[key].append(value)
             if segment is None:
                 continue
-            text = self.tokenizer.decode(tokens[0].tolist(), skip_special_tokens=True)
+            ids = tokens[0].tolist()
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
             texts.append(text)
-            chunks.append({"text": text.strip(), "timestamp": (round(segment[0], 3), round(segment[1], 3))})
+            chunk = {"text": text.strip(), "timestamp": (round(segment[0], 3), round(segment[1], 3))}
+            if generated["sequences_confidences"] is not None:
+                confidence = float(generated["sequences_confidences"][0])
+                num_tokens = self._hypothesis_end(ids) - 1
+                chunk["confidence"] = None if num_tokens == 0 else round(confidence, 3)
+                confidences.append((confidence, num_tokens))
+            chunks.append(chunk)
+            if return_timestamps == "word":
+                words += self._word_chunks(ids, generated, segment, keep_pauses)
         result = {"text": join_segment_texts(texts) if texts else ""}
-        if return_timestamps:
+        if confidences:
+            result["confidence"] = overall_confidence(confidences)
+        if return_timestamps == "word":
+            result["chunks"] = words
+        elif return_timestamps:
             result["chunks"] = chunks
         return {**result, **extra}
+
+    def _hypothesis_end(self, ids: list[int]) -> int:
+        eos_token_id = self.model.generation_config.eos_token_id
+        eos_token_id = eos_token_id[0] if isinstance(eos_token_id, (list, tuple)) else eos_token_id
+        return hypothesis_end(ids, eos_token_id, self.tokenizer.pad_token_id)
+
+    def _word_chunks(self, ids: list[int], generated: dict, segment: tuple[float, float], keep_pauses: bool) -> list:
+        """Whisper-shaped word chunks of one decoded segment, with times from the start of the input."""
+        sampling_rate = self.feature_extractor.sampling_rate
+        duration = (round(segment[1] * sampling_rate) - round(segment[0] * sampling_rate)) / sampling_rate
+        end = self._hypothesis_end(ids)
+        blank_id = self.model.config.ctc_blank_id
+        # Blanks have no place in a CTC alignment (FireRedASR2 aligns the hypothesis without them).
+        positions = [position for position in range(1, end) if ids[position] != blank_id]
+        token_times = generated["token_timestamps"][0][positions].tolist()
+        if any(start != start for start, _ in token_times):  # NaN: the hypothesis could not be aligned
+            token_times = None
+        tokens = self.tokenizer.convert_ids_to_tokens([ids[position] for position in positions])
+        if getattr(self.tokenizer, "lowercase_output", False):
+            tokens = [token.lower() for token in tokens]
+        token_confidences = None
+        if generated["token_confidences"] is not None:
+            token_confidences = generated["token_confidences"][0][positions].tolist()
+        special_tokens = {token.lower() for token in self.tokenizer.all_special_tokens} | set(
+            self.tokenizer.all_special_tokens
+        )
+        chunks = []
+        for word in word_timestamps(tokens, token_times, duration, keep_pauses, token_confidences):
+            if word["text"] in special_tokens or not word["text"].strip():
+                continue
+            chunk = {
+                "text": word["text"],
+                "timestamp": (round(segment[0] + word["start"], 3), round(segment[0] + word["end"], 3)),
+            }
+            if "confidence" in word:
+                chunk["confidence"] = round(word["confidence"], 3)
+            chunks.append(chunk)
+        return chunks
+
+
+def overall_confidence(confidences: list[tuple[float, int]]) -> float | None:
+    """The mean token confidence over segments given as (mean confidence, number of tokens); `None` without tokens."""
+    segments = [(confidence, count) for confidence, count in confidences if count > 0]
+    if not segments:
+        return None
+    if len(segments) == 1:
+        return round(segments[0][0], 3)
+    return round(sum(confidence * count for confidence, count in segments) / sum(count for _, count in segments), 3)
 
 
 __all__ = ["FireRedAsrPipeline", "join_segment_texts"]

@@ -206,6 +206,20 @@ def fix_token_times(
     return times
 
 
+def hypothesis_end(ids: list[int], eos_token_id: int, pad_token_id: int | None) -> int:
+    """
+    The index after the last hypothesis token of a generated sequence `[<sos>, tokens..., <eos>, <pad>...]` (an
+    unfinished hypothesis has no `<eos>` and is followed by padding only).
+    """
+    for index in range(1, len(ids)):
+        if ids[index] == eos_token_id:
+            return index
+    end = len(ids)
+    while end > 1 and ids[end - 1] == pad_token_id:
+        end -= 1
+    return end
+
+
 def group_word_tokens(tokens: list[str]) -> list[list[int]]:
     """
     Token indices of each word, as FireRedASR2's `merge_spm_timestamp` groups them: a piece starting with `▁` takes
@@ -238,6 +252,8 @@ def word_timestamps(
     With `keep_pauses=False` the `(text, start, end)` triples equal the `timestamp` list of FireRedASR2's
     `FireRedAsr2.transcribe` (given tokens lower-cased as it does).
     """
+    if token_times is not None and len(token_times) != len(tokens):
+        raise ValueError(f"{len(tokens)} tokens but {len(token_times)} token times.")
     times = fix_token_times(token_times, len(tokens), duration, keep_pauses=keep_pauses)
     words = []
     for group in group_word_tokens(tokens):
@@ -257,5 +273,6 @@ __all__ = [
     "ctc_forced_align",
     "fix_token_times",
     "group_word_tokens",
+    "hypothesis_end",
     "word_timestamps",
 ]
