@@ -39,9 +39,12 @@ def ctc_forced_align(
     """
     Viterbi alignment of label sequences to CTC outputs, for a batch.
 
-    Equal to `torchaudio.functional.forced_align` row by row (same float32 sums, same tie-breaking: skip over a
-    blank only when strictly better than both alternatives, then the previous state only when strictly better than
-    staying, and the path ends on the last token unless the final blank is strictly better).
+    Equal to `torchaudio.functional.forced_align` (2.9) row by row: the same float32 sums, the same window of states
+    at each frame, and the same choice of predecessor, which is not always the best one: the skip over a blank when
+    strictly better than both alternatives, else the previous state when strictly better than both, else staying
+    (so a tie between the previous state and the skip, both better than staying, stays); the path ends on the last
+    label unless the final blank is strictly better. The result is torchaudio's path, which can score lower than
+    the Viterbi optimum.
 
     Args:
         log_probs (`torch.Tensor` of shape `(batch, frames, classes)`): CTC log-probabilities (any scores work).
@@ -60,62 +63,83 @@ def ctc_forced_align(
     batch_size, num_frames, _ = log_probs.shape
     device = log_probs.device
     if input_lengths is None:
-        input_lengths = torch.full((batch_size,), num_frames, dtype=torch.long, device=device)
+        input_lengths = torch.full((batch_size,), num_frames, dtype=torch.long)
     if target_lengths is None:
-        target_lengths = torch.full((batch_size,), targets.shape[1], dtype=torch.long, device=device)
-    input_lengths, target_lengths = input_lengths.to(device), target_lengths.to(device)
-    targets = targets.to(device)
-    label_positions = torch.arange(targets.shape[1], device=device)
-    valid_labels = label_positions < target_lengths[:, None]
-    repeats = ((targets[:, 1:] == targets[:, :-1]) & valid_labels[:, 1:]).sum(-1)
-    if (target_lengths < 1).any():
-        raise ValueError("Every row needs at least one label to align.")
-    too_long = target_lengths + repeats > input_lengths
-    if too_long.any():
-        row = int(too_long.nonzero()[0, 0])
-        raise ValueError(
-            f"Row {row}: {int(target_lengths[row])} labels with {int(repeats[row])} repeats do not fit in "
-            f"{int(input_lengths[row])} frames."
-        )
+        target_lengths = torch.full((batch_size,), targets.shape[1], dtype=torch.long)
+    frame_counts, label_counts = input_lengths.tolist(), target_lengths.tolist()
+    label_lists = [row[:count] for row, count in zip(targets.tolist(), label_counts)]
+    windows = []
+    for row, (labels, frames) in enumerate(zip(label_lists, frame_counts)):
+        if not labels:
+            raise ValueError("Every row needs at least one label to align.")
+        repeats = sum(a == b for a, b in zip(labels, labels[1:]))
+        if len(labels) + repeats > frames:
+            raise ValueError(
+                f"Row {row}: {len(labels)} labels with {repeats} repeats do not fit in {frames} frames."
+            )
+        windows.append(_torchaudio_windows(labels, frames, num_frames))
 
     # The extended label sequence: blank, y1, blank, y2, ..., yL, blank.
+    targets = targets.to(device)
     num_states = 2 * targets.shape[1] + 1
     states = torch.full((batch_size, num_states), blank, dtype=torch.long, device=device)
     states[:, 1::2] = targets
     # Skipping the blank before a label is allowed unless it repeats the previous label.
     can_skip = torch.zeros(batch_size, num_states, dtype=torch.bool, device=device)
     can_skip[:, 3::2] = targets[:, 1:] != targets[:, :-1]
-    last_state = 2 * target_lengths  # the final blank of each row
+    window = torch.tensor(windows, dtype=torch.long, device=device)  # (batch, frames, 2): [first, end) state
     state_index = torch.arange(num_states, device=device)
-    in_row = state_index[None, :] <= last_state[:, None]
+    in_window = (state_index >= window[..., :1]) & (state_index < window[..., 1:])  # (batch, frames, states)
 
     emissions = log_probs.gather(2, states[:, None, :].expand(batch_size, num_frames, num_states))
     minus_inf = torch.tensor(float("-inf"), dtype=log_probs.dtype, device=device)
-    alpha = torch.where((state_index < 2)[None, :] & in_row, emissions[:, 0], minus_inf)
+    alpha = torch.where(in_window[:, 0], emissions[:, 0], minus_inf)
     backpointers = torch.zeros(num_frames, batch_size, num_states, dtype=torch.int8, device=device)
     pad1 = minus_inf.expand(batch_size, 1)
     pad2 = minus_inf.expand(batch_size, 2)
+    frames_per_row = torch.tensor(frame_counts, device=device)
     for frame in range(1, num_frames):
         stay = alpha
         advance = torch.cat([pad1, alpha[:, :-1]], dim=1)
         skip = torch.where(can_skip, torch.cat([pad2, alpha[:, :-2]], dim=1), minus_inf)
         take_skip = (skip > advance) & (skip > stay)
-        take_advance = ~take_skip & (advance > stay)
+        take_advance = ~take_skip & (advance > stay) & (advance > skip)
         best = torch.where(take_skip, skip, torch.where(take_advance, advance, stay))
-        step = torch.where(take_skip, 2, take_advance.to(torch.long)).to(torch.int8)
-        running = (frame < input_lengths)[:, None]
-        alpha = torch.where(running, torch.where(in_row, best + emissions[:, frame], minus_inf), alpha)
-        backpointers[frame] = step
+        backpointers[frame] = torch.where(take_skip, 2, take_advance.to(torch.long)).to(torch.int8)
+        running = (frame < frames_per_row)[:, None]
+        alpha = torch.where(running, torch.where(in_window[:, frame], best + emissions[:, frame], minus_inf), alpha)
 
     rows = torch.arange(batch_size, device=device)
+    last_state = 2 * torch.tensor(label_counts, device=device)  # the final blank of each row
     end_on_blank = alpha[rows, last_state] > alpha[rows, last_state - 1]
     state = torch.where(end_on_blank, last_state, last_state - 1)
     alignment = torch.full((batch_size, num_frames), -1, dtype=torch.long, device=device)
     for frame in range(num_frames - 1, -1, -1):
-        running = frame < input_lengths
+        running = frame < frames_per_row
         alignment[:, frame] = torch.where(running, states[rows, state], -1)
         state = torch.where(running, state - backpointers[frame, rows, state].long(), state)
     return alignment
+
+
+def _torchaudio_windows(labels: list[int], frames: int, width: int) -> list[list[int]]:
+    """The `[first, end)` states torchaudio's `forced_align` fills at each frame (its `start`/`end` bookkeeping),
+    padded to `width` frames."""
+    num_labels = len(labels)
+    needed = num_labels + sum(a == b for a, b in zip(labels, labels[1:]))
+    start = 0 if frames - needed > 0 else 1
+    end = 1 if num_labels == 0 else 2
+    windows = [[start, end]]
+    for frame in range(1, frames):
+        if frames - frame <= needed:
+            if start % 2 == 1 and start // 2 + 1 < num_labels and labels[start // 2] != labels[start // 2 + 1]:
+                start += 1
+            start += 1
+        if frame <= needed:
+            if end % 2 == 0 and end < 2 * num_labels and labels[end // 2 - 1] != labels[end // 2]:
+                end += 1
+            end += 1
+        windows.append([start, end])
+    return windows + [[0, 0]] * (width - frames)
 
 
 def alignment_to_token_times(
