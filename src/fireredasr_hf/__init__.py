@@ -17,7 +17,7 @@ from transformers import (
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from . import configuration_fireredasr
-from .configuration_fireredasr import FireRedAedConfig, FireRedEncoderConfig, FireRedLlmConfig
+from .configuration_fireredasr import FireRedAedConfig, FireRedEncoderConfig, FireRedLlmConfig, FireRedLstmLmConfig
 from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 from .modeling_fireredasr_aed import FireRedAedForConditionalGeneration, FireRedAedModel
 from .modeling_fireredasr_encoder import FireRedEncoder
@@ -26,12 +26,14 @@ from .pipeline_fireredasr import FireRedAsrPipeline, SpeechRecognitionPipelineSe
 from .processing_fireredasr import FireRedAsrProcessor
 from .processing_fireredasr_llm import FireRedLlmProcessor
 from .tokenization_fireredasr import FireRedAsrTokenizer
+from .tokenization_fireredasr_llm import FireRedLlmTokenizer
 
 __version__ = "0.1.0"
 
 AutoConfig.register(FireRedEncoderConfig.model_type, FireRedEncoderConfig, exist_ok=True)
 AutoConfig.register(FireRedAedConfig.model_type, FireRedAedConfig, exist_ok=True)
 AutoConfig.register(FireRedLlmConfig.model_type, FireRedLlmConfig, exist_ok=True)
+AutoConfig.register(FireRedLstmLmConfig.model_type, FireRedLstmLmConfig, exist_ok=True)
 AutoModel.register(FireRedEncoderConfig, FireRedEncoder, exist_ok=True)
 AutoModel.register(FireRedAedConfig, FireRedAedModel, exist_ok=True)
 AutoModelForSpeechSeq2Seq.register(FireRedAedConfig, FireRedAedForConditionalGeneration, exist_ok=True)
@@ -39,6 +41,8 @@ AutoModelForSpeechSeq2Seq.register(FireRedLlmConfig, FireRedLlmForSpeechSeq2Seq,
 AutoFeatureExtractor.register(FireRedAedConfig, FireRedAsrFeatureExtractor, exist_ok=True)
 AutoFeatureExtractor.register(FireRedLlmConfig, FireRedAsrFeatureExtractor, exist_ok=True)
 AutoTokenizer.register(FireRedAedConfig, tokenizer_class=FireRedAsrTokenizer, exist_ok=True)
+# FireRedASR2-LLM conversions name it in tokenizer_config.json; FireRedASR-LLM ones keep the Qwen2 tokenizer.
+AutoTokenizer.register(FireRedLlmConfig, tokenizer_class=FireRedLlmTokenizer, exist_ok=True)
 AutoProcessor.register(FireRedAedConfig, FireRedAsrProcessor, exist_ok=True)
 AutoProcessor.register(FireRedLlmConfig, FireRedLlmProcessor, exist_ok=True)
 
@@ -61,4 +65,6 @@ __all__ = [
     "FireRedLlmConfig",
     "FireRedLlmForSpeechSeq2Seq",
     "FireRedLlmProcessor",
+    "FireRedLlmTokenizer",
+    "FireRedLstmLmConfig",
 ]

@@ -177,6 +177,12 @@ def convert_aed_checkpoint(
             f"as fireredasr_version={fireredasr_version} says."
         )
     lm_config, lm_state_dict = load_lm(lm_dir) if lm_dir is not None else (None, {})
+    vocab_size = required_arg(package["args"], "odim", str(input_dir / "model.pth.tar"))
+    if lm_config is not None and lm_config.vocab_size != vocab_size:
+        raise ConversionError(
+            f"--lm_dir {lm_dir}: the language model predicts {lm_config.vocab_size} tokens but the AED {vocab_size}: "
+            "shallow fusion needs the same vocabulary."
+        )
     config = aed_config_from_args(
         package["args"], str(input_dir / "model.pth.tar"), use_ctc_head=version == 2, lm_config=lm_config
     )
