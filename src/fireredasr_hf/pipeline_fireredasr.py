@@ -12,7 +12,8 @@
   seconds (the stock pipeline refuses timestamps for sequence-to-sequence models other than Whisper);
   `return_timestamps="word"` (models with a CTC head, FireRedASR2-AED) one per word, shaped like Whisper's word
   chunks;
-- AED results carry the beam search's `confidence` (per utterance, per segment chunk and per word).
+- FireRedASR2-AED results carry the beam search's `confidence` (per utterance, per segment chunk and per word), as
+  FireRedASR2 reports it; `return_confidence=True` asks any AED model for it.
 
 Converted checkpoints declare it in `config.json` (`custom_pipelines`) and carry this file, so
 `pipeline("automatic-speech-recognition", model=DIR, trust_remote_code=True)` builds it where fireredasr-hf is not
@@ -84,6 +85,9 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         keep_pauses (`bool`, defaults to `False`): word times as FireRedASR2 gives them (`False`: every word starts
             where the previous one ends, so pauses vanish, upstream FireRedASR2S issues #41 and #58), or with the
             gaps the alignment finds before a word (`True`).
+        return_confidence (`bool`, *optional*): add `"confidence"` to the result and its chunks. Defaults to `True`
+            for models with a CTC head (FireRedASR2-AED, which reports it) and `False` otherwise; any AED model
+            decoding with the FireRed beam search has it, FireRedASR-LLM has none.
         vad (`"silero"`, `"energy"` or a `VoiceActivityDetector`): how speech is found in long audio. Silero VAD
             (`pip install silero-vad`, model inside the wheel) is the default; `"energy"` is a frame-energy
             threshold for clean recordings; any object called as `vad(audio, sampling_rate)` that returns
@@ -92,9 +96,9 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             trained limit `config.max_audio_seconds`.
         generate_kwargs / generation options: passed to `model.generate` (e.g. `num_beams=1`).
 
-    Results: `{"text"}`, with `"confidence"` for AED models (the mean token confidence of the FireRed beam search,
-    FireRedASR2's utterance confidence; over all tokens of all segments for segmented audio; `None` without tokens)
-    and `"chunks"` with timestamps. Without segmentation (an input within `max_segment_s` and no timestamps) the
+    Results: `{"text"}`, with `"confidence"` (see `return_confidence`: the mean token confidence of the FireRed beam
+    search, FireRedASR2's utterance confidence; over all tokens of all segments for segmented audio; `None` without
+    tokens) and `"chunks"` with timestamps. Without segmentation (an input within `max_segment_s` and no timestamps) the
     text equals `tokenizer.decode(model.generate(**feature_extractor(audio)), skip_special_tokens=True)`. Besides the waveform
     (used as is when it is a float32 array at 16 kHz, otherwise read into one, 64 kB per second), decoding a long
     input needs the memory of one batch of segments, whatever its length: segments are featurized as their batch
@@ -117,6 +121,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         vad=None,
         max_segment_s=None,
         keep_pauses=None,
+        return_confidence=None,
         chunk_length_s=None,
         stride_length_s=None,
         **kwargs,
@@ -133,16 +138,20 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                     "return_timestamps must be True (one chunk per speech segment), 'word' (one chunk per word) or "
                     f"False, got {return_timestamps!r}."
                 )
-            if return_timestamps == "word" and not getattr(self.model.config, "use_ctc_head", False):
+            if return_timestamps == "word" and not self._has_ctc_head():
                 raise ValueError(
-                    "Word timestamps come from a CTC head, which FireRedASR2-AED models have and this model has not "
-                    "(FireRedASR v1 and LLM models give segment timestamps: return_timestamps=True)."
+                    "This model gives segment-level timestamps only (return_timestamps=True): word timestamps come "
+                    "from a CTC head, which FireRedASR2-AED models have and FireRedASR (v1) and LLM models have not."
                 )
             preprocess_params["return_timestamps"] = bool(return_timestamps)
             postprocess_params["return_timestamps"] = return_timestamps
             forward_params["return_token_timestamps"] = return_timestamps == "word"
         if keep_pauses is not None:
             postprocess_params["keep_pauses"] = bool(keep_pauses)
+        if return_confidence is not None:
+            if return_confidence and not hasattr(self.model, "_fireredasr_beam_search"):
+                raise ValueError("return_confidence=True: FireRedASR-LLM models give no confidence.")
+            postprocess_params["return_confidence"] = bool(return_confidence)
         if vad is not None:
             if not (vad in VAD_NAMES if isinstance(vad, str) else callable(vad)):
                 raise ValueError(
@@ -272,7 +281,12 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         # The rest of the inputs (the segment, a dict input's extra keys) goes to postprocess.
         return {"is_last": is_last, **out, **model_inputs}
 
-    def postprocess(self, model_outputs, return_timestamps=False, keep_pauses=False):
+    def _has_ctc_head(self) -> bool:
+        return bool(getattr(self.model.config, "use_ctc_head", False))
+
+    def postprocess(self, model_outputs, return_timestamps=False, keep_pauses=False, return_confidence=None):
+        if return_confidence is None:
+            return_confidence = self._has_ctc_head()
         texts, chunks, words = [], [], []
         confidences = []  # (confidence, number of tokens) per segment
         extra = defaultdict(list)
@@ -290,14 +304,14 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
             texts.append(text)
             chunk = {"text": text.strip(), "timestamp": (round(segment[0], 3), round(segment[1], 3))}
-            if generated["sequences_confidences"] is not None:
+            if return_confidence and generated["sequences_confidences"] is not None:
                 confidence = float(generated["sequences_confidences"][0])
                 num_tokens = self._hypothesis_end(ids) - 1
                 chunk["confidence"] = None if num_tokens == 0 else round(confidence, 3)
                 confidences.append((confidence, num_tokens))
             chunks.append(chunk)
             if return_timestamps == "word":
-                words += self._word_chunks(ids, generated, segment, keep_pauses)
+                words += self._word_chunks(ids, generated, segment, keep_pauses, return_confidence)
         result = {"text": join_segment_texts(texts) if texts else ""}
         if confidences:
             result["confidence"] = overall_confidence(confidences)
@@ -312,7 +326,9 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         eos_token_id = eos_token_id[0] if isinstance(eos_token_id, (list, tuple)) else eos_token_id
         return hypothesis_end(ids, eos_token_id, self.tokenizer.pad_token_id)
 
-    def _word_chunks(self, ids: list[int], generated: dict, segment: tuple[float, float], keep_pauses: bool) -> list:
+    def _word_chunks(
+        self, ids: list[int], generated: dict, segment: tuple[float, float], keep_pauses: bool, with_confidence: bool
+    ) -> list:
         """Whisper-shaped word chunks of one decoded segment, with times from the start of the input."""
         sampling_rate = self.feature_extractor.sampling_rate
         duration = (round(segment[1] * sampling_rate) - round(segment[0] * sampling_rate)) / sampling_rate
@@ -327,7 +343,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         if getattr(self.tokenizer, "lowercase_output", False):
             tokens = [token.lower() for token in tokens]
         token_confidences = None
-        if generated["token_confidences"] is not None:
+        if with_confidence and generated["token_confidences"] is not None:
             token_confidences = generated["token_confidences"][0][positions].tolist()
         special_tokens = {token.lower() for token in self.tokenizer.all_special_tokens} | set(
             self.tokenizer.all_special_tokens
