@@ -48,6 +48,13 @@ DECODING_OPTIONS = [
     ("--softmax-smoothing", "softmax_smoothing", float, "AED: logit temperature (release: 1.25)"),
     ("--aed-length-penalty", "gnmt_length_penalty", float, "AED: GNMT length penalty (release: 0.6)"),
     ("--eos-penalty", "eos_penalty", float, "AED: <eos> log-probability scale (release: 1.0)"),
+    (
+        "--lm-weight",
+        "lm_weight",
+        float,
+        "AED: weight of the model's LSTM language model in the beam search (FireRedASR2's --elm_weight; needs a "
+        "model converted with --lm_dir; default 0)",
+    ),
     ("--repetition-penalty", "repetition_penalty", float, "LLM: repetition penalty (release: 3.0)"),
     ("--llm-length-penalty", "length_penalty", float, "LLM: beam length penalty (release: 1.0)"),
 ]
@@ -94,7 +101,7 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--id-column", default="id", help="utterance id column (default: id; else the row number)")
 
 
-def build_transcriber(args: argparse.Namespace, timestamps: bool = False):
+def build_transcriber(args: argparse.Namespace, timestamps: bool | str = False):
     """The engine's `Transcriber` for `--model` and the decoding options given on the command line."""
     from .transcription import Transcriber
 
@@ -110,6 +117,7 @@ def build_transcriber(args: argparse.Namespace, timestamps: bool = False):
         vad=args.vad,
         max_segment_s=args.max_segment_s,
         timestamps=timestamps,
+        keep_pauses=getattr(args, "keep_pauses", False),
     )
 
 
@@ -187,8 +195,8 @@ class TranscribeCommand(Command):
             choices=OUTPUT_FORMATS,
             default="txt",
             help="txt: `uttid<TAB>text` lines; jsonl: one JSON object per recording; srt/vtt: one subtitle file "
-            "per recording (from segment timestamps; utterance ids become relative file paths inside --output); "
-            "kaldi: a Kaldi `text` file (default: txt)",
+            "per recording (one cue per speech segment, or per line of words with --timestamps word; utterance ids "
+            "become relative file paths inside --output); kaldi: a Kaldi `text` file (default: txt)",
         )
         group.add_argument(
             "--output",
@@ -197,7 +205,19 @@ class TranscribeCommand(Command):
             f"formats: written there as {', '.join(DEFAULT_OUTPUT_NAMES.values())})",
         )
         group.add_argument(
-            "--timestamps", action="store_true", help="jsonl: add segment timestamps (srt/vtt always have them)"
+            "--timestamps",
+            nargs="?",
+            const="segment",
+            choices=["segment", "word"],
+            help="jsonl: add segment timestamps (`--timestamps` or `--timestamps segment`), or word timestamps "
+            "(`--timestamps word`: FireRedASR2-AED; `words` with times and confidences, and `chunks` grouping them "
+            "into subtitle lines); srt/vtt: cues per segment (default) or lines of words (`--timestamps word`)",
+        )
+        group.add_argument(
+            "--keep-pauses",
+            action="store_true",
+            help="word timestamps: keep the pauses the alignment finds before words (default: FireRedASR2's times, "
+            "each word starting where the previous one ended)",
         )
         group.add_argument(
             "--resume",
@@ -218,7 +238,10 @@ class TranscribeCommand(Command):
         # The output location and every id are checked before the model is loaded.
         target = OutputTarget(args.output, args.output_format)
         target.check_ids(item.uttid for item in inputs.items)
-        transcriber = build_transcriber(args, timestamps=subtitles or args.timestamps)
+        if args.keep_pauses and args.timestamps != "word":
+            raise CommandError("--keep-pauses applies to word timestamps: add --timestamps word")
+        timestamps = args.timestamps or ("segment" if subtitles else False)
+        transcriber = build_transcriber(args, timestamps=timestamps)
         job = run_job(
             args,
             len(inputs.items),
@@ -291,7 +314,7 @@ class EvalCommand(Command):
 
 class ConvertCommand(Command):
     name = "convert"
-    help = "convert an original FireRedASR directory (AED or LLM) to a transformers directory"
+    help = "convert an original FireRedASR or FireRedASR2 directory (AED or LLM) to a transformers directory"
 
     def add_arguments(self, parser):
         parser.add_argument("input_dir", help="original model directory (model.pth.tar, cmvn.ark, ...)")
@@ -304,6 +327,20 @@ class ConvertCommand(Command):
         parser.add_argument("--max-shard-size", default="5GB", help="safetensors shard size limit (default: 5GB)")
         parser.add_argument(
             "--keep-lora", action="store_true", help="LLM only: keep the LoRA as a separate PEFT adapter (not merged)"
+        )
+        parser.add_argument(
+            "--lm_dir",
+            "--lm-dir",
+            dest="lm_dir",
+            metavar="LM_DIR",
+            help="FireRedASR2-AED: directory of FireRedASR2's LSTM language model (model.pth.tar), converted into the "
+            "output for shallow fusion (--lm-weight when transcribing)",
+        )
+        parser.add_argument(
+            "--fireredasr-version",
+            type=int,
+            choices=[1, 2],
+            help="the release (default: an AED from its CTC head, an LLM 2 when the directory name says FireRedASR2)",
         )
         parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the result to this Hub repository")
 
@@ -318,6 +355,8 @@ class ConvertCommand(Command):
                 max_shard_size=args.max_shard_size,
                 merge_lora=not args.keep_lora,
                 repo_id=args.push_to_hub,
+                lm_dir=args.lm_dir,
+                fireredasr_version=args.fireredasr_version,
             )
         except ConversionError as error:
             raise CommandError(str(error)) from error

@@ -161,9 +161,11 @@ GENERATION_OPTIONS = {
     "softmax_smoothing": ("aed",),
     "gnmt_length_penalty": ("aed",),
     "eos_penalty": ("aed",),
+    "lm_weight": ("aed",),
     "repetition_penalty": ("llm",),
     "length_penalty": ("llm",),
 }
+TIMESTAMP_LEVELS = ("segment", "word")
 VARIANTS = {"fireredasr_aed": "aed", "fireredasr_llm": "llm"}
 
 
@@ -204,7 +206,11 @@ class Transcriber:
         generate_kwargs: generate() options (see `GENERATION_OPTIONS`; each is checked against the model variant).
         option_label: how an option is named in error messages (e.g. its command-line flag).
         vad, max_segment_s: segmentation of long audio (see `FireRedAsrPipeline`).
-        timestamps: add segment `chunks` to every result.
+        timestamps: `False`, `True` or `"segment"` (segment `chunks` in every result) or `"word"` (models with a CTC
+            head, FireRedASR2-AED: `words`, and `chunks` that group them into subtitle lines, see
+            `transcript_io.group_words_into_lines`).
+        keep_pauses: word times with the pauses the alignment finds (default: FireRedASR2's, see
+            `FireRedAsrPipeline`).
     """
 
     def __init__(
@@ -220,7 +226,8 @@ class Transcriber:
         option_label: Callable[[str], str] = str,
         vad=None,
         max_segment_s: float | None = None,
-        timestamps: bool = False,
+        timestamps: bool | str = False,
+        keep_pauses: bool = False,
     ):
         import torch
 
@@ -259,8 +266,18 @@ class Transcriber:
             self.call_kwargs["vad"] = vad
         if max_segment_s is not None:
             self.call_kwargs["max_segment_s"] = max_segment_s
+        if timestamps not in (False, True, *TIMESTAMP_LEVELS):
+            raise TranscriptionError(f"timestamps must be one of {', '.join(TIMESTAMP_LEVELS)}, got {timestamps!r}")
+        self.word_timestamps = timestamps == "word"
+        if self.word_timestamps and not getattr(self.pipeline.model.config, "use_ctc_head", False):
+            raise TranscriptionError(
+                f"{self.model_name} gives segment timestamps only: word timestamps come from the CTC head of "
+                "FireRedASR2-AED models"
+            )
         if timestamps:
-            self.call_kwargs["return_timestamps"] = True
+            self.call_kwargs["return_timestamps"] = "word" if self.word_timestamps else True
+        if keep_pauses:
+            self.call_kwargs["keep_pauses"] = True
         if generate_kwargs:
             self.call_kwargs["generate_kwargs"] = generate_kwargs
 
@@ -287,8 +304,8 @@ class Transcriber:
         on_failure: Callable[[AudioItem, str], None],
     ) -> None:
         """Decodes `items`, `batch_size` recordings per pipeline call, and reports each one as a result
-        (`{"text", "duration", "source"[, "chunks"]}`) or a failure message. A recording that cannot be read or
-        decoded fails alone: its batch is decoded again one recording at a time."""
+        (`{"text", "duration", "source"[, "confidence"][, "chunks"][, "words"]}`) or a failure message. A recording
+        that cannot be read or decoded fails alone: its batch is decoded again one recording at a time."""
         sampling_rate = self.sampling_rate
         for start in range(0, len(items), self.batch_size):
             group = []
@@ -310,13 +327,22 @@ class Transcriber:
                 except Exception as error:  # noqa: BLE001
                     on_failure(item, f"{item.source}: {type(error).__name__}: {error}")
                     continue
-                result = {"text": output["text"], "duration": round(len(waveform) / sampling_rate, 3)}
-                result["source"] = item.source
-                if "chunks" in output:
-                    result["chunks"] = [
-                        {"text": chunk["text"], "timestamp": list(chunk["timestamp"])} for chunk in output["chunks"]
-                    ]
-                on_result(item, result)
+                on_result(item, self._result(output, item, len(waveform) / sampling_rate))
+
+    def _result(self, output: dict, item: AudioItem, duration: float) -> dict:
+        from .transcript_io import group_words_into_lines
+
+        result = {"text": output["text"], "duration": round(duration, 3), "source": item.source}
+        if "confidence" in output:
+            result["confidence"] = output["confidence"]
+        if "chunks" in output:
+            chunks = [{**chunk, "timestamp": list(chunk["timestamp"])} for chunk in output["chunks"]]
+            if self.word_timestamps:
+                result["chunks"] = group_words_into_lines(chunks)
+                result["words"] = chunks
+            else:
+                result["chunks"] = chunks
+        return result
 
 
 # ----------------------------------------------------------------------------------------------------------------
