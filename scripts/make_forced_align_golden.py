@@ -19,6 +19,7 @@ them exactly, and the coarse ones make ties, which exercises torchaudio's tie-br
 import json
 import random
 import sys
+from itertools import pairwise
 from pathlib import Path
 
 SEED = 20260212
@@ -34,7 +35,7 @@ def make_cases(seed: int = SEED, count: int = NUM_CASES) -> list[dict]:
         blank = rng.choice([0, 0, 0, rng.randrange(num_classes)])
         others = [label for label in range(num_classes) if label != blank]
         labels = [rng.choice(others) for _ in range(rng.randint(1, 12))]
-        repeats = sum(a == b for a, b in zip(labels, labels[1:]))
+        repeats = sum(a == b for a, b in pairwise(labels))
         # Tight fits (no spare frame) to long sequences.
         num_frames = len(labels) + repeats + rng.choice([0, 0, 1, 2, 3, rng.randint(4, 40)])
         grid = rng.choice([1, 2, 8, 1024, 2**20])

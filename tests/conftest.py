@@ -65,8 +65,6 @@ def fireredasr2():
 
     stubbed = importlib.util.find_spec("torchaudio") is None
     if stubbed:
-        import torch
-
         from fireredasr_hf.timestamps_fireredasr import ctc_forced_align
 
         def forced_align(log_probs, targets, input_lengths=None, target_lengths=None, blank=0):

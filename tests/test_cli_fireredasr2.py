@@ -68,7 +68,10 @@ def test_convert_lm_dir_and_lm_weight(converted_with_lm, fixtures_dir, tmp_path,
 def test_jsonl_with_word_timestamps_and_confidences(converted_aed2_dir, fixtures_dir, tmp_path):
     output = tmp_path / "out.jsonl"
     inputs = [str(fixtures_dir / "audio" / f"{uttid}.wav") for uttid in ("p02", "p04")]
-    assert transcribe(converted_aed2_dir, *inputs, "--output-format", "jsonl", "--timestamps", "word", "-o", str(output)) == 0
+    assert (
+        transcribe(converted_aed2_dir, *inputs, "--output-format", "jsonl", "--timestamps", "word", "-o", str(output))
+        == 0
+    )
     records = [json.loads(line) for line in output.read_text().splitlines()]
     assert [record["uttid"] for record in records] == ["p02", "p04"]
     for record in records:
@@ -88,8 +91,30 @@ def test_word_level_subtitles(converted_aed2_dir, fixtures_dir, tmp_path):
     rate = clips[0][1]
     soundfile.write(tmp_path / "talk.wav", np.concatenate([clips[0][0], np.zeros(rate), clips[1][0]]), rate)
     common = ["--timestamps", "word", "--vad", "energy"]
-    assert transcribe(converted_aed2_dir, str(tmp_path / "talk.wav"), "--output-format", "srt", *common, "-o", str(tmp_path / "srt")) == 0
-    assert transcribe(converted_aed2_dir, str(tmp_path / "talk.wav"), "--output-format", "jsonl", *common, "-o", str(tmp_path / "out.jsonl")) == 0
+    assert (
+        transcribe(
+            converted_aed2_dir,
+            str(tmp_path / "talk.wav"),
+            "--output-format",
+            "srt",
+            *common,
+            "-o",
+            str(tmp_path / "srt"),
+        )
+        == 0
+    )
+    assert (
+        transcribe(
+            converted_aed2_dir,
+            str(tmp_path / "talk.wav"),
+            "--output-format",
+            "jsonl",
+            *common,
+            "-o",
+            str(tmp_path / "out.jsonl"),
+        )
+        == 0
+    )
     record = json.loads((tmp_path / "out.jsonl").read_text())
     blocks = (tmp_path / "srt" / "talk.srt").read_text().strip().split("\n\n")
     cues = [SRT_CUE.match(block).groups() for block in blocks]

@@ -73,7 +73,7 @@ def test_fireredasr2_aed_converts_with_its_ctc_head(converted_aed2_dir, aed2_tin
     assert processor.batch_decode([[3, 5, 6, 120, 4]], skip_special_tokens=True)[0].islower()
     card = (converted_aed2_dir / "README.md").read_text()
     assert "FireRedASR2-AED" in card and "| aishell1 | 0.57 |" in card and "**3.05**" in card and "**11.67**" in card
-    assert "return_timestamps=\"word\"" in card and "--lm_dir" in card
+    assert 'return_timestamps="word"' in card and "--lm_dir" in card
     assert (converted_aed2_dir / "timestamps_fireredasr.py").is_file()
 
 
@@ -89,8 +89,12 @@ def test_ctc_tensors_are_checked_strictly(aed2_tiny_dir, tmp_path):
     missing = edited_aed2(aed2_tiny_dir, tmp_path / "missing", lambda sd: sd.pop("ctc.ctc_lo.bias"))
     with pytest.raises(ConversionError, match=r"lacks tensors: ctc_head\.bias"):
         convert_checkpoint(missing, tmp_path / "out1")
-    extra = edited_aed2(aed2_tiny_dir, tmp_path / "extra", lambda sd: sd.__setitem__("ctc.ctc_hi.weight", torch.zeros(2)))
-    with pytest.raises(ConversionError, match=r"Unexpected tensors in the original AED checkpoint: ctc\.ctc_hi\.weight"):
+    extra = edited_aed2(
+        aed2_tiny_dir, tmp_path / "extra", lambda sd: sd.__setitem__("ctc.ctc_hi.weight", torch.zeros(2))
+    )
+    with pytest.raises(
+        ConversionError, match=r"Unexpected tensors in the original AED checkpoint: ctc\.ctc_hi\.weight"
+    ):
         convert_checkpoint(extra, tmp_path / "out2")
     with pytest.raises(ConversionError, match="FireRedASR2-AED checkpoint .*not FireRedASR-AED"):
         convert_checkpoint(aed2_tiny_dir, tmp_path / "out3", fireredasr_version=1)
@@ -114,11 +118,14 @@ def test_lm_dir_adds_the_language_model(aed2_tiny_dir, tmp_path, tie_weights):
 
 def test_bad_language_models_are_explained(aed2_tiny_dir, converted_llm_dir, fixtures_dir, tmp_path):
     cases = {
-        "missing": (dict(edit=lambda sd: sd.pop("lstm.bias_ih_l1")), r"lacks tensors: lstm\.bias_ih_l1"),
-        "extra": (dict(edit=lambda sd: sd.__setitem__("proj.weight", torch.zeros(1))), r"Unexpected tensors.*proj\.weight"),
-        "sizes": (dict(hidden_size=24), "embedding_dim 16 differs from hidden_size 24"),
-        "vocabulary": (dict(vocab_size=150), "predicts 150 tokens but the AED 142"),
-        "untied": (dict(edit=lambda sd: sd.__setitem__("fc.weight", sd["fc.weight"] + 1)), "fc.weight differs"),
+        "missing": ({"edit": lambda sd: sd.pop("lstm.bias_ih_l1")}, r"lacks tensors: lstm\.bias_ih_l1"),
+        "extra": (
+            {"edit": lambda sd: sd.__setitem__("proj.weight", torch.zeros(1))},
+            r"Unexpected tensors.*proj\.weight",
+        ),
+        "sizes": ({"hidden_size": 24}, "embedding_dim 16 differs from hidden_size 24"),
+        "vocabulary": ({"vocab_size": 150}, "predicts 150 tokens but the AED 142"),
+        "untied": ({"edit": lambda sd: sd.__setitem__("fc.weight", sd["fc.weight"] + 1)}, "fc.weight differs"),
     }
     for name, (options, message) in cases.items():
         lm_dir = write_lm(tmp_path / name, **options)
@@ -188,12 +195,17 @@ def test_fireredasr2_llm_ids_equal_the_reference(fireredasr2, llm2_dir, converte
         feats, lengths, _, _, _ = extractor([path], [uttid])
         input_ids, attention_mask, _, _ = wrapper.preprocess_texts([""], tokenizer, max_len=128, decode=True)
         with torch.no_grad():
-            expected = original.transcribe(feats, lengths, input_ids, attention_mask, beam_size=3, repetition_penalty=1.0, llm_length_penalty=0.0)
+            expected = original.transcribe(
+                feats, lengths, input_ids, attention_mask, beam_size=3, repetition_penalty=1.0, llm_length_penalty=0.0
+            )
         audio, rate = soundfile.read(path, dtype="float32")
         ours = model.generate(**processor(audio=audio, sampling_rate=rate, return_tensors="pt"))
         expected_ids = [token for token in expected[0].tolist() if token != tokenizer.pad_token_id]
         assert [token for token in ours[0].tolist() if token != tokenizer.pad_token_id] == expected_ids, uttid
-        assert processor.batch_decode(ours, skip_special_tokens=True)[0] == tokenizer.decode(expected_ids, skip_special_tokens=True).lower()
+        assert (
+            processor.batch_decode(ours, skip_special_tokens=True)[0]
+            == tokenizer.decode(expected_ids, skip_special_tokens=True).lower()
+        )
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +219,9 @@ def rank4_llm2_dir(fixtures_dir, tmp_path_factory) -> Path:
         (target / name).symlink_to(source / name)
     package = load_original_checkpoint(source / "model.pth.tar")
     encoder = {key: value for key, value in package["model_state_dict"].items() if key.startswith("encoder.")}
-    state_dict = {key: value for key, value in package["model_state_dict"].items() if key.startswith("encoder_projector.")}
+    state_dict = {
+        key: value for key, value in package["model_state_dict"].items() if key.startswith("encoder_projector.")
+    }
     generator = torch.Generator().manual_seed(0)
     base = load_file(source / BASE_LLM_DIR / "model.safetensors")
     for layer in range(2):
@@ -236,7 +250,12 @@ def test_fireredasr2_llm_lora_is_merged_as_the_reference_loader_does(
     output = convert_checkpoint(rank4_llm2_dir, tmp_path / "out", dtype=dtype)
     weights = load_file(output / "model.safetensors")
     llm_encoder = load_original_checkpoint(fixtures_dir / "llm-tiny" / "model.pth.tar")["model_state_dict"]
-    assert torch.equal(weights["encoder.layers.1.conv.depthwise_conv.weight"].float(), llm_encoder["encoder.layer_stack.1.conv.depthwise_conv.weight"].to(weights["encoder.layers.1.conv.depthwise_conv.weight"].dtype).float())
+    assert torch.equal(
+        weights["encoder.layers.1.conv.depthwise_conv.weight"].float(),
+        llm_encoder["encoder.layer_stack.1.conv.depthwise_conv.weight"]
+        .to(weights["encoder.layers.1.conv.depthwise_conv.weight"].dtype)
+        .float(),
+    )
     package = load_original_checkpoint(rank4_llm2_dir / "model.pth.tar")
     base = load_file(fixtures_dir / "llm-tiny" / BASE_LLM_DIR / "model.safetensors")
     key = "model.layers.1.mlp.down_proj"
@@ -255,7 +274,9 @@ def test_fireredasr2_llm_lora_is_merged_as_the_reference_loader_does(
             if name.startswith("model.layers."):
                 assert torch.equal(weights[f"language_model.{name}"], parameter.detach()), name
         encoder_key = "encoder.layers.0.self_attn.q_proj.weight"
-        assert torch.equal(weights[encoder_key].float(), original.encoder.layer_stack[0].mhsa.w_qs.weight.to(torch.bfloat16).float())
+        assert torch.equal(
+            weights[encoder_key].float(), original.encoder.layer_stack[0].mhsa.w_qs.weight.to(torch.bfloat16).float()
+        )
 
 
 def test_llm_release_can_be_chosen_explicitly(fixtures_dir, tmp_path, capsys):
@@ -265,5 +286,16 @@ def test_llm_release_can_be_chosen_explicitly(fixtures_dir, tmp_path, capsys):
     convert_checkpoint(fixtures_dir / "llm-tiny", tmp_path / "out1", dtype="float32")
     assert "as FireRedASR-LLM (from its name" in capsys.readouterr().out
     script = runpy.run_path(str(REPO_ROOT / "conversion" / "convert_fireredasr_to_hf.py"))
-    script["main"](["--input_dir", str(fixtures_dir / "llm-tiny"), "--output_dir", str(tmp_path / "out2"), "--dtype", "float32", "--fireredasr_version", "2"])
+    script["main"](
+        [
+            "--input_dir",
+            str(fixtures_dir / "llm-tiny"),
+            "--output_dir",
+            str(tmp_path / "out2"),
+            "--dtype",
+            "float32",
+            "--fireredasr_version",
+            "2",
+        ]
+    )
     assert "FireRedASR2-LLM" in (tmp_path / "out2" / "README.md").read_text()

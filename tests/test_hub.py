@@ -415,7 +415,9 @@ def test_hub_llm_repo_with_bundled_base_llm(fixtures_dir, fake_hub, online, conv
     assert "FireRedASR2-LLM" in (Path(entry) / "README.md").read_text()
 
 
-def test_hub_fireredasr2_aed_repo_converts_with_its_ctc_head(aed2_tiny_dir, fake_hub, online, conversions, fixtures_dir):
+def test_hub_fireredasr2_aed_repo_converts_with_its_ctc_head(
+    aed2_tiny_dir, fake_hub, online, conversions, fixtures_dir
+):
     fake_hub.add("FireRedTeam/FireRedASR2-AED", aed2_tiny_dir)
     asr = load_asr_pipeline("FireRedTeam/FireRedASR2-AED")
     assert asr.model.config.use_ctc_head and len(conversions) == 1

@@ -24,8 +24,10 @@ from fireredasr_hf.vad import SpeechSegment
 EOS, PAD = 4, 2
 UTTERANCES = [f"p{i:02d}" for i in range(1, 11)]
 # FireRedASR2's recommended decoding, as `FireRedAsrAed.transcribe` arguments and as generate() arguments.
-REFERENCE_SETTINGS = dict(beam_size=3, nbest=3, softmax_smoothing=1.25, length_penalty=0.6, eos_penalty=1.0)
-OUR_SETTINGS = dict(num_beams=3, num_return_sequences=3, softmax_smoothing=1.25, gnmt_length_penalty=0.6, eos_penalty=1.0)
+REFERENCE_SETTINGS = {"beam_size": 3, "nbest": 3, "softmax_smoothing": 1.25, "length_penalty": 0.6, "eos_penalty": 1.0}
+OUR_SETTINGS = {
+    "num_beams": 3, "num_return_sequences": 3, "softmax_smoothing": 1.25, "gnmt_length_penalty": 0.6, "eos_penalty": 1.0,
+}  # fmt: skip
 LM_WEIGHTS = (0.0, 0.3, 0.7)
 
 
@@ -234,13 +236,17 @@ def test_generate_then_word_timestamps_equal_the_reference_on_fixture_audio(
         path = fixtures_dir / "audio" / f"{uttid}.wav"
         expected = reference.transcribe([uttid], [str(path)])[0]
         audio, rate = soundfile.read(path, dtype="float32")
-        out = model.generate(**processor(audio=audio, sampling_rate=rate, return_tensors="pt"), return_token_timestamps=True)
+        out = model.generate(
+            **processor(audio=audio, sampling_rate=rate, return_tensors="pt"), return_token_timestamps=True
+        )
         ids = out.sequences[0].tolist()
         end = hypothesis_end(ids, EOS, PAD)
         tokens = [token.lower() for token in processor.tokenizer.convert_ids_to_tokens(ids[1:end])]
         times = out.token_timestamps[0, 1:end].tolist()
         words = word_timestamps(tokens, None if math.isnan(times[0][0]) else times, len(audio) / rate)
-        assert [(word["text"], word["start"], word["end"]) for word in words] == [tuple(w) for w in expected["timestamp"]]
+        assert [(word["text"], word["start"], word["end"]) for word in words] == [
+            tuple(w) for w in expected["timestamp"]
+        ]
         assert processor.batch_decode(out.sequences, skip_special_tokens=True)[0] == expected["text"]
 
 

@@ -1,6 +1,8 @@
 """The pipeline's FireRedASR2 outputs: word chunks (Whisper's shape) offset by their VAD segment, the pause-keeping
 setting, confidences per utterance, segment and word, and language-model fusion through `generate_kwargs`."""
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 import soundfile
@@ -58,7 +60,9 @@ def test_word_chunks_of_long_audio_are_those_of_each_segment_offset_by_its_start
     output = asr2(audio, return_timestamps="word", vad=Segments(first, second), batch_size=2)
     expected = []
     for start, end in (first, second):
-        alone = asr2(audio[round(start * SAMPLING_RATE) : round(end * SAMPLING_RATE)], return_timestamps="word", vad=whole)
+        alone = asr2(
+            audio[round(start * SAMPLING_RATE) : round(end * SAMPLING_RATE)], return_timestamps="word", vad=whole
+        )
         expected += [
             {**chunk, "timestamp": (round(start + chunk["timestamp"][0], 3), round(start + chunk["timestamp"][1], 3))}
             for chunk in alone["chunks"]
@@ -81,7 +85,7 @@ def test_keep_pauses_only_moves_starts_later(asr2, clips):
     assert [chunk["text"] for chunk in kept] == [chunk["text"] for chunk in reference]
     assert [chunk["timestamp"][1] for chunk in kept] == [chunk["timestamp"][1] for chunk in reference]
     # The release's clamp makes every word start where the previous ended; without it some start later.
-    assert all(a["timestamp"][1] == b["timestamp"][0] for a, b in zip(reference, reference[1:]))
+    assert all(a["timestamp"][1] == b["timestamp"][0] for a, b in pairwise(reference))
     assert all(k["timestamp"][0] >= r["timestamp"][0] for k, r in zip(kept, reference))
     assert any(k["timestamp"][0] > r["timestamp"][0] for k, r in zip(kept, reference))
 

@@ -7,6 +7,7 @@ The golden comes from scripts/make_forced_align_golden.py run where torchaudio i
 import importlib.util
 import json
 import random
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,9 @@ GOLDEN = Path(__file__).parent / "fixtures" / "forced_align_golden.json"
 
 
 def load_golden_script():
-    spec = importlib.util.spec_from_file_location("make_forced_align_golden", REPO_ROOT / "scripts" / "make_forced_align_golden.py")
+    spec = importlib.util.spec_from_file_location(
+        "make_forced_align_golden", REPO_ROOT / "scripts" / "make_forced_align_golden.py"
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -84,13 +87,15 @@ def test_forced_align_matches_live_torchaudio(golden):
     for _ in range(200):
         num_classes, num_labels = rng.randint(2, 40), rng.randint(1, 30)
         labels = [rng.randrange(1, num_classes) for _ in range(num_labels)]
-        repeats = sum(a == b for a, b in zip(labels, labels[1:]))
+        repeats = sum(a == b for a, b in pairwise(labels))
         frames = num_labels + repeats + rng.randint(0, 60)
         log_probs = torch.randn(frames, num_classes, generator=generator).log_softmax(-1)
         cases.append({"log_probs": log_probs.tolist(), "labels": labels, "blank": 0})
     for case in cases:
         log_probs = torch.tensor([case["log_probs"]], dtype=torch.float32)
-        expected, _ = functional.forced_align(log_probs, torch.tensor([case["labels"]], dtype=torch.int32), blank=case["blank"])
+        expected, _ = functional.forced_align(
+            log_probs, torch.tensor([case["labels"]], dtype=torch.int32), blank=case["blank"]
+        )
         assert align_one(case) == expected[0].tolist()
 
 

@@ -52,8 +52,10 @@ DECODING_OPTIONS = [
         "--lm-weight",
         "lm_weight",
         float,
-        "AED: weight of the model's LSTM language model in the beam search (FireRedASR2's --elm_weight; needs a "
-        "model converted with --lm_dir; default 0)",
+        (
+            "AED: weight of the model's LSTM language model in the beam search (FireRedASR2's --elm_weight; needs a "
+            "model converted with --lm_dir; default 0)"
+        ),
     ),
     ("--repetition-penalty", "repetition_penalty", float, "LLM: repetition penalty (release: 3.0)"),
     ("--llm-length-penalty", "length_penalty", float, "LLM: beam length penalty (release: 1.0)"),

@@ -290,4 +290,4 @@ class FireRedLlmConfig(PreTrainedConfig):
         return self.text_config
 
 
-__all__ = ["FireRedEncoderConfig", "FireRedAedConfig", "FireRedLlmConfig", "FireRedLstmLmConfig"]
+__all__ = ["FireRedAedConfig", "FireRedEncoderConfig", "FireRedLlmConfig", "FireRedLstmLmConfig"]

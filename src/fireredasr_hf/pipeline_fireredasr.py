@@ -20,6 +20,7 @@ Converted checkpoints declare it in `config.json` (`custom_pipelines`) and carry
 installed. This module is therefore remote code: it imports only transformers, torch, numpy and its siblings.
 """
 
+import math
 import re
 from collections import defaultdict
 
@@ -337,7 +338,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         # Blanks have no place in a CTC alignment (FireRedASR2 aligns the hypothesis without them).
         positions = [position for position in range(1, end) if ids[position] != blank_id]
         token_times = generated["token_timestamps"][0][positions].tolist()
-        if any(start != start for start, _ in token_times):  # NaN: the hypothesis could not be aligned
+        if any(math.isnan(start) for start, _ in token_times):  # the hypothesis could not be aligned
             token_times = None
         tokens = self.tokenizer.convert_ids_to_tokens([ids[position] for position in positions])
         if getattr(self.tokenizer, "lowercase_output", False):

@@ -18,6 +18,7 @@ Remote code: imports torch only.
 """
 
 import re
+from itertools import pairwise
 
 import torch
 
@@ -72,11 +73,9 @@ def ctc_forced_align(
     for row, (labels, frames) in enumerate(zip(label_lists, frame_counts)):
         if not labels:
             raise ValueError("Every row needs at least one label to align.")
-        repeats = sum(a == b for a, b in zip(labels, labels[1:]))
+        repeats = sum(a == b for a, b in pairwise(labels))
         if len(labels) + repeats > frames:
-            raise ValueError(
-                f"Row {row}: {len(labels)} labels with {repeats} repeats do not fit in {frames} frames."
-            )
+            raise ValueError(f"Row {row}: {len(labels)} labels with {repeats} repeats do not fit in {frames} frames.")
         windows.append(_torchaudio_windows(labels, frames, num_frames))
 
     # The extended label sequence: blank, y1, blank, y2, ..., yL, blank.
@@ -125,7 +124,7 @@ def _torchaudio_windows(labels: list[int], frames: int, width: int) -> list[list
     """The `[first, end)` states torchaudio's `forced_align` fills at each frame (its `start`/`end` bookkeeping),
     padded to `width` frames."""
     num_labels = len(labels)
-    needed = num_labels + sum(a == b for a, b in zip(labels, labels[1:]))
+    needed = num_labels + sum(a == b for a, b in pairwise(labels))
     start = 0 if frames - needed > 0 else 1
     end = 1 if num_labels == 0 else 2
     windows = [[start, end]]

@@ -166,9 +166,7 @@ def add_ctc_loss(model, ctc_weight: float = 0.3, blank_token_id: int | None = No
     config = model.config
     if model.ctc_head is not None:
         if blank_token_id is not None and blank_token_id != config.ctc_blank_id:
-            raise ValueError(
-                f"the model's CTC head uses blank id {config.ctc_blank_id}, not {blank_token_id}"
-            )
+            raise ValueError(f"the model's CTC head uses blank id {config.ctc_blank_id}, not {blank_token_id}")
     else:
         blank_token_id = 0 if blank_token_id is None else blank_token_id
         if not 0 <= blank_token_id < config.vocab_size:

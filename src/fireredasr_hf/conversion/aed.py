@@ -118,13 +118,13 @@ def has_ctc_head(state_dict: dict) -> bool:
 
 def convert_aed_state_dict(state_dict: dict, config: FireRedAedConfig) -> dict[str, torch.Tensor]:
     """Our state dict (without the tied output projection) from the original one; strict in both directions."""
-    unknown = [
-        key for key in state_dict if not key.startswith(("encoder.", "decoder.")) and key not in CTC_KEY_RENAMES
-    ]
+    unknown = [key for key in state_dict if not key.startswith(("encoder.", "decoder.")) and key not in CTC_KEY_RENAMES]
     if unknown:
         raise ConversionError(f"Unexpected tensors in the original AED checkpoint: {', '.join(unknown[:10])}")
     converted = {f"model.encoder.{k}": v for k, v in convert_encoder_state_dict(state_dict, "encoder.").items()}
-    converted.update({ours: state_dict[original] for original, ours in CTC_KEY_RENAMES.items() if original in state_dict})
+    converted.update(
+        {ours: state_dict[original] for original, ours in CTC_KEY_RENAMES.items() if original in state_dict}
+    )
 
     decoder_keys = [key[len("decoder.") :] for key in state_dict if key.startswith("decoder.")]
     for old, new in rename_keys(decoder_keys, DECODER_KEY_RENAMES, DECODER_DROPPED_KEYS, "decoder").items():

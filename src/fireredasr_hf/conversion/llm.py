@@ -183,9 +183,7 @@ def encoder_state_dict(state_dict: dict, encoder_package: dict, model_path: Path
         key: tensor for key, tensor in encoder_package.get("model_state_dict", {}).items() if key.startswith("encoder.")
     }
     if not encoder_weights:
-        raise ConversionError(
-            f"No encoder weights: neither {model_path} nor {encoder_path} holds `encoder.*` tensors."
-        )
+        raise ConversionError(f"No encoder weights: neither {model_path} nor {encoder_path} holds `encoder.*` tensors.")
     return encoder_weights
 
 

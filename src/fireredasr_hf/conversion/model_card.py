@@ -135,10 +135,14 @@ and each English word one token."""
     cer = {dataset: V2_PUBLISHED_CER[dataset][column] for dataset in V2_MANDARIN_SETS}
     rows = [f"| {dataset} | {values[column]:.2f} |" for dataset, values in V2_PUBLISHED_CER.items()]
     rows += [f"| **{name}** | **{values[column]:.2f}** |" for name, values in V2_AVERAGES.items()]
-    table = "| test set | CER |\n|---|---|\n" + "\n".join(rows) + """
+    table = (
+        "| test set | CER |\n|---|---|\n"
+        + "\n".join(rows)
+        + """
 
 CER (WER for English) as published in the FireRedASR2S README (ws = WenetSpeech, md = MagicData; sets 5-23 are
 dialects and accents, 24 is singing)."""
+    )
     return cer, table
 
 
