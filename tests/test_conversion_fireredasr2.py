@@ -5,8 +5,11 @@ FireRedASR2-LLM ids checked against the live reference."""
 
 import argparse
 import json
+import os
 import runpy
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -299,3 +302,25 @@ def test_llm_release_can_be_chosen_explicitly(fixtures_dir, tmp_path, capsys):
         ]
     )
     assert "FireRedASR2-LLM" in (tmp_path / "out2" / "README.md").read_text()
+
+
+def test_fireredasr2_llm_loads_with_trust_remote_code_without_the_package(converted_llm2_bf16, fixtures_dir, tmp_path):
+    """The lower-casing tokenizer travels with the directory as remote code, like the model."""
+    script = f"""
+import sys
+sys.modules["fireredasr_hf"] = None  # importing it fails
+sys.path = [entry for entry in sys.path if not entry.endswith("src")]
+from transformers import AutoTokenizer, pipeline
+
+tokenizer = AutoTokenizer.from_pretrained({str(converted_llm2_bf16)!r}, trust_remote_code=True)
+assert type(tokenizer).__module__.startswith("transformers_modules."), type(tokenizer).__module__
+assert tokenizer.decode(tokenizer("Hello SPEECH", add_special_tokens=False)["input_ids"]) == "hello speech"
+asr = pipeline("automatic-speech-recognition", model={str(converted_llm2_bf16)!r}, trust_remote_code=True)
+print(asr({str(fixtures_dir / "audio" / "p02.wav")!r})["text"])
+"""
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1", "PYTHONPATH": ""}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.splitlines()[-1] == "turn on the light"
