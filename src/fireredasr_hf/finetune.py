@@ -254,7 +254,13 @@ def training_arguments(args: argparse.Namespace):
 
 def configure_model(model, args: argparse.Namespace) -> None:
     """LoRA, freezing, SpecAugment, label smoothing and the CTC loss as the options say, in place."""
-    from .training import add_ctc_loss, apply_lora, configure_spec_augment, enable_label_smoothing
+    from .training import (
+        add_ctc_loss,
+        apply_lora,
+        configure_spec_augment,
+        enable_label_smoothing,
+        freeze_unused_parameters,
+    )
 
     if args.lora:
         apply_lora(
@@ -287,6 +293,7 @@ def configure_model(model, args: argparse.Namespace) -> None:
                 "one, trained from scratch and saved with the model (it gives word timestamps once trained)."
             )
         add_ctc_loss(model, args.ctc_weight)
+    freeze_unused_parameters(model)  # so that the count of trainable parameters printed next is the true one
 
 
 def run(args: argparse.Namespace) -> int:
