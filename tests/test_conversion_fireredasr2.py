@@ -283,27 +283,20 @@ def test_fireredasr2_llm_lora_is_merged_as_the_reference_loader_does(
 
 
 def test_llm_release_can_be_chosen_explicitly(fixtures_dir, tmp_path, capsys):
-    output = convert_checkpoint(fixtures_dir / "llm-tiny", tmp_path / "out", dtype="float32", fireredasr_version=2)
-    assert json.loads((output / "generation_config.json").read_text())["repetition_penalty"] == 1.0
-    assert "note:" not in capsys.readouterr().out
     convert_checkpoint(fixtures_dir / "llm-tiny", tmp_path / "out1", dtype="float32")
     assert "as FireRedASR-LLM (from its name" in capsys.readouterr().out
     script = runpy.run_path(str(REPO_ROOT / "conversion" / "convert_fireredasr_to_hf.py"))
+    output = tmp_path / "out2"
     script["main"](
-        [
-            "--input_dir",
-            str(fixtures_dir / "llm-tiny"),
-            "--output_dir",
-            str(tmp_path / "out2"),
-            "--dtype",
-            "float32",
-            "--fireredasr_version",
-            "2",
-        ]
-    )
-    assert "FireRedASR2-LLM" in (tmp_path / "out2" / "README.md").read_text()
+        ["--input_dir", str(fixtures_dir / "llm-tiny"), "--output_dir", str(output), "--dtype", "float32",
+         "--fireredasr_version", "2"]
+    )  # fmt: skip
+    assert "note:" not in capsys.readouterr().out
+    assert json.loads((output / "generation_config.json").read_text())["repetition_penalty"] == 1.0
+    assert "FireRedASR2-LLM" in (output / "README.md").read_text()
 
 
+@pytest.mark.slow
 def test_fireredasr2_llm_loads_with_trust_remote_code_without_the_package(converted_llm2_bf16, fixtures_dir, tmp_path):
     """The lower-casing tokenizer travels with the directory as remote code, like the model."""
     script = f"""
