@@ -148,3 +148,28 @@ def test_words_are_grouped_into_lines_by_width_duration_and_pauses():
     assert lines[0] == {"text": "hello world again", "timestamp": [0.0, 1.4], "confidence": 0.5}
     long = [word(f"w{i}", i * 1.0, i * 1.0 + 1.0) for i in range(8)]
     assert [line["text"] for line in group_words_into_lines(long)] == ["w0 w1 w2 w3 w4 w5", "w6 w7"]
+
+
+def test_server_gives_fireredasr2_words_with_their_probability(converted_aed2_dir, fixtures_dir):
+    """`fireredasr-hf serve` with a FireRedASR2-AED: verbose_json words are the pipeline's word chunks."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from fireredasr_hf.serving import ServerConfig, create_app
+    from fireredasr_hf.transcription import Transcriber
+
+    transcriber = Transcriber(str(converted_aed2_dir), device="cpu", batch_size=4)
+    path = fixtures_dir / "audio" / "p02.wav"
+    expected = transcriber.transcribe_audio(str(path), return_timestamps="word")["chunks"]
+    app = create_app(transcriber, ServerConfig(model_names=("tiny2",), max_wait_ms=5))
+    with TestClient(app) as client:
+        response = client.post(
+            "/v1/audio/transcriptions",
+            files={"file": ("p02.wav", path.read_bytes(), "audio/wav")},
+            data={"model": "tiny2", "response_format": "verbose_json", "timestamp_granularities[]": "word"},
+        )
+    assert response.status_code == 200, response.text
+    words = response.json()["words"]
+    assert [(w["word"], w["start"], w["end"], w["probability"]) for w in words] == [
+        (c["text"], *c["timestamp"], c["confidence"]) for c in expected
+    ]
