@@ -13,7 +13,9 @@
   `return_timestamps="word"` (models with a CTC head, FireRedASR2-AED) one per word, shaped like Whisper's word
   chunks;
 - FireRedASR2-AED results carry the beam search's `confidence` (per utterance, per segment chunk and per word), as
-  FireRedASR2 reports it; `return_confidence=True` asks any AED model for it.
+  FireRedASR2 reports it; `return_confidence=True` asks any AED model for it;
+- `punctuation_model=` (FireRedPunc, see `punctuation.py`) punctuates the transcript; the segment `chunks` are then
+  sentences, each with its start and end.
 
 Converted checkpoints declare it in `config.json` (`custom_pipelines`) and carry this file, so
 `pipeline("automatic-speech-recognition", model=DIR, trust_remote_code=True)` builds it where fireredasr-hf is not
@@ -21,6 +23,7 @@ installed. This module is therefore remote code: it imports only transformers, t
 """
 
 import math
+import os
 import re
 from collections import defaultdict
 
@@ -30,14 +33,16 @@ from transformers.pipelines.audio_utils import ffmpeg_read
 from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline
 
 from .audio import load_audio
+from .punctuation import FireRedPunctuator
 from .timestamps_fireredasr import hypothesis_end, word_timestamps
-from .vad import EnergyVad, SileroVad, SpeechSegment, split_into_segments
+from .vad import EnergyVad, FireRedVad, SileroVad, SpeechSegment, split_into_segments
 
 # The feature extractor works on int16-scale samples; the pipeline keeps audio in [-1, 1] as VADs expect.
 INT16_SCALE = 32768.0
 # What the pipeline takes from FireRedASR-AED's generate output besides the sequences.
 GENERATE_OUTPUTS = ("sequences_confidences", "token_confidences", "token_timestamps")
-VAD_NAMES = ("silero", "energy")
+VAD_NAMES = ("firered", "silero", "energy")
+DEFAULT_VAD = "firered"
 # Ideographs, kana, CJK punctuation and full-width forms: scripts written without spaces between words.
 _UNSPACED_CHAR = re.compile(
     "[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003134f]"
@@ -89,12 +94,19 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         return_confidence (`bool`, *optional*): add `"confidence"` to the result and its chunks. Defaults to `True`
             for models with a CTC head (FireRedASR2-AED, which reports it) and `False` otherwise; any AED model
             decoding with the FireRed beam search has it, FireRedASR-LLM has none.
-        vad (`"silero"`, `"energy"` or a `VoiceActivityDetector`): how speech is found in long audio. Silero VAD
-            (`pip install silero-vad`, model inside the wheel) is the default; `"energy"` is a frame-energy
-            threshold for clean recordings; any object called as `vad(audio, sampling_rate)` that returns
-            segments with `start` and `end` in seconds plugs in (e.g. FireRedVAD, see `fireredasr_hf.vad`).
+        vad (`"firered"`, `"silero"`, `"energy"` or a `VoiceActivityDetector`): how speech is found in long audio.
+            `"firered"` (the default) is FireRedVAD with the release's settings, from `$FIREREDASR_HF_VAD_MODEL` if
+            set, else the Hub repository FireRedTeam/FireRedVAD (downloaded and converted once); pass
+            `FireRedVad.from_pretrained(DIR, ...)` for another copy or other settings. `"silero"` is Silero VAD
+            (`pip install silero-vad`, model inside the wheel); `"energy"` a frame-energy threshold for clean
+            recordings; any object called as `vad(audio, sampling_rate)` that returns segments with `start` and
+            `end` in seconds plugs in.
         max_segment_s (`float`): longer inputs are segmented, and no segment is longer. Defaults to the model's
             trained limit `config.max_audio_seconds`.
+        punctuation_model (`str`, `FireRedPunctuator` or `None`): punctuates the transcript with FireRedPunc (a
+            converted or original directory, or a Hub id such as FireRedTeam/FireRedPunc, loaded once per
+            pipeline). `text` is then punctuated, and with `return_timestamps=True` the `chunks` are sentences (cut
+            after 。？！.?!), each timed from its words (segment times spread over their characters).
         generate_kwargs / generation options: passed to `model.generate` (e.g. `num_beams=1`).
 
     Results: `{"text"}`, with `"confidence"` (see `return_confidence`: the mean token confidence of the FireRed beam
@@ -112,6 +124,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
 
     def __init__(self, model, feature_extractor=None, tokenizer=None, device=None, **kwargs):
         self._detectors = {}
+        self._punctuators = {}
         super().__init__(model, feature_extractor=feature_extractor, tokenizer=tokenizer, device=device, **kwargs)
         # Both variants decode with generate(); the stock pipeline would take an unlisted class for CTC.
         self.type = "seq2seq"
@@ -123,6 +136,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         max_segment_s=None,
         keep_pauses=None,
         return_confidence=None,
+        punctuation_model=None,
         chunk_length_s=None,
         stride_length_s=None,
         **kwargs,
@@ -163,14 +177,31 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             if isinstance(max_segment_s, bool) or not isinstance(max_segment_s, (int, float)) or max_segment_s < 2:
                 raise ValueError(f"max_segment_s must be a number of seconds >= 2, got {max_segment_s!r}.")
             preprocess_params["max_segment_s"] = float(max_segment_s)
+        if punctuation_model is not None:
+            postprocess_params["punctuator"] = self._punctuator(punctuation_model)
         return preprocess_params, forward_params, postprocess_params
 
     def _detector(self, vad):
         if not isinstance(vad, str):
             return vad
         if vad not in self._detectors:
-            self._detectors[vad] = SileroVad() if vad == "silero" else EnergyVad()
+            detectors = {"firered": FireRedVad.from_pretrained, "silero": SileroVad, "energy": EnergyVad}
+            self._detectors[vad] = detectors[vad]()
         return self._detectors[vad]
+
+    def _punctuator(self, punctuation_model):
+        """The punctuator for `punctuation_model` (False disables punctuation for a call)."""
+        if punctuation_model is False or isinstance(punctuation_model, FireRedPunctuator):
+            return punctuation_model or None
+        if not isinstance(punctuation_model, (str, os.PathLike)):
+            raise ValueError(
+                f"punctuation_model must be a FireRedPunc directory or Hub id, a FireRedPunctuator or False, got "
+                f"{punctuation_model!r}."
+            )
+        name = str(punctuation_model)
+        if name not in self._punctuators:
+            self._punctuators[name] = FireRedPunctuator.from_pretrained(name, device=self.device)
+        return self._punctuators[name]
 
     def _read_audio(self, inputs) -> tuple[np.ndarray, dict]:
         """The input as float32 mono samples in [-1, 1] at the feature extractor's rate, and its extra keys."""
@@ -224,7 +255,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         waveform = self.feature_extractor._to_mono_waveform(inputs, int(input_rate), "")
         return waveform / np.float32(INT16_SCALE), extra
 
-    def preprocess(self, inputs, return_timestamps=False, vad="silero", max_segment_s=None):
+    def preprocess(self, inputs, return_timestamps=False, vad=DEFAULT_VAD, max_segment_s=None):
         audio, extra = self._read_audio(inputs)
         sampling_rate = self.feature_extractor.sampling_rate
         if max_segment_s is None:
@@ -285,7 +316,9 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
     def _has_ctc_head(self) -> bool:
         return bool(getattr(self.model.config, "use_ctc_head", False))
 
-    def postprocess(self, model_outputs, return_timestamps=False, keep_pauses=False, return_confidence=None):
+    def postprocess(
+        self, model_outputs, return_timestamps=False, keep_pauses=False, return_confidence=None, punctuator=None
+    ):
         if return_confidence is None:
             return_confidence = self._has_ctc_head()
         texts, chunks, words = [], [], []
@@ -316,8 +349,12 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         result = {"text": join_segment_texts(texts) if texts else ""}
         if confidences:
             result["confidence"] = overall_confidence(confidences)
+        if punctuator is not None:
+            # Sentences over the whole recording: the punctuation model sees neighbouring segments together.
+            chunks = punctuator.punctuate_chunks([chunk for chunk in chunks if chunk["text"]])
+            result["text"] = join_segment_texts([chunk["text"] for chunk in chunks])
         if return_timestamps == "word":
-            result["chunks"] = words
+            result["chunks"] = words  # the words as decoded (punctuation marks are not words)
         elif return_timestamps:
             result["chunks"] = chunks
         return {**result, **extra}
