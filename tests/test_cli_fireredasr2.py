@@ -173,3 +173,11 @@ def test_server_gives_fireredasr2_words_with_their_probability(converted_aed2_di
     assert [(w["word"], w["start"], w["end"], w["probability"]) for w in words] == [
         (c["text"], *c["timestamp"], c["confidence"]) for c in expected
     ]
+
+
+def test_timestamps_flag_before_an_input_takes_no_level(converted_aed2_dir, fixtures_dir, capsys):
+    """`--timestamps INPUT`: INPUT is an input (segment timestamps), as before the flag took a level."""
+    audio = str(fixtures_dir / "audio" / "p02.wav")
+    assert transcribe(converted_aed2_dir, "--output-format", "jsonl", "--vad", "energy", "--timestamps", audio) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert "words" not in record and record["chunks"][0]["text"] == record["text"]

@@ -130,7 +130,7 @@ class TranscribeCommand(Command):
             "--timestamps",
             nargs="?",
             const="segment",
-            choices=["segment", "word"],
+            metavar="{segment,word}",
             help="jsonl: add timed chunks (`--timestamps` or `--timestamps segment`: sentences with punctuation, else "
             "segments), or word timestamps (`--timestamps word`: FireRedASR2-AED; `words` with times and "
             "confidences, and `chunks` grouping them into subtitle lines); srt/vtt: cues per sentence or segment "
@@ -184,8 +184,11 @@ class TranscribeCommand(Command):
         group.add_argument("--cpus-per-replica", type=float, default=1, help="CPUs per replica (default: 1)")
 
     def run(self, args):
-        from .transcription import SUBTITLE_FORMATS, OutputTarget, collect_inputs, transcribe_files
+        from .transcription import SUBTITLE_FORMATS, TIMESTAMP_LEVELS, OutputTarget, collect_inputs, transcribe_files
 
+        if args.timestamps not in (None, *TIMESTAMP_LEVELS):
+            args.inputs.insert(0, args.timestamps)  # `--timestamps INPUT ...`: an input, not a level
+            args.timestamps = "segment"
         if args.ray and not RAY_ADDRESS.fullmatch(args.ray):
             args.inputs.insert(0, args.ray)  # `--ray INPUT ...`: an input, not a cluster address
             args.ray = ""
