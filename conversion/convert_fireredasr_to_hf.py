@@ -1,8 +1,11 @@
 #!/usr/bin/env python
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
-"""Convert an original FireRedASR model directory (AED or LLM) to a transformers directory with safetensors.
+"""Convert an original FireRedASR or FireRedASR2 model directory (AED or LLM) to a transformers directory with
+safetensors.
 
     python conversion/convert_fireredasr_to_hf.py --input-dir FireRedASR-AED-L --output-dir fireredasr-aed-l-hf
+    python conversion/convert_fireredasr_to_hf.py --input-dir FireRedASR2-AED --output-dir fireredasr2-aed-hf \
+        --lm-dir FireRedASR2-AED/lm      # optional: FireRedASR2's LSTM language model, for lm_weight > 0
 
 Every option is accepted with hyphens or underscores (`--keep-lora` or `--keep_lora`). `fireredasr-hf convert
 FireRedASR-AED-L fireredasr-aed-l-hf` does the same.
@@ -40,6 +43,21 @@ def main(argv=None):
     parser.add_argument(
         "--push-to-hub", "--push_to_hub", metavar="REPO_ID", default=None, help="upload the result to this Hub repo"
     )
+    parser.add_argument(
+        "--lm-dir",
+        "--lm_dir",
+        default=None,
+        help="FireRedASR2-AED only: directory of FireRedASR2's LSTM language model (model.pth.tar), converted into "
+        "the output for shallow fusion (generate's lm_weight)",
+    )
+    parser.add_argument(
+        "--fireredasr-version",
+        "--fireredasr_version",
+        type=int,
+        choices=[1, 2],
+        default=None,
+        help="the release (default: AED from its CTC head; LLM 2 when the directory name contains FireRedASR2)",
+    )
     args = parser.parse_args(argv)
 
     output_dir = convert_checkpoint(
@@ -49,6 +67,8 @@ def main(argv=None):
         max_shard_size=args.max_shard_size,
         merge_lora=not args.keep_lora,
         repo_id=args.push_to_hub,
+        lm_dir=args.lm_dir,
+        fireredasr_version=args.fireredasr_version,
     )
     print(f"Converted model written to {output_dir}")
     if args.push_to_hub:

@@ -288,7 +288,7 @@ def test_timestamps_apply_to_jsonl_only(converted_aed_dir, audio_dir, capsys):
             transcribe(converted_aed_dir, str(audio_dir / "p01.wav"), "--output-format", output_format, "--timestamps")
             == 2
         )
-        assert "--timestamps adds timed chunks to jsonl output" in capsys.readouterr().err
+        assert "--timestamps adds timed chunks to jsonl, srt and vtt output" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("device", ["cuda", "cuda:1", "mps"])

@@ -366,7 +366,9 @@ def test_conversion_script_keeps_the_lora_on_request(fixtures_dir, tmp_path, spe
     script["main"]([arg.replace("_", "-") if spelling == "hyphens" and arg.startswith("--") else arg for arg in args])
     config = json.loads((output_dir / "config.json").read_text())
     assert config["dtype"] == "bfloat16" and config["lora_adapter"] == "lora"
-    assert "kept as a separate PEFT adapter in `lora/`" in (output_dir / "README.md").read_text()
+    card = (output_dir / "README.md").read_text()
+    assert "the released LoRA kept as a separate PEFT adapter in `lora/`" in card
+    assert "LoRA merged into its weights" not in card
     adapter = load_file(output_dir / "lora" / "adapter_model.safetensors")
     assert len(adapter) == 2 * 2 * len(LORA_TARGETS)
     assert "base_model.model.language_model.model.layers.1.mlp.down_proj.lora_B.weight" in adapter

@@ -23,7 +23,7 @@ __version__ = "0.1.0"
 
 # module -> the names it exports at the package level
 _import_structure = {
-    "configuration_fireredasr": ["FireRedAedConfig", "FireRedEncoderConfig", "FireRedLlmConfig"],
+    "configuration_fireredasr": ["FireRedAedConfig", "FireRedEncoderConfig", "FireRedLlmConfig", "FireRedLstmLmConfig"],
     "configuration_fireredvad": ["FireRedVadConfig"],
     "feature_extraction_fireredasr": ["FireRedAsrFeatureExtractor"],
     "modeling_fireredasr_aed": ["FireRedAedForConditionalGeneration", "FireRedAedModel"],
@@ -34,6 +34,7 @@ _import_structure = {
     "processing_fireredasr": ["FireRedAsrProcessor"],
     "processing_fireredasr_llm": ["FireRedLlmProcessor"],
     "tokenization_fireredasr": ["FireRedAsrTokenizer"],
+    "tokenization_fireredasr_llm": ["FireRedLlmTokenizer"],
     "vad": ["FireRedAudioEventDetector", "FireRedStreamVad", "FireRedVad"],
 }
 _module_of = {name: module for module, names in _import_structure.items() for name in names}
@@ -52,6 +53,7 @@ if TYPE_CHECKING:  # what type checkers and editors see
     from .processing_fireredasr import *
     from .processing_fireredasr_llm import *
     from .tokenization_fireredasr import *
+    from .tokenization_fireredasr_llm import *
     from .vad import *
 
 

@@ -116,9 +116,9 @@ class TranscribeCommand(Command):
             "--output-format",
             choices=[*OUTPUT_FORMATS, "parquet"],
             help="txt: `uttid<TAB>text` lines; jsonl: one JSON object per recording; srt/vtt: one subtitle file "
-            "per recording (a cue per sentence with punctuation, else per segment; utterance ids become relative "
-            "file paths inside --output); kaldi: a Kaldi `text` file; with --ray: jsonl or parquet shards (default: "
-            "txt; with --ray: jsonl)",
+            "per recording (a cue per sentence with punctuation, else per segment, or per line of words with "
+            "--timestamps word; utterance ids become relative file paths inside --output); kaldi: a Kaldi `text` "
+            "file; with --ray: jsonl or parquet shards (default: txt; with --ray: jsonl)",
         )
         group.add_argument(
             "--output",
@@ -128,11 +128,22 @@ class TranscribeCommand(Command):
         )
         group.add_argument(
             "--timestamps",
+            nargs="?",
+            const="segment",
+            metavar="{segment,word}",
+            help="jsonl: add timed chunks (`--timestamps` or `--timestamps segment`: sentences with punctuation, else "
+            "segments), or word timestamps (`--timestamps word`: FireRedASR2-AED; `words` with times and "
+            "confidences, and `chunks` grouping them into subtitle lines); srt/vtt: cues per sentence or segment "
+            "(default) or per line of words (`--timestamps word`). Not for txt and kaldi, which have no place for "
+            "them. Every recording is then split at speech pauses by the VAD, whatever its length, and its text is "
+            "the joined chunk texts, which can differ from the text without --timestamps (recordings within the "
+            "model's limit are otherwise decoded whole)",
+        )
+        group.add_argument(
+            "--keep-pauses",
             action="store_true",
-            help="jsonl: add timed chunks, sentences with punctuation, else segments (srt/vtt always have them; txt "
-            "and kaldi have no place for them). Every recording is then split at speech pauses by the VAD, whatever "
-            "its length, and its text is the joined chunk texts, which can differ from the text without "
-            "--timestamps (recordings within the model's limit are otherwise decoded whole)",
+            help="word timestamps: keep the pauses the alignment finds before words (default: FireRedASR2's times, "
+            "each word starting where the previous one ended)",
         )
         group.add_argument(
             "--punctuation",
@@ -176,8 +187,11 @@ class TranscribeCommand(Command):
         group.add_argument("--cpus-per-replica", type=float, default=1, help="CPUs per replica (default: 1)")
 
     def run(self, args):
-        from .transcription import SUBTITLE_FORMATS, OutputTarget, collect_inputs, transcribe_files
+        from .transcription import SUBTITLE_FORMATS, TIMESTAMP_LEVELS, OutputTarget, collect_inputs, transcribe_files
 
+        if args.timestamps not in (None, *TIMESTAMP_LEVELS):
+            args.inputs.insert(0, args.timestamps)  # `--timestamps INPUT ...`: an input, not a level
+            args.timestamps = "segment"
         if args.ray and not RAY_ADDRESS.fullmatch(args.ray):
             args.inputs.insert(0, args.ray)  # `--ray INPUT ...`: an input, not a cluster address
             args.ray = ""
@@ -189,11 +203,10 @@ class TranscribeCommand(Command):
         if args.output_format == "parquet":
             raise CommandError("--output-format parquet writes the shards of a --ray job; use jsonl here")
         subtitles = args.output_format in SUBTITLE_FORMATS
-        if args.timestamps and args.output_format != "jsonl":
+        if args.timestamps and args.output_format in ("txt", "kaldi"):
             raise CommandError(
-                f"--timestamps adds timed chunks to jsonl output; {args.output_format} "
-                + ("always has them" if subtitles else "has no place for them (and its text would change)")
-                + ": use --output-format jsonl, srt or vtt"
+                f"--timestamps adds timed chunks to jsonl, srt and vtt output; {args.output_format} has no place for "
+                "them (and its text would change): use --output-format jsonl, srt or vtt"
             )
         if subtitles and args.output is None:
             raise CommandError(f"--output-format {args.output_format} writes one file per recording: give --output DIR")
@@ -203,8 +216,11 @@ class TranscribeCommand(Command):
         # The output location and every id are checked before the model is loaded.
         target = OutputTarget(args.output, args.output_format, args.max_cue_width, args.max_cue_s)
         target.check_ids(item.uttid for item in inputs.items)
+        if args.keep_pauses and args.timestamps != "word":
+            raise CommandError("--keep-pauses applies to word timestamps: add --timestamps word")
+        timestamps = args.timestamps or ("segment" if subtitles else False)
         punctuation = None if args.punctuation.lower() == "none" else args.punctuation
-        transcriber = build_transcriber(args, timestamps=subtitles or args.timestamps, punctuation=punctuation)
+        transcriber = build_transcriber(args, timestamps=timestamps, punctuation=punctuation)
         job = run_job(
             args,
             len(inputs.items),
@@ -323,7 +339,10 @@ class EvalCommand(Command):
 
 class ConvertCommand(Command):
     name = "convert"
-    help = "convert an original FireRedASR (AED or LLM), FireRedVAD or FireRedPunc directory to a transformers one"
+    help = (
+        "convert an original FireRedASR or FireRedASR2 (AED or LLM), FireRedVAD or FireRedPunc directory to a "
+        "transformers one"
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -352,6 +371,21 @@ class ConvertCommand(Command):
         parser.add_argument(
             "--push-to-hub", "--push_to_hub", metavar="REPO_ID", help="upload the result to this Hub repository"
         )
+        parser.add_argument(
+            "--lm_dir",
+            "--lm-dir",
+            dest="lm_dir",
+            metavar="LM_DIR",
+            help="FireRedASR2-AED: directory of FireRedASR2's LSTM language model (model.pth.tar), converted into the "
+            "output for shallow fusion (--lm-weight when transcribing)",
+        )
+        parser.add_argument(
+            "--fireredasr-version",
+            "--fireredasr_version",
+            type=int,
+            choices=[1, 2],
+            help="the release (default: an AED from its CTC head, an LLM 2 when the directory name says FireRedASR2)",
+        )
 
     def run(self, args):
         from .conversion import ConversionError, convert_checkpoint, push_to_hub
@@ -364,6 +398,8 @@ class ConvertCommand(Command):
                 max_shard_size=args.max_shard_size,
                 merge_lora=not args.keep_lora,
                 repo_id=args.push_to_hub,
+                lm_dir=args.lm_dir,
+                fireredasr_version=args.fireredasr_version,
             )
         except ConversionError as error:
             raise CommandError(str(error)) from error

@@ -33,10 +33,11 @@ TRACKED_PREFIXES = ("transformers.", f"{PACKAGE}.")
 
 def register_configs(configuration_auto: ModuleType) -> None:
     from . import configuration_fireredasr
-    from .configuration_fireredasr import FireRedAedConfig, FireRedEncoderConfig, FireRedLlmConfig
+    from .configuration_fireredasr import FireRedAedConfig, FireRedEncoderConfig, FireRedLlmConfig, FireRedLstmLmConfig
     from .configuration_fireredvad import FireRedVadConfig
 
-    for config_class in (FireRedEncoderConfig, FireRedAedConfig, FireRedLlmConfig, FireRedVadConfig):
+    configs = (FireRedEncoderConfig, FireRedAedConfig, FireRedLlmConfig, FireRedLstmLmConfig, FireRedVadConfig)
+    for config_class in configs:
         configuration_auto.AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
     # The installed pipeline serves (see register_pipeline): configs then drop a converted directory's remote-code
     # pipeline declaration, for which transformers would insist on trust_remote_code.
@@ -73,10 +74,13 @@ def register_feature_extractors(feature_extraction_auto: ModuleType) -> None:
 
 
 def register_tokenizers(tokenization_auto: ModuleType) -> None:
-    from .configuration_fireredasr import FireRedAedConfig
+    from .configuration_fireredasr import FireRedAedConfig, FireRedLlmConfig
     from .tokenization_fireredasr import FireRedAsrTokenizer
+    from .tokenization_fireredasr_llm import FireRedLlmTokenizer
 
     tokenization_auto.AutoTokenizer.register(FireRedAedConfig, tokenizer_class=FireRedAsrTokenizer, exist_ok=True)
+    # FireRedASR2-LLM conversions name it in tokenizer_config.json; FireRedASR-LLM ones keep the Qwen2 tokenizer.
+    tokenization_auto.AutoTokenizer.register(FireRedLlmConfig, tokenizer_class=FireRedLlmTokenizer, exist_ok=True)
 
 
 def register_processors(processing_auto: ModuleType) -> None:
