@@ -67,6 +67,8 @@ CHECK_REGISTRATIONS = """
     aed, llm = configs.FireRedAedConfig, configs.FireRedLlmConfig
     assert CONFIG_MAPPING["fireredasr_aed"] is aed and CONFIG_MAPPING["fireredasr_llm"] is llm
     assert CONFIG_MAPPING["fireredasr_encoder"] is configs.FireRedEncoderConfig
+    assert CONFIG_MAPPING[configs.FireRedLstmLmConfig.model_type] is configs.FireRedLstmLmConfig
+    assert TOKENIZER_MAPPING[llm].__name__ == "FireRedLlmTokenizer"
     from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_FRAME_CLASSIFICATION_MAPPING
     from fireredasr_hf.configuration_fireredvad import FireRedVadConfig
 
