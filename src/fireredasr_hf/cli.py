@@ -1,41 +1,26 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
-"""The `fireredasr-hf` command line: `transcribe`, `eval`, `convert` and `finetune`.
+"""The `fireredasr-hf` command line: `transcribe`, `eval`, `convert`, `finetune` and `demo`.
 
     fireredasr-hf transcribe --model MODEL speech.wav recordings/ data/wav.scp --output-format srt --output subs/
     fireredasr-hf eval --model MODEL --data data/test            # Kaldi directory (wav.scp + text) or a dataset
     fireredasr-hf convert FireRedASR-AED-L fireredasr-aed-l-hf
     fireredasr-hf finetune --model MODEL --train-data data/train --eval-data data/dev --output-dir my-model
+    fireredasr-hf demo --model MODEL                             # the Gradio demo in the browser
 
-Each subcommand is a `Command` in `COMMANDS`; a new one (e.g. fine-tuning) is a `Command` subclass in its own
-module, listed there. This module only parses arguments and reports: transcription jobs are the engine's
+Each subcommand is a `Command` (commands.py) in `COMMANDS`; a new one (e.g. the demo) is a `Command` subclass in
+its own module, listed there. This module only parses arguments and reports: transcription jobs are the engine's
 (`fireredasr_hf.transcription`), scoring is `fireredasr_hf.evaluation`. Heavy imports (torch, transformers,
 datasets) happen only when a command needs them.
 """
 
-import abc
 import argparse
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-
-class Command(abc.ABC):
-    """A subcommand: its name, help line, arguments and what it does (returning the process exit code)."""
-
-    name: str
-    help: str
-
-    @abc.abstractmethod
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
-
-    @abc.abstractmethod
-    def run(self, args: argparse.Namespace) -> int: ...
-
-
-class CommandError(Exception):
-    """A problem with the command's arguments or inputs, reported as one line and exit code 2."""
-
+from .commands import Command, CommandError
+from .demo.command import DemoCommand
 
 # ----------------------------------------------------------------------------------------------------------------
 # Shared by transcribe and eval: the engine's options as command-line arguments.
@@ -345,7 +330,7 @@ class FinetuneCommand(Command):
             raise CommandError(str(error)) from error
 
 
-COMMANDS: list[Command] = [TranscribeCommand(), EvalCommand(), ConvertCommand(), FinetuneCommand()]
+COMMANDS: list[Command] = [TranscribeCommand(), EvalCommand(), ConvertCommand(), FinetuneCommand(), DemoCommand()]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -78,6 +78,10 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             segments with `start` and `end` in seconds plugs in (e.g. FireRedVAD, see `fireredasr_hf.vad`).
         max_segment_s (`float`): longer inputs are segmented, and no segment is longer. Defaults to the model's
             trained limit `config.max_audio_seconds`.
+        progress_callback (`Callable[[int, int], None]`): told how decoding advances, as `(segments_done,
+            segments_total)` of one input: once its segments are known (`segments_done=0`; a total of 0 means no
+            speech was found) and after each of its segments is decoded. A list input reports each of its inputs
+            in turn (their segments may share batches). For progress bars of long recordings.
         generate_kwargs / generation options: passed to `model.generate` (e.g. `num_beams=1`).
 
     Without segmentation (an input within `max_segment_s` and no timestamps) the result equals
@@ -102,6 +106,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         return_timestamps=None,
         vad=None,
         max_segment_s=None,
+        progress_callback=None,
         chunk_length_s=None,
         stride_length_s=None,
         **kwargs,
@@ -130,6 +135,11 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             if isinstance(max_segment_s, bool) or not isinstance(max_segment_s, (int, float)) or max_segment_s < 2:
                 raise ValueError(f"max_segment_s must be a number of seconds >= 2, got {max_segment_s!r}.")
             preprocess_params["max_segment_s"] = float(max_segment_s)
+        if progress_callback is not None:
+            if not callable(progress_callback):
+                raise ValueError(f"progress_callback must be callable, got {progress_callback!r}.")
+            preprocess_params["progress_callback"] = progress_callback
+            forward_params["progress_callback"] = progress_callback
         return preprocess_params, forward_params, postprocess_params
 
     def _detector(self, vad):
@@ -191,7 +201,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         waveform = self.feature_extractor._to_mono_waveform(inputs, int(input_rate), "")
         return waveform / np.float32(INT16_SCALE), extra
 
-    def preprocess(self, inputs, return_timestamps=False, vad="silero", max_segment_s=None):
+    def preprocess(self, inputs, return_timestamps=False, vad="silero", max_segment_s=None, progress_callback=None):
         audio, extra = self._read_audio(inputs)
         sampling_rate = self.feature_extractor.sampling_rate
         if max_segment_s is None:
@@ -210,16 +220,20 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 sampling_rate=sampling_rate,
             )
 
+        if progress_callback is not None:
+            progress_callback(0, len(segments))
         if not segments:
             # No speech. Every input must yield an item: decode 100 ms (a token or two) and drop the result.
             placeholder = audio[: round(0.1 * sampling_rate)]
-            yield {"is_last": True, "segment": None, **self._features(placeholder), **extra}
+            yield {"is_last": True, "segment": None, "segment_progress": None, **self._features(placeholder), **extra}
             return
         for index, segment in enumerate(segments):
             samples = audio[round(segment.start * sampling_rate) : round(segment.end * sampling_rate)]
             yield {
                 "is_last": index == len(segments) - 1,
                 "segment": (segment.start, segment.end),
+                # (segments decoded once this one is, segments of the input), for progress_callback.
+                "segment_progress": (index + 1, len(segments)),
                 **self._features(samples),
                 **extra,
             }
@@ -232,6 +246,16 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         if self.dtype is not None:
             features = features.to(dtype=self.dtype)
         return dict(features)
+
+    def _forward(self, model_inputs, progress_callback=None, **forward_params):
+        progress = model_inputs.pop("segment_progress", None)
+        outputs = super()._forward(model_inputs, **forward_params)
+        if progress_callback is not None:
+            # One segment, or a batch of them (a list, possibly of several inputs, in decoding order).
+            for done_and_total in progress if isinstance(progress, list) else [progress]:
+                if done_and_total is not None:
+                    progress_callback(*done_and_total)
+        return outputs
 
     def postprocess(self, model_outputs, return_timestamps=False):
         texts, chunks = [], []
