@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
 """Writes the demo's example clips (synthetic speech from espeak-ng, as the synthetic corpus makes it) as 16 kHz
-mono FLAC files into src/fireredasr_hf/demo/examples/.
+mono FLAC files into src/fireredasr_hf/examples/ (used by the demo and in model-card widgets).
 
     python scripts/make_demo_examples.py [OUT_DIR]
 
@@ -28,7 +28,7 @@ EXAMPLES = [
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = Path(__file__).resolve().parents[1] / "src" / "fireredasr_hf" / "demo" / "examples"
+    default = Path(__file__).resolve().parents[1] / "src" / "fireredasr_hf" / "examples"
     parser.add_argument("output_dir", nargs="?", type=Path, default=default)
     args = parser.parse_args()
     args.output_dir.mkdir(parents=True, exist_ok=True)

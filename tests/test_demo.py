@@ -55,9 +55,7 @@ def test_a_recording_gives_transcript_segments_files_and_progress(service, clip,
     assert files["p04.srt"].startswith(f"1\n00:00:00,{round(start * 1000):03d} --> ")
     assert files["p04.vtt"].startswith("WEBVTT\n") and expected in files["p04.vtt"]
     record = json.loads(files["p04.json"])
-    assert record["text"] == expected and record["segments"] == [
-        {"start": start, "end": end, "text": expected}
-    ]
+    assert record["text"] == expected and record["segments"] == [{"start": start, "end": end, "text": expected}]
 
 
 def test_options_are_checked_against_the_model(service, clip):
@@ -218,8 +216,7 @@ def test_spaces_folder_is_a_valid_gradio_space():
 
 
 def test_example_clips_are_short_synthetic_speech():
-    pytest.importorskip("gradio")
-    from fireredasr_hf.demo.app import example_files
+    from fireredasr_hf.examples import example_files
 
     files = example_files()
     assert [path.name for path in files] == ["english.flac", "mandarin.flac", "mixed.flac"]

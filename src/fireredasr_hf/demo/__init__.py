@@ -6,5 +6,7 @@ Face Space from `spaces/`.
 - `app`: the Gradio Blocks interface and its launcher (`main`, `add_arguments`, `run`);
 - `command`: the `demo` subcommand of `fireredasr-hf`.
 
+Its example clips are `fireredasr_hf.examples`.
+
 Importing this package imports nothing heavy; `app` needs `pip install fireredasr-hf[demo]` (gradio).
 """

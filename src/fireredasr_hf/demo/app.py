@@ -15,16 +15,15 @@ import argparse
 import logging
 import os
 import sys
-from pathlib import Path
 
 import gradio as gr
 
+from ..examples import EXAMPLES_DIR, example_files
 from .options import ServerOptions, add_arguments, settings_from_arguments
 from .service import MAX_BEAMS, MIN_BEAMS, DemoError, DemoResult, DemoService, DemoSettings, ModelInfo, model_label
 
 logger = logging.getLogger(__name__)
 
-EXAMPLES_DIR = Path(__file__).with_name("examples")
 GPU_DURATION_ENV_VAR = "FIREREDASR_DEMO_GPU_SECONDS"
 DEFAULT_GPU_SECONDS = 120
 SEGMENT_COLUMNS = {"start": "start (s)", "end": "end (s)", "text": "text", "confidence": "confidence"}
@@ -49,10 +48,6 @@ def gpu_decorator(duration: int | None = None):
     if duration is None:
         duration = int(os.environ.get(GPU_DURATION_ENV_VAR, DEFAULT_GPU_SECONDS))
     return spaces.GPU(duration=duration)
-
-
-def example_files() -> list[Path]:
-    return sorted(path for path in EXAMPLES_DIR.glob("*") if path.suffix in (".wav", ".flac", ".mp3", ".ogg"))
 
 
 def rows_table(rows: list[dict] | None):
@@ -249,4 +244,4 @@ def main(argv: list[str] | None = None) -> int:
     return run(parser.parse_args(argv), prog=parser.prog)
 
 
-__all__ = ["add_arguments", "build_demo", "example_files", "gpu_decorator", "main", "run", "serve"]
+__all__ = ["build_demo", "gpu_decorator", "main", "run", "serve"]

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..conversion.model_card import format_count
 from ..transcription import PipelineCapabilities, Transcriber, TranscriptionError
 
 logger = logging.getLogger(__name__)
@@ -73,9 +74,8 @@ class DemoSettings:
             try:
                 values["max_audio_seconds"] = float(os.environ[MAX_AUDIO_SECONDS_ENV_VAR])
             except ValueError:
-                raise ValueError(
-                    f"{MAX_AUDIO_SECONDS_ENV_VAR} must be a number of seconds, got {os.environ[MAX_AUDIO_SECONDS_ENV_VAR]!r}"
-                ) from None
+                value = os.environ[MAX_AUDIO_SECONDS_ENV_VAR]
+                raise ValueError(f"{MAX_AUDIO_SECONDS_ENV_VAR} must be a number of seconds, got {value!r}") from None
         if os.environ.get(PUNCTUATION_MODEL_ENV_VAR):
             values["punctuation_model"] = os.environ[PUNCTUATION_MODEL_ENV_VAR]
         values.update({key: value for key, value in overrides.items() if value is not None})
@@ -96,7 +96,8 @@ class ModelInfo:
 
     @property
     def description(self) -> str:
-        return f"{self.label}: FireRedASR-{self.variant.upper()}, {format_count(self.parameters)} parameters, {self.device}"
+        size = format_count(self.parameters)
+        return f"{self.label}: FireRedASR-{self.variant.upper()}, {size} parameters, {self.device}"
 
 
 @dataclass
@@ -124,13 +125,6 @@ class DemoResult:
             self.model.description,
         ]
         return " · ".join(pieces)
-
-
-def format_count(count: int) -> str:
-    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if count >= size:
-            return f"{count / size:.1f}{unit}"
-    return str(count)
 
 
 def model_label(name: str) -> str:
