@@ -188,7 +188,7 @@ def test_a_local_copy_is_recognised_by_architecture_and_weights(
     tuned = tmp_path / "tuned"
     shutil.copytree(converted_aed_dir, tuned)
     weights = load_file(tuned / "model.safetensors")
-    name = sorted(weights)[0]
+    name = min(weights)
     weights[name] = weights[name] + 1e-2
     save_file(weights, tuned / "model.safetensors", metadata={"format": "pt"})
     assert model_card.identify_release(tuned) is None

@@ -32,8 +32,8 @@ def convert_checkpoint(
     repo_id: str | None = None,
 ) -> Path:
     """Convert an original AED or LLM directory (detected from its files). dtype defaults: AED float32, LLM
-    bfloat16. `source` names the original in the model card (default: `input_dir`), `repo_id` the Hub repository
-    the result is meant for (used in the card's examples)."""
+    bfloat16. `source` is where the original came from (the model card names it only when it is a Hub repo id),
+    `repo_id` the Hub repository the result is meant for (used in the card's examples)."""
     variant = detect_variant(input_dir)
     if variant == "aed":
         from .aed import convert_aed_checkpoint

@@ -141,25 +141,33 @@ def _no_progress(progress, description):
 
 
 class ModelPool:
-    """The demo's models, loaded on first use and kept (the `size` most recently used ones). Each has a lock: a
+    """The demo's models, loaded on first use and kept (the `max_loaded_models` most recently used). Each has a lock: a
     pipeline decodes one recording at a time (its voice activity detector is stateful)."""
 
     def __init__(self, settings: DemoSettings):
         self.settings = settings
         self._models: OrderedDict[str, tuple[Transcriber, ModelInfo, threading.Lock]] = OrderedDict()
+        self._loading: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
 
     def get(self, name: str) -> tuple[Transcriber, ModelInfo, threading.Lock]:
         if name not in self.settings.models:
             raise DemoError(f"{name!r} is not one of this demo's models ({', '.join(self.settings.models)})")
-        with self._lock:  # one load at a time; the others wait for it rather than loading the same model again
+        with self._lock:
             if name in self._models:
                 self._models.move_to_end(name)
                 return self._models[name]
-            while len(self._models) >= self.settings.max_loaded_models:
-                self._models.popitem(last=False)
+            loading = self._loading.setdefault(name, threading.Lock())
+        # Requests for the same model wait for one load; the other models stay available meanwhile.
+        with loading:
+            with self._lock:
+                if name in self._models:
+                    return self._models[name]
             entry = self._load(name)
-            self._models[name] = entry
+            with self._lock:
+                while len(self._models) >= self.settings.max_loaded_models:
+                    self._models.popitem(last=False)
+                self._models[name] = entry
             return entry
 
     def _load(self, name: str) -> tuple[Transcriber, ModelInfo, threading.Lock]:
