@@ -64,7 +64,10 @@ def main() -> None:
     start = time.perf_counter()
     model = build_model()
     parameters = sum(parameter.numel() for parameter in model.parameters())
-    print(f"AED-L architecture, {parameters:,} parameters (float32), built in {time.perf_counter() - start:.0f} s")
+    print(
+        f"AED-L architecture, {parameters:,} parameters (float32), built in {time.perf_counter() - start:.0f} s",
+        flush=True,
+    )
     feature_extractor = FireRedAsrFeatureExtractor()
     decode(model, feature_extractor, speech_like(2.0), 4)  # warm-up
 
@@ -74,6 +77,7 @@ def main() -> None:
             tokens = round(args.tokens_per_second * seconds)
             wall, cpu, generated = decode(model, feature_extractor, speech_like(seconds), tokens)
             results[seconds].append((wall, cpu, generated))
+            print(f"  {seconds:.0f} s of audio, {generated} tokens: wall {wall:.1f} s, cpu {cpu:.1f} s", flush=True)
 
     print(f"torch threads {args.threads}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"{'audio s':>8}{'tokens':>8}{'wall s':>18}{'cpu s':>18}{'RTF (wall)':>12}{'RTF (cpu/threads)':>19}")

@@ -187,22 +187,32 @@ def test_the_demo_command_reports_a_missing_model(tmp_path, capsys):
     assert "Traceback" not in error
 
 
-def test_the_command_line_does_not_load_gradio_and_the_app_not_the_command_line():
-    pytest.importorskip("gradio")
+def test_the_command_line_does_not_load_gradio():
     code = (
         "import sys\n"
         "from fireredasr_hf import cli\n"
         "cli.build_parser()\n"
         "assert 'gradio' not in sys.modules, 'building the parser imported gradio'\n"
-        "del sys.modules['fireredasr_hf.cli']\n"
-        "import fireredasr_hf.demo.app\n"
-        "assert 'fireredasr_hf.cli' not in sys.modules, 'the app imported the command line'\n"
     )
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "src")}
     completed = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=False
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
+
+
+def test_the_app_uses_the_engine_not_the_command_line():
+    """The demo's modules import no application (the `demo` command's module is the command line's, by design)."""
+    import ast
+
+    demo_dir = REPO_ROOT / "src" / "fireredasr_hf" / "demo"
+    for path in [*demo_dir.glob("*.py"), REPO_ROOT / "spaces" / "app.py"]:
+        if path.name == "command.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                module = "." * node.level + (node.module or "")
+                assert not re.search(r"(^|\.)(cli|commands|server|serve)$", module), f"{path.name} imports {module}"
 
 
 def test_spaces_folder_is_a_valid_gradio_space():
@@ -237,3 +247,37 @@ def test_readme_shows_a_screenshot_of_the_demo():
     assert images, "README.md shows no screenshot of the demo"
     for image in images:
         assert (REPO_ROOT / image).is_file(), f"README.md shows {image}, which does not exist"
+
+
+def test_word_timestamps_and_confidence_where_the_pipeline_gives_them(converted_aed_dir, clip, tmp_path):
+    """A pipeline with word timestamps (Whisper-shaped word chunks) and confidence, as FireRedASR2 gives them."""
+    import dataclasses
+
+    name = str(converted_aed_dir)
+    service = DemoService(DemoSettings(models=[name]))
+    transcriber, info, lock = service.models.get(name)
+    words = [("今", 0.10, 0.30), ("天", 0.30, 0.50), ("TURN", 1.60, 1.90), ("ON", 1.90, 2.10)]
+
+    class WordTranscriber:
+        sampling_rate = transcriber.sampling_rate
+
+        def transcribe_audio(self, audio, **options):
+            assert options["return_timestamps"] == "word"
+            chunks = [{"text": w, "timestamp": (s, e), "confidence": 0.9} for w, s, e in words]
+            return {"text": "今天 TURN ON", "chunks": chunks, "confidence": 0.875}
+
+    capabilities = dataclasses.replace(info.capabilities, word_timestamps=True)
+    service.models._models[name] = (WordTranscriber(), dataclasses.replace(info, capabilities=capabilities), lock)
+    result = service.transcribe(str(clip), word_timestamps=True, output_dir=tmp_path)
+    assert [(row["text"], row["start"], row["confidence"]) for row in result.words] == [
+        (w, s, 0.9) for w, s, _ in words
+    ]
+    # No segments in the result: lines of words, split at the 1.1 s pause, joined as Chinese and English are.
+    assert result.segments == [
+        {"start": 0.10, "end": 0.50, "text": "今天"},
+        {"start": 1.60, "end": 2.10, "text": "TURN ON"},
+    ]
+    assert result.confidence == 0.875 and "confidence 0.88" in result.summary()
+    srt = (tmp_path / "p04.srt").read_text(encoding="utf-8")
+    assert srt.count(" --> ") == 2 and "今天" in srt
+    assert json.loads((tmp_path / "p04.json").read_text(encoding="utf-8"))["words"][2]["text"] == "TURN"

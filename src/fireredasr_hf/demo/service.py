@@ -112,6 +112,7 @@ class DemoResult:
     model: ModelInfo
     files: list[Path]
     message: str | None = None  # a note for the user (e.g. no speech found)
+    confidence: float | None = None  # of the whole transcript, where the model gives one
 
     @property
     def real_time_factor(self) -> float:
@@ -124,6 +125,8 @@ class DemoResult:
             f"{len(self.segments)} segment{'s' if len(self.segments) != 1 else ''}",
             self.model.description,
         ]
+        if self.confidence is not None:
+            pieces.insert(2, f"confidence {self.confidence:.2f}")
         return " · ".join(pieces)
 
 
@@ -285,15 +288,18 @@ class DemoService:
             elapsed = time.perf_counter() - start
 
         chunks = [chunk_row(chunk) for chunk in output.get("chunks", [])]
-        if word_timestamps:
-            words, segments = chunks, [chunk_row(chunk) for chunk in output.get("segments", [])]
+        if word_timestamps:  # word chunks (as Whisper's); segments where the result has them, else lines of words
+            words = chunks
+            segments = [chunk_row(chunk) for chunk in output["segments"]] if "segments" in output else lines(words)
         else:
             words, segments = None, chunks
         text = output["text"].strip()
         message = None
         if not text:
             message = f"No speech was found in {name}."
-        result = DemoResult(text, segments, words, duration, elapsed, info, [], message)
+        confidence = output.get("confidence")
+        confidence = float(confidence) if isinstance(confidence, (int, float)) else None
+        result = DemoResult(text, segments, words, duration, elapsed, info, [], message, confidence)
         if text:
             result.files = write_result_files(result, Path(audio_path).stem, output_dir)
         return result
@@ -306,6 +312,31 @@ def chunk_row(chunk: dict) -> dict:
     if chunk.get("confidence") is not None:
         row["confidence"] = round(float(chunk["confidence"]), 4)
     return row
+
+
+def lines(words: list[dict], max_pause: float = 0.5, max_seconds: float = 7.0) -> list[dict]:
+    """Words grouped into subtitle lines: a line ends at a pause longer than `max_pause` or before it would last
+    longer than `max_seconds`. Texts are joined as the pipeline joins segments (no space between Chinese characters)."""
+    from ..pipeline_fireredasr import join_segment_texts
+
+    groups: list[list[dict]] = []
+    for word in words:
+        if (
+            groups
+            and word["start"] - groups[-1][-1]["end"] <= max_pause
+            and word["end"] - groups[-1][0]["start"] <= max_seconds
+        ):
+            groups[-1].append(word)
+        else:
+            groups.append([word])
+    return [
+        {
+            "start": group[0]["start"],
+            "end": group[-1]["end"],
+            "text": join_segment_texts([word["text"] for word in group]),
+        }
+        for group in groups
+    ]
 
 
 def audio_file_duration(path) -> float | None:
