@@ -281,3 +281,26 @@ def test_word_timestamps_and_confidence_where_the_pipeline_gives_them(converted_
     srt = (tmp_path / "p04.srt").read_text(encoding="utf-8")
     assert srt.count(" --> ") == 2 and "今天" in srt
     assert json.loads((tmp_path / "p04.json").read_text(encoding="utf-8"))["words"][2]["text"] == "TURN"
+
+
+def test_punctuation_is_offered_where_a_model_is_loaded_and_can_be_turned_off(
+    converted_aed_dir, converted_punc_dir, clip
+):
+    service = DemoService(DemoSettings(models=[str(converted_aed_dir)], punctuation=str(converted_punc_dir)))
+    info = service.model_info(str(converted_aed_dir))
+    assert info.punctuation and info.capabilities.punctuation
+    punctuated = service.transcribe(str(clip))
+    plain = service.transcribe(str(clip), punctuation=False)
+    assert plain.text == "我们开会吧 LET US START THE MEETING"
+
+    def letters(text):
+        return re.sub(r"[\s，。？！、,.?!]", "", text).upper()
+
+    # The same words, punctuated (by the tiny random model) and cut into sentences.
+    assert letters(punctuated.text) == letters(plain.text)
+    assert letters("".join(row["text"] for row in punctuated.segments)) == letters(plain.text)
+    # No punctuation model: the option is not offered, and asking for it is an error.
+    without = DemoService(DemoSettings(models=[str(converted_aed_dir)], punctuation="none"))
+    assert not without.model_info(str(converted_aed_dir)).punctuation
+    with pytest.raises(DemoError, match="Punctuation is not available"):
+        without.transcribe(str(clip), punctuation=True)

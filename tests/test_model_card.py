@@ -252,3 +252,11 @@ def test_broken_tables_and_missing_link_targets_are_caught(converted_aed_dir, tm
     readme.write_text(original + "\nSee [the guide](docs/guide.md).\n", encoding="utf-8")
     with pytest.raises(AssertionError, match="docs/guide.md, which is not in"):
         check_card(model_dir)
+
+
+def test_the_punctuation_model_card_names_no_local_path(converted_punc_dir, original_punc_dir):
+    text = (converted_punc_dir / "README.md").read_text(encoding="utf-8")
+    assert str(original_punc_dir) not in text and "converted from the original checkpoint" in text
+    card = ModelCard.load(converted_punc_dir / "README.md", ignore_metadata_errors=False)
+    assert card.data.pipeline_tag == "token-classification" and card.data.library_name == "transformers"
+    assert "<table>" not in markdown.markdown(card.text, extensions=["tables", "fenced_code"])

@@ -9,13 +9,16 @@
   30 s for LLM) are cut into speech segments by voice activity detection and the segments are decoded in batches
   of `batch_size`; the segment texts are joined (see `join_segment_texts`);
 - `return_timestamps=True` returns `chunks`, one per speech segment, `{"text", "timestamp": (start, end)}` in
-  seconds (the stock pipeline refuses timestamps for sequence-to-sequence models other than Whisper).
+  seconds (the stock pipeline refuses timestamps for sequence-to-sequence models other than Whisper);
+- `punctuation_model=` (FireRedPunc, see `punctuation.py`) punctuates the transcript; the `chunks` are then
+  sentences, each with its start and end.
 
 Converted checkpoints declare it in `config.json` (`custom_pipelines`) and carry this file, so
 `pipeline("automatic-speech-recognition", model=DIR, trust_remote_code=True)` builds it where fireredasr-hf is not
 installed. This module is therefore remote code: it imports only transformers, torch, numpy and its siblings.
 """
 
+import os
 import re
 from collections import defaultdict
 
@@ -25,11 +28,13 @@ from transformers.pipelines.audio_utils import ffmpeg_read
 from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline
 
 from .audio import load_audio
-from .vad import EnergyVad, SileroVad, SpeechSegment, split_into_segments
+from .punctuation import FireRedPunctuator
+from .vad import EnergyVad, FireRedVad, SileroVad, SpeechSegment, split_into_segments
 
 # The feature extractor works on int16-scale samples; the pipeline keeps audio in [-1, 1] as VADs expect.
 INT16_SCALE = 32768.0
-VAD_NAMES = ("silero", "energy")
+VAD_NAMES = ("firered", "silero", "energy")
+DEFAULT_VAD = "firered"
 # Ideographs, kana, CJK punctuation and full-width forms: scripts written without spaces between words.
 _UNSPACED_CHAR = re.compile(
     "[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003134f]"
@@ -72,12 +77,19 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
     Call options (also accepted when the pipeline is built):
         return_timestamps (`bool`): add `chunks`, one per decoded segment: `{"text", "timestamp": (start, end)}`
             in seconds. The audio is then always segmented by the VAD, whatever its length.
-        vad (`"silero"`, `"energy"` or a `VoiceActivityDetector`): how speech is found in long audio. Silero VAD
-            (`pip install silero-vad`, model inside the wheel) is the default; `"energy"` is a frame-energy
-            threshold for clean recordings; any object called as `vad(audio, sampling_rate)` that returns
-            segments with `start` and `end` in seconds plugs in (e.g. FireRedVAD, see `fireredasr_hf.vad`).
+        vad (`"firered"`, `"silero"`, `"energy"` or a `VoiceActivityDetector`): how speech is found in long audio.
+            `"firered"` (the default) is FireRedVAD with the release's settings, from `$FIREREDASR_HF_VAD_MODEL` if
+            set, else the Hub repository FireRedTeam/FireRedVAD (downloaded and converted once); pass
+            `FireRedVad.from_pretrained(DIR, ...)` for another copy or other settings. `"silero"` is Silero VAD
+            (`pip install silero-vad`, model inside the wheel); `"energy"` a frame-energy threshold for clean
+            recordings; any object called as `vad(audio, sampling_rate)` that returns segments with `start` and
+            `end` in seconds plugs in.
         max_segment_s (`float`): longer inputs are segmented, and no segment is longer. Defaults to the model's
             trained limit `config.max_audio_seconds`.
+        punctuation_model (`str`, `FireRedPunctuator` or `None`): punctuates the transcript with FireRedPunc (a
+            converted or original directory, or a Hub id such as FireRedTeam/FireRedPunc, loaded once per
+            pipeline). `text` is then punctuated, and with `return_timestamps=True` the `chunks` are sentences (cut
+            after 。？！.?!), each timed from its words (segment times spread over their characters).
         progress_callback (`Callable[[int, int], None]`): told how decoding advances, as `(segments_done,
             segments_total)` of one input: once its segments are known (`segments_done=0`; a total of 0 means no
             speech was found) and after each of its segments is decoded. A list input reports each of its inputs
@@ -97,6 +109,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
 
     def __init__(self, model, feature_extractor=None, tokenizer=None, device=None, **kwargs):
         self._detectors = {}
+        self._punctuators = {}
         super().__init__(model, feature_extractor=feature_extractor, tokenizer=tokenizer, device=device, **kwargs)
         # Both variants decode with generate(); the stock pipeline would take an unlisted class for CTC.
         self.type = "seq2seq"
@@ -106,6 +119,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         return_timestamps=None,
         vad=None,
         max_segment_s=None,
+        punctuation_model=None,
         progress_callback=None,
         chunk_length_s=None,
         stride_length_s=None,
@@ -135,6 +149,8 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             if isinstance(max_segment_s, bool) or not isinstance(max_segment_s, (int, float)) or max_segment_s < 2:
                 raise ValueError(f"max_segment_s must be a number of seconds >= 2, got {max_segment_s!r}.")
             preprocess_params["max_segment_s"] = float(max_segment_s)
+        if punctuation_model is not None:
+            postprocess_params["punctuator"] = self._punctuator(punctuation_model)
         if progress_callback is not None:
             if not callable(progress_callback):
                 raise ValueError(f"progress_callback must be callable, got {progress_callback!r}.")
@@ -146,8 +162,23 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         if not isinstance(vad, str):
             return vad
         if vad not in self._detectors:
-            self._detectors[vad] = SileroVad() if vad == "silero" else EnergyVad()
+            detectors = {"firered": FireRedVad.from_pretrained, "silero": SileroVad, "energy": EnergyVad}
+            self._detectors[vad] = detectors[vad]()
         return self._detectors[vad]
+
+    def _punctuator(self, punctuation_model):
+        """The punctuator for `punctuation_model` (False disables punctuation for a call)."""
+        if punctuation_model is False or isinstance(punctuation_model, FireRedPunctuator):
+            return punctuation_model or None
+        if not isinstance(punctuation_model, (str, os.PathLike)):
+            raise ValueError(
+                f"punctuation_model must be a FireRedPunc directory or Hub id, a FireRedPunctuator or False, got "
+                f"{punctuation_model!r}."
+            )
+        name = str(punctuation_model)
+        if name not in self._punctuators:
+            self._punctuators[name] = FireRedPunctuator.from_pretrained(name, device=self.device)
+        return self._punctuators[name]
 
     def _read_audio(self, inputs) -> tuple[np.ndarray, dict]:
         """The input as float32 mono samples in [-1, 1] at the feature extractor's rate, and its extra keys."""
@@ -201,7 +232,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         waveform = self.feature_extractor._to_mono_waveform(inputs, int(input_rate), "")
         return waveform / np.float32(INT16_SCALE), extra
 
-    def preprocess(self, inputs, return_timestamps=False, vad="silero", max_segment_s=None, progress_callback=None):
+    def preprocess(self, inputs, return_timestamps=False, vad=DEFAULT_VAD, max_segment_s=None, progress_callback=None):
         audio, extra = self._read_audio(inputs)
         sampling_rate = self.feature_extractor.sampling_rate
         if max_segment_s is None:
@@ -257,7 +288,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                     progress_callback(*done_and_total)
         return outputs
 
-    def postprocess(self, model_outputs, return_timestamps=False):
+    def postprocess(self, model_outputs, return_timestamps=False, punctuator=None):
         texts, chunks = [], []
         extra = defaultdict(list)
         for output in model_outputs:
@@ -273,6 +304,10 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             texts.append(text)
             chunks.append({"text": text.strip(), "timestamp": (round(segment[0], 3), round(segment[1], 3))})
         result = {"text": join_segment_texts(texts) if texts else ""}
+        if punctuator is not None:
+            # Sentences over the whole recording: the punctuation model sees neighbouring segments together.
+            chunks = punctuator.punctuate_chunks([chunk for chunk in chunks if chunk["text"]])
+            result["text"] = join_segment_texts([chunk["text"] for chunk in chunks])
         if return_timestamps:
             result["chunks"] = chunks
         return {**result, **extra}

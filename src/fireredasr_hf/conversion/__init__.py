@@ -1,5 +1,6 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
-"""Conversion of original FireRedASR checkpoints (AED and LLM directories) into transformers model directories."""
+"""Conversion of original checkpoints into transformers model directories: FireRedASR (AED and LLM directories) and
+the FireRedASR2S companions FireRedVAD and FireRedPunc."""
 
 from pathlib import Path
 
@@ -7,10 +8,17 @@ from .common import ConversionError
 
 
 def detect_variant(input_dir: str | Path) -> str:
-    """ "aed" or "llm" for an original model directory; a clear error listing what was found otherwise."""
+    """ "aed", "llm", "vad" (FireRedVAD) or "punc" (FireRedPunc) for an original model directory; a clear error
+    listing what was found otherwise."""
+    from .vad import is_original_vad_dir
+
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise ConversionError(f"Not a directory: {input_dir}")
+    if (input_dir / "out_dict").is_file():
+        return "punc"
+    if is_original_vad_dir(input_dir):
+        return "vad"
     if (input_dir / "asr_encoder.pth.tar").is_file():
         return "llm"
     if (input_dir / "model.pth.tar").is_file():
@@ -18,7 +26,9 @@ def detect_variant(input_dir: str | Path) -> str:
     found = ", ".join(sorted(p.name for p in input_dir.iterdir())) or "nothing"
     raise ConversionError(
         f"{input_dir} is not an original FireRedASR directory: expected model.pth.tar (AED) or model.pth.tar + "
-        f"asr_encoder.pth.tar + Qwen2-7B-Instruct/ (LLM); found: {found}."
+        f"asr_encoder.pth.tar + Qwen2-7B-Instruct/ (LLM), or a FireRedVAD (VAD/model.pth.tar + cmvn.ark, or the "
+        f"ONNX exports with cmvn.ark) or FireRedPunc (model.pth.tar, out_dict, chinese-lert-base/) model; "
+        f"found: {found}."
     )
 
 
@@ -31,10 +41,19 @@ def convert_checkpoint(
     source: str | None = None,
     repo_id: str | None = None,
 ) -> Path:
-    """Convert an original AED or LLM directory (detected from its files). dtype defaults: AED float32, LLM
-    bfloat16. `source` is where the original came from (the model card names it only when it is a Hub repo id),
-    `repo_id` the Hub repository the result is meant for (used in the card's examples)."""
+    """Convert an original AED, LLM, FireRedVAD or FireRedPunc directory (detected from its files). dtype defaults:
+    AED float32, LLM bfloat16 (FireRedVAD and FireRedPunc stay float32). `source` is where the original came from
+    (the model card names it only when it is a Hub repo id), `repo_id` the Hub repository the result is meant for
+    (used in the card's examples)."""
     variant = detect_variant(input_dir)
+    if variant == "vad":
+        from .vad import convert_vad_checkpoint
+
+        return convert_vad_checkpoint(input_dir, output_dir)
+    if variant == "punc":
+        from .punc import convert_punc_checkpoint
+
+        return convert_punc_checkpoint(input_dir, output_dir, source=source)
     if variant == "aed":
         from .aed import convert_aed_checkpoint
 

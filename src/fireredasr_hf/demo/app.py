@@ -70,12 +70,17 @@ def option_updates(service: DemoService, info: ModelInfo) -> tuple:
         gr.update(visible=capabilities.word_timestamps, value=False),
         gr.update(
             choices=list(capabilities.vad_names),
-            value=capabilities.default_vad,
+            value=info.vad or capabilities.default_vad,
             visible=bool(capabilities.vad_names),
         ),
-        gr.update(visible=service.punctuation_available(info), value=False),
-        f"Model: {info.description}",
+        gr.update(visible=info.punctuation, value=info.punctuation),
+        model_status(info),
     )
+
+
+def model_status(info: ModelInfo) -> str:
+    """The model line of the status, with what the engine noted when loading it."""
+    return "  \n".join([f"Model: {info.description}", *info.notes])
 
 
 def build_demo(service: DemoService, initial: ModelInfo | None = None) -> gr.Blocks:
@@ -114,15 +119,15 @@ def build_demo(service: DemoService, initial: ModelInfo | None = None) -> gr.Blo
                     )
                     vad = gr.Dropdown(
                         list(capabilities.vad_names) if capabilities else [],
-                        value=capabilities.default_vad if capabilities else None,
+                        value=(initial.vad or capabilities.default_vad) if capabilities else None,
                         label="Voice activity detection (splits long audio)",
                         visible=bool(capabilities and capabilities.vad_names),
                         elem_id="vad",
                     )
                     punctuation = gr.Checkbox(
-                        False,
-                        label="Add punctuation",
-                        visible=bool(initial and service.punctuation_available(initial)),
+                        bool(initial and initial.punctuation),
+                        label="Punctuation (transcripts cut into sentences)",
+                        visible=bool(initial and initial.punctuation),
                         elem_id="punctuation",
                     )
                 gr.Markdown(f"Recordings up to {settings.max_audio_seconds / 60:g} min.", elem_id="limits")
@@ -131,7 +136,7 @@ def build_demo(service: DemoService, initial: ModelInfo | None = None) -> gr.Blo
                 transcript = gr.Textbox(
                     label="Transcript", lines=5, interactive=False, buttons=["copy"], elem_id="transcript"
                 )
-                status = gr.Markdown(f"Model: {initial.description}" if initial else "", elem_id="status")
+                status = gr.Markdown(model_status(initial) if initial else "", elem_id="status")
                 with gr.Tab("Segments"):
                     segments = gr.Dataframe(rows_table([]), interactive=False, wrap=True, elem_id="segments")
                 with gr.Tab("Words", visible=bool(capabilities and capabilities.word_timestamps)) as words_tab:
@@ -164,7 +169,7 @@ def build_demo(service: DemoService, initial: ModelInfo | None = None) -> gr.Blo
                     num_beams=beams,
                     word_timestamps=bool(want_words),
                     vad=vad_name,
-                    punctuation=bool(punctuate),
+                    punctuation=bool(punctuate),  # False: this recording without the model's punctuation
                     progress=report,
                 )
             except DemoError as error:

@@ -12,7 +12,8 @@ from .service import (
     DEFAULT_MAX_AUDIO_SECONDS,
     MAX_AUDIO_SECONDS_ENV_VAR,
     MODELS_ENV_VAR,
-    PUNCTUATION_MODEL_ENV_VAR,
+    PUNCTUATION_ENV_VAR,
+    VAD_ENV_VAR,
     DemoSettings,
 )
 
@@ -55,8 +56,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"longest recording accepted (default: ${MAX_AUDIO_SECONDS_ENV_VAR}, else {DEFAULT_MAX_AUDIO_SECONDS:g})",
     )
     parser.add_argument(
-        "--punctuation-model",
-        help=f"punctuation model for pipelines that take one (default: ${PUNCTUATION_MODEL_ENV_VAR})",
+        "--vad",
+        choices=["firered", "silero", "energy"],
+        help=f"voice activity detector selected at first (users may pick another; default: ${VAD_ENV_VAR}, else "
+        "FireRedVAD)",
+    )
+    parser.add_argument(
+        "--vad-model",
+        metavar="MODEL",
+        help="the FireRedVAD model: a directory or Hub repo id (default: $FIREREDASR_HF_VAD_MODEL, else "
+        "FireRedTeam/FireRedVAD)",
+    )
+    parser.add_argument(
+        "--punctuation",
+        metavar="MODEL",
+        help="FireRedPunc model (directory or Hub repo id) that punctuates transcripts, users may turn it off; "
+        f"none: no punctuation (default: ${PUNCTUATION_ENV_VAR}, else the engine's default model if it can be "
+        "obtained)",
     )
     parser.add_argument("--max-loaded-models", type=int, help="models kept in memory at once (default: 1)")
     parser.add_argument(
@@ -82,7 +98,9 @@ def settings_from_arguments(args: argparse.Namespace) -> tuple[DemoSettings, Ser
         device=args.device,
         dtype=None if args.dtype in (None, "auto") else args.dtype,
         max_audio_seconds=args.max_audio_seconds,
-        punctuation_model=args.punctuation_model,
+        vad=args.vad,
+        vad_model=args.vad_model,
+        punctuation=args.punctuation,
         max_loaded_models=args.max_loaded_models,
         load_options=load_options,
     )

@@ -18,14 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..conversion.model_card import format_count
-from ..transcription import PipelineCapabilities, Transcriber, TranscriptionError
+from ..transcription import AUTO_PUNCTUATION, PipelineCapabilities, Transcriber, TranscriptionError
 
 logger = logging.getLogger(__name__)
 
 # Environment variables that configure a deployed demo (a Space has no command line).
 MODELS_ENV_VAR = "FIREREDASR_DEMO_MODELS"
 MAX_AUDIO_SECONDS_ENV_VAR = "FIREREDASR_DEMO_MAX_AUDIO_SECONDS"
-PUNCTUATION_MODEL_ENV_VAR = "FIREREDASR_DEMO_PUNCTUATION_MODEL"
+VAD_ENV_VAR = "FIREREDASR_DEMO_VAD"
+PUNCTUATION_ENV_VAR = "FIREREDASR_DEMO_PUNCTUATION"
 DEFAULT_MODELS = ("FireRedTeam/FireRedASR-AED-L",)
 DEFAULT_MAX_AUDIO_SECONDS = 900.0
 MIN_BEAMS, MAX_BEAMS = 1, 10
@@ -43,7 +44,10 @@ class DemoSettings:
         models: the model choices (converted or original directories, Hub repo ids); the first is the default.
         device, dtype: where and how models are loaded (see `Transcriber`).
         max_audio_seconds: longer recordings are refused before decoding.
-        punctuation_model: passed to pipelines that take a `punctuation_model` (offered as an option only then).
+        vad, vad_model: the voice activity detector models start with (the engine's default, FireRedVAD, when
+            None; see `Transcriber`); users may pick another one the pipeline knows.
+        punctuation: the punctuation model (`"auto"`: the engine's default model if it can be obtained; `"none"`:
+            none; else a directory or Hub id). Users may turn it off per recording.
         max_loaded_models: models kept in memory at once (the least recently used one is dropped).
         load_options: further `Transcriber` arguments (e.g. options of newer engines).
     """
@@ -52,7 +56,9 @@ class DemoSettings:
     device: str | None = None
     dtype: str | None = None
     max_audio_seconds: float = DEFAULT_MAX_AUDIO_SECONDS
-    punctuation_model: str | None = None
+    vad: str | None = None
+    vad_model: str | None = None
+    punctuation: str = AUTO_PUNCTUATION
     max_loaded_models: int = 1
     load_options: dict = field(default_factory=dict)
 
@@ -76,8 +82,10 @@ class DemoSettings:
             except ValueError:
                 value = os.environ[MAX_AUDIO_SECONDS_ENV_VAR]
                 raise ValueError(f"{MAX_AUDIO_SECONDS_ENV_VAR} must be a number of seconds, got {value!r}") from None
-        if os.environ.get(PUNCTUATION_MODEL_ENV_VAR):
-            values["punctuation_model"] = os.environ[PUNCTUATION_MODEL_ENV_VAR]
+        if os.environ.get(VAD_ENV_VAR):
+            values["vad"] = os.environ[VAD_ENV_VAR]
+        if os.environ.get(PUNCTUATION_ENV_VAR):
+            values["punctuation"] = os.environ[PUNCTUATION_ENV_VAR]
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 
@@ -93,6 +101,9 @@ class ModelInfo:
     device: str
     default_beams: int
     capabilities: PipelineCapabilities
+    vad: str | None  # the detector it starts with (a name the pipeline knows)
+    punctuation: bool  # a punctuation model is loaded (users may turn it off per recording)
+    notes: tuple[str, ...] = ()  # what the engine noted when loading it (e.g. punctuation not available)
 
     @property
     def description(self) -> str:
@@ -175,11 +186,15 @@ class ModelPool:
 
     def _load(self, name: str) -> tuple[Transcriber, ModelInfo, threading.Lock]:
         try:
+            punctuation = self.settings.punctuation
             transcriber = Transcriber(
                 name,
                 device=self.settings.device,
                 dtype=self.settings.dtype,
                 batch_size=1,
+                vad=self.settings.vad,
+                vad_model=self.settings.vad_model,
+                punctuation=None if punctuation.lower() == "none" else punctuation,
                 **self.settings.load_options,
             )
         except (TranscriptionError, OSError) as error:
@@ -193,7 +208,12 @@ class ModelPool:
             device=str(model.device),
             default_beams=int(model.generation_config.num_beams or 1),
             capabilities=transcriber.capabilities,
+            vad=detector_name(transcriber.call_kwargs.get("vad")),
+            punctuation="punctuation_model" in transcriber.call_kwargs,
+            notes=tuple(transcriber.notes),
         )
+        for note in info.notes:
+            logger.warning("%s: %s", info.label, note)
         return transcriber, info, threading.Lock()
 
 
@@ -208,9 +228,6 @@ class DemoService:
     def model_info(self, name: str) -> ModelInfo:
         return self.models.get(name)[1]
 
-    def punctuation_available(self, info: ModelInfo) -> bool:
-        return info.capabilities.punctuation and self.settings.punctuation_model is not None
-
     def transcribe(
         self,
         audio_path: str | os.PathLike | None,
@@ -218,7 +235,7 @@ class DemoService:
         num_beams: int | None = None,
         word_timestamps: bool = False,
         vad: str | None = None,
-        punctuation: bool = False,
+        punctuation: bool | None = None,
         progress: ProgressReporter = _no_progress,
         output_dir: str | os.PathLike | None = None,
     ) -> DemoResult:
@@ -247,16 +264,16 @@ class DemoService:
             if not info.capabilities.word_timestamps:
                 raise DemoError(f"{info.label} gives segment timestamps only.")
             options["return_timestamps"] = "word"
-        if vad:
+        if vad and vad != info.vad:  # the model's own detector (e.g. FireRedVAD from --vad-model) unless another
             if vad not in info.capabilities.vad_names:
                 raise DemoError(
                     f"Unknown voice activity detector {vad!r} (one of {', '.join(info.capabilities.vad_names)})."
                 )
             options["vad"] = vad
-        if punctuation:
-            if not self.punctuation_available(info):
-                raise DemoError(f"Punctuation is not available with {info.label} in this demo.")
-            options["punctuation_model"] = self.settings.punctuation_model
+        if punctuation and not info.punctuation:
+            raise DemoError(f"Punctuation is not available with {info.label} in this demo.")
+        if punctuation is False and info.punctuation:
+            options["punctuation_model"] = False  # this recording without it
 
         progress(0.0, "Reading the audio")
         try:
@@ -303,6 +320,15 @@ class DemoService:
         if text:
             result.files = write_result_files(result, Path(audio_path).stem, output_dir)
         return result
+
+
+def detector_name(vad) -> str | None:
+    """The name the pipeline knows a detector by: a name as is, a FireRedVAD object as "firered"."""
+    from ..vad import FireRedVad
+
+    if isinstance(vad, str):
+        return vad
+    return "firered" if isinstance(vad, FireRedVad) else None
 
 
 def chunk_row(chunk: dict) -> dict:
