@@ -223,6 +223,13 @@ def test_released_entries_describe_the_released_architectures():
     )
     llm = RELEASED_CHECKPOINTS["FireRedTeam/FireRedASR-LLM-L"]
     assert architecture_signature(FireRedLlmConfig(text_config=qwen2_7b.to_dict()).to_dict()) == llm.architecture
+    # FireRedASR2: the same architectures, AED with a CTC head and its new vocabulary; the LLM is told apart by the
+    # version the converter passes (the two LLM releases' files do not differ).
+    aed2 = RELEASED_CHECKPOINTS["FireRedTeam/FireRedASR2-AED"]
+    assert architecture_signature(FireRedAedConfig(vocab_size=8667, use_ctc_head=True).to_dict()) == aed2.architecture
+    llm2 = RELEASED_CHECKPOINTS["FireRedTeam/FireRedASR2-LLM"]
+    assert llm2.architecture == llm.architecture and (llm.version, llm2.version) == (1, 2)
+    assert dict(aed2.summary_rows)["average, Mandarin (1-4)"] == 3.05
     # The model-index values are the report's CERs (Table 2) per test set.
     cers = {result.dataset: result.value for result in aed.results if result.metric == "cer"}
     assert [cers[name] for name in ("AISHELL-1", "AISHELL-2 (iOS)", "WenetSpeech Test_Net")] == [0.55, 2.52, 4.88]
@@ -260,3 +267,24 @@ def test_the_punctuation_model_card_names_no_local_path(converted_punc_dir, orig
     card = ModelCard.load(converted_punc_dir / "README.md", ignore_metadata_errors=False)
     assert card.data.pipeline_tag == "token-classification" and card.data.library_name == "transformers"
     assert "<table>" not in markdown.markdown(card.text, extensions=["tables", "fenced_code"])
+
+
+def test_a_fireredasr2_release_card(converted_aed2_dir, monkeypatch, tmp_path):
+    """A FireRedASR2-AED conversion: word timestamps section, v2 results with the published averages, v2 citation;
+    the version the converter passes keeps v1 releases of the same architecture out."""
+    import dataclasses
+
+    model_dir = tmp_path / "aed2"
+    shutil.copytree(converted_aed2_dir, model_dir)
+    release = RELEASED_CHECKPOINTS["FireRedTeam/FireRedASR2-AED"]
+    signature = architecture_signature(model_card.read_config(model_dir))
+    monkeypatch.setitem(
+        RELEASED_CHECKPOINTS, TINY_RELEASE, dataclasses.replace(release, repo_id=TINY_RELEASE, architecture=signature)
+    )
+    model_card.write_model_card(model_dir, "aed", source=TINY_RELEASE, version=2)
+    card = check_card(model_dir)
+    assert len(card.data.eval_results) == 24 and card.data.eval_results[0].metric_value == 0.57
+    assert "| **average, Mandarin (1-4)** | | CER | **3.05** |" in card.text
+    assert 'return_timestamps="word"' in card.text and "@misc{xu2026fireredasr2s" in card.text
+    assert "lower-cased" in card.text
+    assert model_card.identify_release(model_dir, source=TINY_RELEASE, version=1) is None

@@ -35,6 +35,12 @@ FIREREDASR_CITATION = """@article{xu2025fireredasr,
   journal = {arXiv preprint arXiv:2501.14350},
   year    = {2025}
 }"""
+FIREREDASR2S_CITATION = """@misc{xu2026fireredasr2s,
+  title        = {FireRedASR2S: A State-of-the-Art Industrial-Grade All-in-One Automatic Speech Recognition System},
+  author       = {Xu, Kai-Tuo and others},
+  year         = {2026},
+  howpublished = {https://github.com/FireRedTeam/FireRedASR2S}
+}"""
 # Widget clips when the card does not know its own repository (its example files cannot be addressed by URL).
 HUB_SPEECH_SAMPLES = (
     ("LibriSpeech sample 1 (English)", "https://cdn-media.huggingface.co/speech_samples/sample1.flac"),
@@ -71,6 +77,8 @@ class ReleasedCheckpoint:
         source_note: where the results were published.
         citation: BibTeX of the paper.
         license: the release's license.
+        version: 1 (FireRedASR) or 2 (FireRedASR2); a converter that knows the version passes it.
+        summary_rows: averages published next to the results (table only).
     """
 
     repo_id: str
@@ -82,6 +90,8 @@ class ReleasedCheckpoint:
     citation: str = FIREREDASR_CITATION
     license: str = "apache-2.0"
     extra_tags: tuple[str, ...] = field(default=())
+    version: int = 1  # FireRedASR or FireRedASR2 (the LLM releases have the same architecture)
+    summary_rows: tuple[tuple[str, float], ...] = ()  # averages shown under the results table
 
 
 def _encoder_signature(num_layers: int = 16, hidden: int = 1280, heads: int = 20) -> dict:
@@ -113,20 +123,85 @@ def _paper_results(aishell1, aishell2, ws_net, ws_meeting, kespeech, clean, othe
     )
 
 
+# FireRedASR2 (FireRedASR2S README, Feb 2026): CER (%) on 24 public sets as (LLM, AED); ws = WenetSpeech,
+# md = MagicData. Sets 5-23 are dialects and accents, 24 singing.
+V2_PUBLISHED_CER = {
+    "aishell1": (0.64, 0.57),
+    "aishell2": (2.15, 2.51),
+    "ws-net": (4.44, 4.57),
+    "ws-meeting": (4.32, 4.53),
+    "kespeech": (3.08, 3.60),
+    "ws-yue-short": (5.14, 5.15),
+    "ws-yue-long": (8.71, 8.54),
+    "ws-chuan-easy": (10.90, 10.60),
+    "ws-chuan-hard": (20.71, 21.35),
+    "md-heavy": (7.42, 7.43),
+    "md-yue-conv": (12.23, 11.66),
+    "md-yue-daily": (3.61, 3.35),
+    "md-yue-vehicle": (4.50, 4.83),
+    "md-chuan-conv": (13.18, 13.07),
+    "md-chuan-daily": (4.90, 5.17),
+    "md-shanghai-conv": (28.70, 27.02),
+    "md-shanghai-daily": (24.94, 24.18),
+    "md-wu": (7.15, 7.14),
+    "md-zhengzhou-conv": (10.20, 10.65),
+    "md-zhengzhou-daily": (5.80, 6.26),
+    "md-wuhan": (9.60, 10.81),
+    "md-tianjin": (15.45, 15.30),
+    "md-changsha": (23.18, 25.64),
+    "opencpop": (1.12, 1.17),
+}
+V2_AVERAGES = {
+    "average, Mandarin (1-4)": (2.89, 3.05),
+    "average, dialects (5-23)": (11.55, 11.67),
+    "average, all (1-24)": (9.67, 9.80),
+}
+_V2_RESULTS_NOTE = (
+    "FireRedASR2S README (February 2026): CER (WER for English); ws = WenetSpeech, md = MagicData, sets 5-23 are "
+    "dialects and accents, 24 is singing"
+)
+
+
+def _v2_results(column: int) -> tuple[PublishedResult, ...]:
+    return tuple(PublishedResult(name, name, "cer", values[column]) for name, values in V2_PUBLISHED_CER.items())
+
+
+def _v2_averages(column: int) -> tuple[tuple[str, float], ...]:
+    return tuple((name, values[column]) for name, values in V2_AVERAGES.items())
+
+
+_AED_L_ARCHITECTURE = {
+    "model_type": "fireredasr_aed",
+    "encoder": _encoder_signature(),
+    "hidden_size": 1280,
+    "num_hidden_layers": 16,
+    "num_attention_heads": 20,
+    "intermediate_size": 5120,
+    "vocab_size": 7832,
+    "max_position_embeddings": 5000,
+    "use_ctc_head": False,
+}
+_LLM_L_ARCHITECTURE = {
+    "model_type": "fireredasr_llm",
+    "encoder": _encoder_signature(),
+    "adapter_downsample_rate": 2,
+    "adapter_hidden_size": 3584,
+    "text": {
+        "model_type": "qwen2",
+        "hidden_size": 3584,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 28,
+        "num_key_value_heads": 4,
+        "intermediate_size": 18944,
+        "vocab_size": 152064,
+    },
+}
+
 RELEASED_CHECKPOINTS: dict[str, ReleasedCheckpoint] = {
     "FireRedTeam/FireRedASR-AED-L": ReleasedCheckpoint(
         repo_id="FireRedTeam/FireRedASR-AED-L",
         name="FireRedASR-AED-L",
-        architecture={
-            "model_type": "fireredasr_aed",
-            "encoder": _encoder_signature(),
-            "hidden_size": 1280,
-            "num_hidden_layers": 16,
-            "num_attention_heads": 20,
-            "intermediate_size": 5120,
-            "vocab_size": 7832,
-            "max_position_embeddings": 5000,
-        },
+        architecture=_AED_L_ARCHITECTURE,
         fingerprint=None,
         results=_paper_results(0.55, 2.52, 4.88, 4.76, 4.48, 1.93, 4.44),
         source_note=_MANDARIN_RESULTS_NOTE,
@@ -134,25 +209,34 @@ RELEASED_CHECKPOINTS: dict[str, ReleasedCheckpoint] = {
     "FireRedTeam/FireRedASR-LLM-L": ReleasedCheckpoint(
         repo_id="FireRedTeam/FireRedASR-LLM-L",
         name="FireRedASR-LLM-L",
-        architecture={
-            "model_type": "fireredasr_llm",
-            "encoder": _encoder_signature(),
-            "adapter_downsample_rate": 2,
-            "adapter_hidden_size": 3584,
-            "text": {
-                "model_type": "qwen2",
-                "hidden_size": 3584,
-                "num_hidden_layers": 28,
-                "num_attention_heads": 28,
-                "num_key_value_heads": 4,
-                "intermediate_size": 18944,
-                "vocab_size": 152064,
-            },
-        },
+        architecture=_LLM_L_ARCHITECTURE,
         fingerprint=None,
         results=_paper_results(0.76, 2.15, 4.60, 4.67, 3.56, 1.73, 3.67),
         source_note=_MANDARIN_RESULTS_NOTE,
         extra_tags=("qwen2",),
+    ),
+    "FireRedTeam/FireRedASR2-AED": ReleasedCheckpoint(
+        repo_id="FireRedTeam/FireRedASR2-AED",
+        name="FireRedASR2-AED",
+        architecture={**_AED_L_ARCHITECTURE, "vocab_size": 8667, "use_ctc_head": True},
+        fingerprint=None,
+        results=_v2_results(1),
+        summary_rows=_v2_averages(1),
+        source_note=_V2_RESULTS_NOTE,
+        citation=FIREREDASR2S_CITATION,
+        version=2,
+    ),
+    "FireRedTeam/FireRedASR2-LLM": ReleasedCheckpoint(
+        repo_id="FireRedTeam/FireRedASR2-LLM",
+        name="FireRedASR2-LLM",
+        architecture=_LLM_L_ARCHITECTURE,
+        fingerprint=None,
+        results=_v2_results(0),
+        summary_rows=_v2_averages(0),
+        source_note=_V2_RESULTS_NOTE,
+        citation=FIREREDASR2S_CITATION,
+        extra_tags=("qwen2",),
+        version=2,
     ),
 }
 
@@ -216,6 +300,7 @@ def architecture_signature(config: dict) -> dict:
                 "max_position_embeddings",
             ),
         ),
+        "use_ctc_head": bool(config.get("use_ctc_head", False)),
     }
 
 
@@ -272,10 +357,17 @@ def hub_repo_id(source: str | None) -> str | None:
     return source
 
 
-def identify_release(model_dir: Path, source: str | None = None) -> ReleasedCheckpoint | None:
-    """The released checkpoint `model_dir` is a conversion of, if it is one (see the module docstring)."""
+def identify_release(
+    model_dir: Path, source: str | None = None, version: int | None = None
+) -> ReleasedCheckpoint | None:
+    """The released checkpoint `model_dir` is a conversion of, if it is one (see the module docstring); `version`
+    (1 or 2, where the converter knows it) rules out the releases of the other version."""
     signature = architecture_signature(read_config(model_dir))
-    candidates = [release for release in RELEASED_CHECKPOINTS.values() if release.architecture == signature]
+    candidates = [
+        release
+        for release in RELEASED_CHECKPOINTS.values()
+        if release.architecture == signature and version in (None, release.version)
+    ]
     if not candidates:
         return None
     repo_id = hub_repo_id(source)
@@ -335,9 +427,10 @@ def decoding_defaults(model_dir: Path, variant: str) -> str:
             f"beam {beams}, repetition penalty {generation.get('repetition_penalty', 1.0)}, length penalty "
             f"{generation.get('length_penalty', 1.0)}"
         )
+    lm = f", language-model weight {generation['lm_weight']}" if "lm_weight" in generation else ""
     return (
         f"beam {beams}, softmax smoothing {generation.get('softmax_smoothing', 1.0)}, GNMT length penalty "
-        f"{generation.get('gnmt_length_penalty', 0.0)}, EOS penalty {generation.get('eos_penalty', 1.0)}"
+        f"{generation.get('gnmt_length_penalty', 0.0)}, EOS penalty {generation.get('eos_penalty', 1.0)}{lm}"
     )
 
 
@@ -383,20 +476,39 @@ def copy_examples(model_dir: Path) -> list[str]:
     return names
 
 
+def lowercases_output(model_dir: Path) -> bool:
+    """Whether the tokenizer lower-cases transcripts (as FireRedASR2 prints them)."""
+    path = Path(model_dir) / "tokenizer_config.json"
+    return path.is_file() and bool(json.loads(path.read_text(encoding="utf-8")).get("lowercase_output"))
+
+
 def build_model_card(
-    model_dir: str | Path, variant: str, source: str | None = None, repo_id: str | None = None
+    model_dir: str | Path,
+    variant: str,
+    source: str | None = None,
+    repo_id: str | None = None,
+    version: int | None = None,
+    has_lm: bool | None = None,
 ) -> ModelCard:
     """The card of the converted model in `model_dir` (its config and weights must be written). `source` names the
-    original (shown only when it is a Hub repo id), `repo_id` the repository the card is meant for (its examples)."""
+    original (shown only when it is a Hub repo id), `repo_id` the repository the card is meant for (its examples),
+    `version` the FireRedASR generation where the converter knows it (else: 2 for a model with a CTC head or
+    lower-cased transcripts), `has_lm` whether FireRedASR2's language model is in the directory (default: read from
+    its config)."""
     model_dir = Path(model_dir)
     config = read_config(model_dir)
     parameters = count_parameters(model_dir)
-    release = identify_release(model_dir, source)
+    release = identify_release(model_dir, source, version)
     source_repo = hub_repo_id(source)
     examples = sorted(f"examples/{path.name}" for path in (model_dir / "examples").glob("*.flac"))
     trained_seconds = config.get("max_audio_seconds")
     is_llm = variant == "llm"
-    kind = "FireRedASR-LLM" if is_llm else "FireRedASR-AED"
+    lowercase = lowercases_output(model_dir)
+    if version is None:
+        version = release.version if release else 2 if config.get("use_ctc_head") or lowercase else 1
+    if has_lm is None:
+        has_lm = config.get("lm_config") is not None
+    kind = f"FireRedASR{'2' if version == 2 else ''}-{'LLM' if is_llm else 'AED'}"
     name = release.name if release else f"{kind} ({format_count(parameters)} parameters)"
     base_model = release.repo_id if release else source_repo
 
@@ -435,12 +547,14 @@ def build_model_card(
         ),
         _usage_section(model_id, variant, model_dir, examples),
         _long_audio_section(model_id, trained_seconds),
-        _finetuning_section(model_id),
     ]
+    if config.get("use_ctc_head"):
+        sections.append(_word_timestamps_section(has_lm))
+    sections.append(_finetuning_section(model_id))
     if release:
         sections.append(_results_section(release))
-    sections.append(_limitations_section(variant, trained_seconds, dtype, release))
-    sections.append(_license_section(release, source_repo))
+    sections.append(_limitations_section(variant, trained_seconds, dtype, release, lowercase))
+    sections.append(_license_section(release, source_repo, version))
     content = f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n"
     return ModelCard(content)
 
@@ -512,6 +626,31 @@ asr("meeting.mp3", return_timestamps=True, batch_size=8)["chunks"]
 ```"""
 
 
+def _word_timestamps_section(has_lm: bool) -> str:
+    if has_lm:
+        lm_note = (
+            "This directory also holds FireRedASR2's LSTM language model (`lm`); fuse it with "
+            '`generate_kwargs={"lm_weight": 0.3}` (0 by default, as the release).'
+        )
+    else:
+        lm_note = (
+            "FireRedASR2's LSTM language model can be converted into the directory with `--lm_dir` and fused with "
+            '`generate_kwargs={"lm_weight": ...}`.'
+        )
+    return f"""## Word timestamps, confidence and language-model fusion
+
+The CTC head on the encoder gives token and word timestamps by forced alignment, and the beam search gives a
+confidence per token and per utterance (FireRedASR2's `confidence`):
+
+```python
+out = asr("speech.wav", return_timestamps="word")
+out["confidence"], out["chunks"][0]  # {{"text": ..., "timestamp": (start, end), "confidence": ...}}
+```
+
+Times follow FireRedASR2 by default (tokens shifted 60 ms earlier, each start clamped to the previous end);
+`keep_pauses=True` keeps the gaps the alignment finds. {lm_note}"""
+
+
 def _finetuning_section(model_id: str) -> str:
     return f"""## Fine-tuning
 
@@ -525,8 +664,11 @@ fireredasr-hf finetune --model {model_id} --train-data data/train --eval-data da
 
 def _results_section(release: ReleasedCheckpoint) -> str:
     rows = "\n".join(
-        f"| {result.dataset} | {result.split} | {result.metric.upper()} | {result.value:.2f} |"
-        for result in release.results
+        [
+            f"| {result.dataset} | {result.split} | {result.metric.upper()} | {result.value:.2f} |"
+            for result in release.results
+        ]
+        + [f"| **{name}** | | CER | **{value:.2f}** |" for name, value in release.summary_rows]
     )
     return f"""## Evaluation results
 
@@ -539,7 +681,9 @@ Published results of {release.name} (error rates in %, lower is better):
 Source: {release.source_note} ([paper]({PAPER_URL}))."""
 
 
-def _limitations_section(variant: str, trained_seconds, dtype: str, release: ReleasedCheckpoint | None) -> str:
+def _limitations_section(
+    variant: str, trained_seconds, dtype: str, release: ReleasedCheckpoint | None, lowercase: bool
+) -> str:
     limit = f"{trained_seconds:g} s" if trained_seconds else "the trained length"
     if release:
         data = (
@@ -555,7 +699,9 @@ def _limitations_section(variant: str, trained_seconds, dtype: str, release: Rel
         data,
         f"Inputs longer than {limit} get a warning when decoded in one piece; the pipeline segments them.",
         (
-            "The released models write transcripts without punctuation (AED: English in upper case), as their "
+            "Transcripts are lower-cased, as FireRedASR2 prints them, and have no punctuation (FireRedPunc adds it)."
+            if lowercase
+            else "The released models write transcripts without punctuation (AED: English in upper case), as their "
             "training targets were."
         ),
     ]
@@ -570,7 +716,7 @@ def _limitations_section(variant: str, trained_seconds, dtype: str, release: Rel
     return "## Limitations\n\n" + "\n".join(f"- {point}" for point in points)
 
 
-def _license_section(release: ReleasedCheckpoint | None, source_repo: str | None) -> str:
+def _license_section(release: ReleasedCheckpoint | None, source_repo: str | None, version: int) -> str:
     if release:
         licence = (
             f"Apache-2.0, as the original release ([{release.repo_id}](https://huggingface.co/{release.repo_id}))."
@@ -578,7 +724,7 @@ def _license_section(release: ReleasedCheckpoint | None, source_repo: str | None
     else:
         where = f"[{source_repo}](https://huggingface.co/{source_repo})" if source_repo else "the original checkpoint"
         licence = f"The license of these weights is that of {where}; the model code is Apache-2.0."
-    citation = release.citation if release else FIREREDASR_CITATION
+    citation = release.citation if release else FIREREDASR2S_CITATION if version == 2 else FIREREDASR_CITATION
     return f"""## License and citation
 
 {licence} Original code: {ORIGINAL_CODE_URL}.
@@ -589,12 +735,18 @@ def _license_section(release: ReleasedCheckpoint | None, source_repo: str | None
 
 
 def write_model_card(
-    output_dir: str | Path, variant: str, source: str | None = None, repo_id: str | None = None
+    output_dir: str | Path,
+    variant: str,
+    source: str | None = None,
+    repo_id: str | None = None,
+    version: int | None = None,
+    has_lm: bool | None = None,
 ) -> Path:
-    """Writes `<output_dir>/README.md` (and the example clips its widget and usage refer to)."""
+    """Writes `<output_dir>/README.md` (and the example clips its widget and usage refer to); the arguments are
+    `build_model_card`'s."""
     copy_examples(output_dir)
     path = Path(output_dir) / "README.md"
-    build_model_card(output_dir, variant, source, repo_id).save(path)
+    build_model_card(output_dir, variant, source, repo_id, version=version, has_lm=has_lm).save(path)
     return path
 
 
