@@ -304,3 +304,21 @@ def test_punctuation_is_offered_where_a_model_is_loaded_and_can_be_turned_off(
     assert not without.model_info(str(converted_aed_dir)).punctuation
     with pytest.raises(DemoError, match="Punctuation is not available"):
         without.transcribe(str(clip), punctuation=True)
+
+
+def test_a_fireredasr2_model_offers_word_timestamps_and_confidence(converted_aed2_dir, clip, tmp_path):
+    """With a model that has a CTC head (FireRedASR2-AED), the demo offers word timestamps and shows confidence."""
+    name = str(converted_aed2_dir)
+    service = DemoService(DemoSettings(models=[name]))
+    info = service.model_info(name)
+    assert info.capabilities.word_timestamps
+    segments_only = service.transcribe(str(clip))
+    assert segments_only.words is None and segments_only.confidence is not None
+    assert "confidence" in segments_only.segments[0]  # per segment, in the table
+
+    result = service.transcribe(str(clip), word_timestamps=True, output_dir=tmp_path)
+    assert result.text == segments_only.text == "我们开会吧 let us start the meeting"  # FireRedASR2 lower-cases
+    assert [row["text"] for row in result.words][-2:] == ["the", "meeting"]
+    assert all(0 <= row["start"] <= row["end"] <= result.duration for row in result.words)
+    assert result.segments and result.segments[0]["start"] == result.words[0]["start"]
+    assert json.loads((tmp_path / "p04.json").read_text(encoding="utf-8"))["words"] == result.words
