@@ -367,8 +367,7 @@ def test_conversion_script_keeps_the_lora_on_request(fixtures_dir, tmp_path, spe
     config = json.loads((output_dir / "config.json").read_text())
     assert config["dtype"] == "bfloat16" and config["lora_adapter"] == "lora"
     card = (output_dir / "README.md").read_text()
-    assert "the released LoRA kept as a separate PEFT adapter in `lora/`" in card
-    assert "LoRA merged into its weights" not in card
+    assert "## The LoRA is a separate adapter" in card and "PEFT\nadapter in `lora/`" in card
     adapter = load_file(output_dir / "lora" / "adapter_model.safetensors")
     assert len(adapter) == 2 * 2 * len(LORA_TARGETS)
     assert "base_model.model.language_model.model.layers.1.mlp.down_proj.lora_B.weight" in adapter

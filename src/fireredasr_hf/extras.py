@@ -25,7 +25,7 @@ EXTRAS: dict[str, dict[str, str]] = {
     # Transcription on a Ray cluster (`transcribe --ray`).
     "cluster": {"ray": "ray[data]"},
     # The Gradio demo.
-    "demo": {"gradio": "gradio"},
+    "demo": {"gradio": "gradio", "pandas": "pandas"},
     # ONNX / sherpa-onnx export and int8 quantization (onnxruntime's quantizer).
     "export": {"onnx": "onnx", "onnxruntime": "onnxruntime"},
 }

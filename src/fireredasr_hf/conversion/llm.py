@@ -480,7 +480,6 @@ def convert_llm_checkpoint(
         source=source or str(input_dir),
         repo_id=repo_id,
         version=fireredasr_version,
-        lora_adapter=config.lora_adapter,
     )
     make_readable(output_dir)
     return output_dir
