@@ -222,7 +222,7 @@ class TranscribeCommand(Command):
 
     def run_on_ray(self, args):
         from .distributed import transcribe_on_ray
-        from .transcription import AUTO_PUNCTUATION, collect_inputs
+        from .transcription import collect_inputs, resolve_punctuation
 
         try:
             import ray.data  # noqa: F401 (checked before the inputs are listed)
@@ -235,8 +235,10 @@ class TranscribeCommand(Command):
         if args.output is None:
             raise CommandError("--ray writes result shards into a folder: give --output DIR (or an fsspec URL)")
         inputs = collect_inputs(args.inputs, args.split, args.audio_column, args.id_column)
-        # Replicas print nothing, so the default punctuation model (used only if it can be obtained) is not assumed.
-        punctuation = None if args.punctuation.lower() in ("none", AUTO_PUNCTUATION) else args.punctuation
+        # Replicas print nothing: whether the default punctuation model can be obtained is decided here, once.
+        punctuation, notes = resolve_punctuation(None if args.punctuation.lower() == "none" else args.punctuation)
+        for note in notes:
+            print(note, file=sys.stderr)
         options = transcriber_options(args, timestamps=args.timestamps, punctuation=punctuation)
         batch_size = options.pop("batch_size")
         if options["device"] is None:
