@@ -172,7 +172,8 @@ def test_cli_word_timestamps_with_punctuation(
     """`--timestamps word --punctuation`: words carry their marks, subtitle lines end with their sentence and start
     and end with a word; segment timestamps give sentences timed by their words."""
     env = {"FIREREDASR_HF_CACHE": str(tmp_path / "cache")}
-    common = ["transcribe", "--model", str(converted_aed2_dir), "--punctuation", str(original_punc_dir), "--no-progress"]
+    common = ["transcribe", "--model", str(converted_aed2_dir), "--punctuation", str(original_punc_dir)]
+    common.append("--no-progress")
     words_run = run_cli(*common, str(recording), "--output-format", "jsonl", "--timestamps", "word", env=env)
     assert words_run.returncode == 0, words_run.stderr[-3000:]
     (record,) = [json.loads(line) for line in words_run.stdout.splitlines()]
