@@ -12,30 +12,16 @@ from itertools import pairwise
 import numpy as np
 import pytest
 import soundfile as sf
+from test_pipeline_word_timestamps import Segments, whole
 from transformers import pipeline
 
 import fireredasr_hf  # noqa: F401
 from fireredasr_hf.pipeline_fireredasr import join_segment_texts
-from fireredasr_hf.vad import SpeechSegment
 
 SAMPLING_RATE = 16000
 SENTENCE_END = tuple("。？！.?!")
 ANY_MARK = re.compile("[，。？！,.?!]$")
 FULL_WIDTH = str.maketrans(",.?!", "，。？！")
-
-
-class Segments:
-    """A detector that returns fixed segments."""
-
-    def __init__(self, *segments):
-        self.segments = segments
-
-    def __call__(self, audio, sampling_rate):
-        return [SpeechSegment(start, end) for start, end in self.segments]
-
-
-def whole(audio, sampling_rate):
-    return [SpeechSegment(0.0, len(audio) / sampling_rate)]
 
 
 @pytest.fixture(scope="module")
@@ -224,6 +210,14 @@ def reference_system(reference_system_module, fireredasr2, aed2_tiny_dir, origin
     return run
 
 
+def assert_same_words(words: list[dict], reference: list[dict]) -> None:
+    """Our punctuated words are the reference system's (unpunctuated, times in truncated milliseconds)."""
+    assert [ANY_MARK.sub("", word["text"]).lower() for word in words] == [word["text"] for word in reference]
+    for word, expected in zip(words, reference):
+        assert abs(word["timestamp"][0] * 1000 - expected["start_ms"]) <= 1
+        assert abs(word["timestamp"][1] * 1000 - expected["end_ms"]) <= 1
+
+
 def clauses_of(words: list[dict]) -> list[dict]:
     """The release's punctuated pieces: words up to each mark, commas included."""
     clauses, current = [], []
@@ -244,11 +238,7 @@ def test_one_segment_equals_the_reference_system(reference_system, asr2, convert
     expected = reference_system(path)
     result = asr2(str(path), return_timestamps="word", vad=whole, punctuation_model=str(converted_punc_dir))
     words = result["chunks"]
-    # Words: the reference keeps them unpunctuated, in milliseconds (truncated).
-    assert [ANY_MARK.sub("", w["text"]).lower() for w in words] == [w["text"] for w in expected["words"]]
-    for word, reference in zip(words, expected["words"]):
-        assert abs(word["timestamp"][0] * 1000 - reference["start_ms"]) <= 1
-        assert abs(word["timestamp"][1] * 1000 - reference["end_ms"]) <= 1
+    assert_same_words(words, expected["words"])
     # Pieces: the same text and marks (the reference fixes each piece alone, so letter case and ASCII marks may
     # differ), the same times inside the recording; the reference stretches the first and last to the segment.
     clauses = clauses_of(words)
@@ -270,7 +260,4 @@ def test_segments_give_the_reference_systems_words(reference_system, asr2, conve
     expected = reference_system(path, vad_segments=list(segments.segments))
     words = asr2(str(path), return_timestamps="word", vad=segments, punctuation_model=str(converted_punc_dir))
     words = words["chunks"]
-    assert [ANY_MARK.sub("", w["text"]).lower() for w in words] == [w["text"] for w in expected["words"]]
-    for word, reference in zip(words, expected["words"]):
-        assert abs(word["timestamp"][0] * 1000 - reference["start_ms"]) <= 1
-        assert abs(word["timestamp"][1] * 1000 - reference["end_ms"]) <= 1
+    assert_same_words(words, expected["words"])
