@@ -230,7 +230,7 @@ def clauses_of(words: list[dict]) -> list[dict]:
     return clauses
 
 
-@pytest.mark.parametrize("uttid", ["p01", "p04", "p06", "p10"])
+@pytest.mark.parametrize("uttid", [f"p{index:02d}" for index in range(1, 11)])
 def test_one_segment_equals_the_reference_system(reference_system, asr2, converted_punc_dir, fixtures_dir, uttid):
     """A recording decoded whole (the reference system without VAD): the same words and times, the same marks after
     the same words, and the reference's punctuated pieces (cut after every mark) with its times."""
