@@ -1,5 +1,5 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
-"""The `fireredasr-hf` command line: `transcribe`, `eval`, `convert`, `finetune` and `serve`.
+"""The `fireredasr-hf` command line: `transcribe`, `eval`, `convert`, `finetune`, `serve` and `demo`.
 
     fireredasr-hf transcribe --model MODEL speech.wav recordings/ data/wav.scp --output-format srt --output subs/
     fireredasr-hf transcribe --ray --model MODEL manifest.parquet --output results/ --replicas 4   # on a Ray cluster
@@ -7,6 +7,7 @@
     fireredasr-hf convert FireRedASR-AED-L fireredasr-aed-l-hf
     fireredasr-hf finetune --model MODEL --train-data data/train --eval-data data/dev --output-dir my-model
     fireredasr-hf serve --model MODEL --port 8000                # OpenAI-compatible /v1/audio/transcriptions
+    fireredasr-hf demo --model MODEL                             # the Gradio demo in the browser
 
 Each subcommand is a `Command` (see `commands.py`) in `COMMANDS`; a new one is a `Command` subclass in its own
 module (e.g. `serving/command.py`), listed there. This module only parses arguments and reports: transcription jobs are the engine's
@@ -31,6 +32,7 @@ from .commands import (
     punctuation_option,
     transcriber_options,
 )
+from .demo.command import DemoCommand
 from .serving.command import ServeCommand
 
 
@@ -399,7 +401,14 @@ class FinetuneCommand(Command):
             raise CommandError(str(error)) from error
 
 
-COMMANDS: list[Command] = [TranscribeCommand(), EvalCommand(), ConvertCommand(), FinetuneCommand(), ServeCommand()]
+COMMANDS: list[Command] = [
+    TranscribeCommand(),
+    EvalCommand(),
+    ConvertCommand(),
+    FinetuneCommand(),
+    ServeCommand(),
+    DemoCommand(),
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -112,6 +112,10 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             times spread over their characters. With `return_timestamps="word"` each word chunk carries the mark
             that follows it, written as in its sentence ("Hello," "world."), where FireRedASR2S's punctuation
             (`add_punc_to_txt_with_timestamp`) attaches it.
+        progress_callback (`Callable[[int, int], None]`): told how decoding advances, as `(segments_done,
+            segments_total)` of one input: once its segments are known (`segments_done=0`; a total of 0 means no
+            speech was found) and after each of its segments is decoded. A list input reports each of its inputs
+            in turn (their segments may share batches). For progress bars of long recordings.
         generate_kwargs / generation options: passed to `model.generate` (e.g. `num_beams=1`).
 
     Results: `{"text"}`, with `"confidence"` (see `return_confidence`: the mean token confidence of the FireRed beam
@@ -142,6 +146,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         keep_pauses=None,
         return_confidence=None,
         punctuation_model=None,
+        progress_callback=None,
         chunk_length_s=None,
         stride_length_s=None,
         **kwargs,
@@ -192,6 +197,11 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             forward_params["return_token_timestamps"] = timestamps == "word" or (
                 bool(timestamps) and punctuator is not None and self._has_ctc_head()
             )
+        if progress_callback is not None:
+            if not callable(progress_callback):
+                raise ValueError(f"progress_callback must be callable, got {progress_callback!r}.")
+            preprocess_params["progress_callback"] = progress_callback
+            forward_params["progress_callback"] = progress_callback
         return preprocess_params, forward_params, postprocess_params
 
     def _detector(self, vad):
@@ -268,7 +278,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         waveform = self.feature_extractor._to_mono_waveform(inputs, int(input_rate), "")
         return waveform / np.float32(INT16_SCALE), extra
 
-    def preprocess(self, inputs, return_timestamps=False, vad=DEFAULT_VAD, max_segment_s=None):
+    def preprocess(self, inputs, return_timestamps=False, vad=DEFAULT_VAD, max_segment_s=None, progress_callback=None):
         audio, extra = self._read_audio(inputs)
         sampling_rate = self.feature_extractor.sampling_rate
         if max_segment_s is None:
@@ -287,16 +297,20 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 sampling_rate=sampling_rate,
             )
 
+        if progress_callback is not None:
+            progress_callback(0, len(segments))
         if not segments:
             # No speech. Every input must yield an item: decode 100 ms (a token or two) and drop the result.
             placeholder = audio[: round(0.1 * sampling_rate)]
-            yield {"is_last": True, "segment": None, **self._features(placeholder), **extra}
+            yield {"is_last": True, "segment": None, "segment_progress": None, **self._features(placeholder), **extra}
             return
         for index, segment in enumerate(segments):
             samples = audio[round(segment.start * sampling_rate) : round(segment.end * sampling_rate)]
             yield {
                 "is_last": index == len(segments) - 1,
                 "segment": (segment.start, segment.end),
+                # (segments decoded once this one is, segments of the input), for progress_callback.
+                "segment_progress": (index + 1, len(segments)),
                 **self._features(samples),
                 **extra,
             }
@@ -310,7 +324,8 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             features = features.to(dtype=self.dtype)
         return dict(features)
 
-    def _forward(self, model_inputs, return_token_timestamps=False, **generate_kwargs):
+    def _forward(self, model_inputs, return_token_timestamps=False, progress_callback=None, **generate_kwargs):
+        progress = model_inputs.pop("segment_progress", None)
         attention_mask = model_inputs.pop("attention_mask", None)
         is_last = model_inputs.pop("is_last")
         input_features = model_inputs.pop("input_features")
@@ -323,6 +338,11 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         for key in GENERATE_OUTPUTS:
             if outputs.get(key) is not None:
                 out[key] = outputs[key]
+        if progress_callback is not None:
+            # One segment, or a batch of them (a list, possibly of several inputs, in decoding order).
+            for done_and_total in progress if isinstance(progress, list) else [progress]:
+                if done_and_total is not None:
+                    progress_callback(*done_and_total)
         # The rest of the inputs (the segment, a dict input's extra keys) goes to postprocess.
         return {"is_last": is_last, **out, **model_inputs}
 

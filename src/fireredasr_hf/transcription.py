@@ -27,6 +27,7 @@ ones it imports know no application (command line, server, ...).
 """
 
 import functools
+import inspect
 import os
 import sys
 import tempfile
@@ -206,6 +207,53 @@ GENERATION_OPTIONS = {
 }
 TIMESTAMP_LEVELS = ("segment", "word")
 VARIANTS = {"fireredasr_aed": "aed", "fireredasr_llm": "llm"}
+
+
+@dataclass(frozen=True)
+class PipelineCapabilities:
+    """What a loaded pipeline offers beyond segment transcripts, found by asking the pipeline itself (its call
+    options and their checks), so that applications offer exactly what the installed code and the loaded model can
+    do.
+
+    Attributes:
+        word_timestamps: `return_timestamps="word"` is accepted (word-level `chunks`).
+        vad_names: the voice activity detectors the pipeline knows by name; `default_vad` is the one it uses unless
+            told otherwise.
+        punctuation: the pipeline takes a `punctuation_model` call option.
+        segment_progress: the pipeline reports decoding progress (`progress_callback`).
+    """
+
+    word_timestamps: bool
+    vad_names: tuple[str, ...]
+    default_vad: str | None
+    punctuation: bool
+    segment_progress: bool
+
+
+def pipeline_supports_timestamps(pipeline, kind: bool | str) -> bool:
+    """Whether `pipeline` gives timestamps of this kind (`True`: segments; `"word"`: words) for its model: the
+    pipeline's own check of the option decides."""
+    try:
+        pipeline._sanitize_parameters(return_timestamps=kind)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def pipeline_capabilities(pipeline) -> PipelineCapabilities:
+    """The `PipelineCapabilities` of a FireRedASR pipeline (a `FireRedAsrPipeline` or its remote-code copy)."""
+    options = inspect.signature(pipeline._sanitize_parameters).parameters
+    vad_default = inspect.signature(pipeline.preprocess).parameters.get("vad")
+    default_vad = vad_default.default if vad_default is not None and isinstance(vad_default.default, str) else None
+    module = sys.modules.get(type(pipeline).__module__)
+    vad_names = tuple(getattr(module, "VAD_NAMES", ()) or ((default_vad,) if default_vad else ()))
+    return PipelineCapabilities(
+        word_timestamps=pipeline_supports_timestamps(pipeline, "word"),
+        vad_names=vad_names,
+        default_vad=default_vad,
+        punctuation="punctuation_model" in options,
+        segment_progress="progress_callback" in options,
+    )
 
 
 class ProgressCallback(Protocol):
@@ -404,6 +452,12 @@ class Transcriber:
     def sampling_rate(self) -> int:
         return self.pipeline.feature_extractor.sampling_rate
 
+    @property
+    def capabilities(self) -> PipelineCapabilities:
+        """What the loaded pipeline offers (word timestamps, VADs, punctuation, progress); see
+        `PipelineCapabilities`."""
+        return pipeline_capabilities(self.pipeline)
+
     def settings(self) -> dict:
         """What determines the transcripts (model and options), as recorded in a resume log."""
         options = {
@@ -422,11 +476,7 @@ class Transcriber:
 
     def supports_timestamps(self, kind: bool | str) -> bool:
         """Whether the pipeline gives timestamps of this kind (`True`: segments; `"word"`: words) for this model."""
-        try:
-            self.pipeline._sanitize_parameters(return_timestamps=kind)
-        except ValueError:
-            return False
-        return True
+        return pipeline_supports_timestamps(self.pipeline, kind)
 
     def decode_waveforms(
         self, waveforms: Sequence["np.ndarray"], return_timestamps: bool | str | None = None
@@ -831,6 +881,7 @@ __all__ = [
     "OUTPUT_FORMATS",
     "OutputTarget",
     "OutputWriteError",
+    "PipelineCapabilities",
     "Transcriber",
     "TranscriptionError",
     "collect_inputs",
@@ -838,6 +889,7 @@ __all__ = [
     "file_item",
     "item_at_location",
     "load_dataset_dir",
+    "pipeline_capabilities",
     "resolve_punctuation",
     "transcribe_files",
 ]

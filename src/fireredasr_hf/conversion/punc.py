@@ -208,7 +208,11 @@ def convert_punc_checkpoint(input_dir: str | Path, output_dir: str | Path, sourc
 
 
 def write_punc_model_card(output_dir: Path, id2label: dict[int, str], source: str) -> None:
+    from .model_card import hub_repo_id
+
     marks = " ".join(label for label in id2label.values() if label != NO_PUNCTUATION_LABEL)
+    # The original is named only by its Hub id, never by a path on the converting machine.
+    origin = f"`{hub_repo_id(source)}`" if hub_repo_id(source) else "the original checkpoint"
     card = f"""---
 language: [zh, en]
 license: apache-2.0
@@ -219,7 +223,7 @@ tags: [punctuation, fireredasr2s]
 
 # FireRedPunc (converted)
 
-FireRedPunc, the punctuation model of FireRedASR2S (a BERT token classifier), converted from `{source}` to a stock
+FireRedPunc, the punctuation model of FireRedASR2S (a BERT token classifier), converted from {origin} to a stock
 `BertForTokenClassification`. Each token is labelled with the mark that follows it ({marks}) or `O` (none). The
 tokenizer prepends `[CLS]` only, as the original does.
 
