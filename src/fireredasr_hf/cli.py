@@ -27,7 +27,9 @@ from .commands import (
     CommandError,
     add_input_arguments,
     add_model_arguments,
+    add_punctuation_argument,
     build_transcriber,
+    punctuation_option,
     transcriber_options,
 )
 from .demo.command import DemoCommand
@@ -97,7 +99,6 @@ class TranscribeCommand(Command):
 
     def add_arguments(self, parser):
         from .transcription import (
-            AUTO_PUNCTUATION,
             DEFAULT_OUTPUT_NAMES,
             MAX_CUE_SECONDS,
             MAX_CUE_WIDTH,
@@ -147,15 +148,7 @@ class TranscribeCommand(Command):
             help="word timestamps: keep the pauses the alignment finds before words (default: FireRedASR2's times, "
             "each word starting where the previous one ended)",
         )
-        group.add_argument(
-            "--punctuation",
-            metavar="MODEL",
-            default=AUTO_PUNCTUATION,
-            help="FireRedPunc model that punctuates the transcripts and cuts them into sentences: a directory "
-            "(original or converted) or a Hub repo id; none: no punctuation (default: "
-            "$FIREREDASR_HF_PUNCTUATION_MODEL, else FireRedTeam/FireRedPunc, if it can be obtained; otherwise the "
-            "transcripts stay unpunctuated, with a note)",
-        )
+        add_punctuation_argument(group)
         group.add_argument(
             "--max-cue-width",
             type=int,
@@ -221,7 +214,7 @@ class TranscribeCommand(Command):
         if args.keep_pauses and args.timestamps != "word":
             raise CommandError("--keep-pauses applies to word timestamps: add --timestamps word")
         timestamps = args.timestamps or ("segment" if subtitles else False)
-        punctuation = None if args.punctuation.lower() == "none" else args.punctuation
+        punctuation = punctuation_option(args)
         transcriber = build_transcriber(args, timestamps=timestamps, punctuation=punctuation)
         job = run_job(
             args,
@@ -232,7 +225,7 @@ class TranscribeCommand(Command):
 
     def run_on_ray(self, args):
         from .distributed import transcribe_on_ray
-        from .transcription import AUTO_PUNCTUATION, collect_inputs
+        from .transcription import collect_inputs, resolve_punctuation
 
         try:
             import ray.data  # noqa: F401 (checked before the inputs are listed)
@@ -245,8 +238,10 @@ class TranscribeCommand(Command):
         if args.output is None:
             raise CommandError("--ray writes result shards into a folder: give --output DIR (or an fsspec URL)")
         inputs = collect_inputs(args.inputs, args.split, args.audio_column, args.id_column)
-        # Replicas print nothing, so the default punctuation model (used only if it can be obtained) is not assumed.
-        punctuation = None if args.punctuation.lower() in ("none", AUTO_PUNCTUATION) else args.punctuation
+        # Replicas print nothing: whether the default punctuation model can be obtained is decided here, once.
+        punctuation, notes = resolve_punctuation(punctuation_option(args))
+        for note in notes:
+            print(note, file=sys.stderr)
         options = transcriber_options(args, timestamps=args.timestamps, punctuation=punctuation)
         batch_size = options.pop("batch_size")
         if options["device"] is None:

@@ -15,7 +15,8 @@
 - FireRedASR2-AED results carry the beam search's `confidence` (per utterance, per segment chunk and per word), as
   FireRedASR2 reports it; `return_confidence=True` asks any AED model for it;
 - `punctuation_model=` (FireRedPunc, see `punctuation.py`) punctuates the transcript; the segment `chunks` are then
-  sentences, each with its start and end.
+  sentences, each with its start and end (from its words' CTC alignment on models with a CTC head), and word
+  `chunks` carry the mark that follows the word.
 
 Converted checkpoints declare it in `config.json` (`custom_pipelines`) and carry this file, so
 `pipeline("automatic-speech-recognition", model=DIR, trust_remote_code=True)` builds it where fireredasr-hf is not
@@ -33,7 +34,7 @@ from transformers.pipelines.audio_utils import ffmpeg_read
 from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline
 
 from .audio import load_audio
-from .punctuation import FireRedPunctuator
+from .punctuation import FireRedPunctuator, group_sentences, punctuated_word_chunks
 from .timestamps_fireredasr import hypothesis_end, word_timestamps
 from .vad import EnergyVad, FireRedVad, SileroVad, SpeechSegment, split_into_segments
 
@@ -106,7 +107,11 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         punctuation_model (`str`, `FireRedPunctuator` or `None`): punctuates the transcript with FireRedPunc (a
             converted or original directory, or a Hub id such as FireRedTeam/FireRedPunc, loaded once per
             pipeline). `text` is then punctuated, and with `return_timestamps=True` the `chunks` are sentences (cut
-            after 。？！.?!), each timed from its words (segment times spread over their characters).
+            after 。？！.?!), each from the start of its first word to the end of its last: word times from the CTC
+            alignment on models with a CTC head (FireRedASR2-AED; the tokens are aligned for this), else segment
+            times spread over their characters. With `return_timestamps="word"` each word chunk carries the mark
+            that follows it, written as in its sentence ("Hello," "world."), where FireRedASR2S's punctuation
+            (`add_punc_to_txt_with_timestamp`) attaches it.
         progress_callback (`Callable[[int, int], None]`): told how decoding advances, as `(segments_done,
             segments_total)` of one input: once its segments are known (`segments_done=0`; a total of 0 means no
             speech was found) and after each of its segments is decoded. A list input reports each of its inputs
@@ -165,7 +170,6 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 )
             preprocess_params["return_timestamps"] = bool(return_timestamps)
             postprocess_params["return_timestamps"] = return_timestamps
-            forward_params["return_token_timestamps"] = return_timestamps == "word"
         if keep_pauses is not None:
             postprocess_params["keep_pauses"] = bool(keep_pauses)
         if return_confidence is not None:
@@ -184,6 +188,15 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             preprocess_params["max_segment_s"] = float(max_segment_s)
         if punctuation_model is not None:
             postprocess_params["punctuator"] = self._punctuator(punctuation_model)
+        if return_timestamps is not None or punctuation_model is not None:
+            # Token times are aligned for word chunks, and for sentences timed by their words (models with a CTC
+            # head). This call's settings complete those the pipeline was built with.
+            built_with = getattr(self, "_postprocess_params", {})
+            timestamps = postprocess_params.get("return_timestamps", built_with.get("return_timestamps", False))
+            punctuator = postprocess_params.get("punctuator", built_with.get("punctuator"))
+            forward_params["return_token_timestamps"] = timestamps == "word" or (
+                bool(timestamps) and punctuator is not None and self._has_ctc_head()
+            )
         if progress_callback is not None:
             if not callable(progress_callback):
                 raise ValueError(f"progress_callback must be callable, got {progress_callback!r}.")
@@ -342,6 +355,8 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         if return_confidence is None:
             return_confidence = self._has_ctc_head()
         texts, chunks, words = [], [], []
+        segment_ends = set()  # index of the last word of each segment
+        timed_words = False  # whether words were timed (word chunks, or sentences timed by their words)
         confidences = []  # (confidence, number of tokens) per segment
         extra = defaultdict(list)
         for output in model_outputs:
@@ -364,17 +379,28 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 chunk["confidence"] = None if num_tokens == 0 else round(confidence, 3)
                 confidences.append((confidence, num_tokens))
             chunks.append(chunk)
-            if return_timestamps == "word":
+            if return_timestamps and generated["token_timestamps"] is not None:
+                timed_words = True
                 words += self._word_chunks(ids, generated, segment, keep_pauses, return_confidence)
+                if words:
+                    segment_ends.add(len(words) - 1)
         result = {"text": join_segment_texts(texts) if texts else ""}
         if confidences:
             result["confidence"] = overall_confidence(confidences)
-        if punctuator is not None:
-            # Sentences over the whole recording: the punctuation model sees neighbouring segments together.
+        if punctuator is not None and timed_words:
+            # Sentences over the whole recording (the punctuation model sees neighbouring segments together, in
+            # windows that end with a segment), timed by their words; the words carry their marks.
+            punctuated = punctuator.punctuate_words(words, break_after=segment_ends)
+            chunks = group_sentences(punctuated)
+            result["text"] = join_segment_texts([chunk["text"] for chunk in chunks])
+            if return_timestamps == "word":
+                words = punctuated_word_chunks(words, punctuated)
+        elif punctuator is not None:
+            # Segment times spread over their words.
             chunks = punctuator.punctuate_chunks([chunk for chunk in chunks if chunk["text"]])
             result["text"] = join_segment_texts([chunk["text"] for chunk in chunks])
         if return_timestamps == "word":
-            result["chunks"] = words  # the words as decoded (punctuation marks are not words)
+            result["chunks"] = words
         elif return_timestamps:
             result["chunks"] = chunks
         return {**result, **extra}

@@ -267,6 +267,35 @@ class ProgressCallback(Protocol):
 AUTO_PUNCTUATION = "auto"
 
 
+def punctuation_unavailable_note(name: str, error: Exception) -> str:
+    return (
+        f"note: transcripts are not punctuated: the default punctuation model {name} is not available "
+        f"({str(error).split('. ')[0]}). Download it with `hf download {name}` or name a local copy; "
+        "turning punctuation off (--punctuation none on the command line) silences this note."
+    )
+
+
+def resolve_punctuation(punctuation: str | None) -> tuple[str | None, list[str]]:
+    """
+    The punctuation model a job of several processes (e.g. cluster replicas, which print nothing) should load, and
+    the notes to print: `AUTO_PUNCTUATION` is decided here, once, as a `Transcriber` decides it: the default model
+    (`$FIREREDASR_HF_PUNCTUATION_MODEL`, else FireRedTeam/FireRedPunc) if it can be obtained (downloaded and
+    converted into the cache now, so that the processes find it there), else none, with a note. Other values are
+    returned as they are.
+    """
+    if punctuation != AUTO_PUNCTUATION:
+        return punctuation, []
+    from .hub import resolve_punctuation_model
+    from .punctuation import default_punctuation_model
+
+    name = default_punctuation_model()
+    try:
+        resolve_punctuation_model(name)
+    except (ValueError, OSError) as error:  # ModelResolutionError, ConversionError, unreadable files
+        return None, [punctuation_unavailable_note(name, error)]
+    return name, []
+
+
 def check_device(device: str | None) -> str:
     """The torch device to run on: `device` when this machine has it (default: cuda if available, else cpu)."""
     import torch
@@ -302,9 +331,10 @@ class Transcriber:
             (`vad=None` or "firered"), is loaded here from `vad_model` (a directory or Hub id; default:
             `$FIREREDASR_HF_VAD_MODEL`, else FireRedTeam/FireRedVAD), so that a missing model is reported once,
             before any decoding, with what to do.
-        timestamps: `False`, `True` or `"segment"` (`chunks` in every result: segments; sentences with punctuation)
-            or `"word"` (models with a CTC head, FireRedASR2-AED: `words`, and `chunks` that group them into subtitle
-            lines, see `transcript_io.group_words_into_lines`).
+        timestamps: `False`, `True` or `"segment"` (`chunks` in every result: segments; sentences with punctuation,
+            timed by their words on models with a CTC head) or `"word"` (models with a CTC head, FireRedASR2-AED:
+            `words`, each with the mark that follows it when punctuated, and `chunks` that group them into subtitle
+            lines, which end with their sentence, see `transcript_io.group_words_into_lines`).
         keep_pauses: word times with the pauses the alignment finds (default: FireRedASR2's, see
             `FireRedAsrPipeline`).
         punctuation: FireRedPunc model (directory, Hub id or `FireRedPunctuator`) that punctuates the transcripts
@@ -418,11 +448,7 @@ class Transcriber:
         except (ValueError, OSError) as error:
             if not automatic:
                 raise TranscriptionError(f"the punctuation model {name} cannot be loaded: {error}") from None
-            self.notes.append(
-                f"note: transcripts are not punctuated: the default punctuation model {name} is not available "
-                f"({str(error).split('. ')[0]}). Download it with `hf download {name}` or name a local copy; "
-                "turning punctuation off (--punctuation none on the command line) silences this note."
-            )
+            self.notes.append(punctuation_unavailable_note(name, error))
             return None
         self.punctuation_name = name
         return punctuator
@@ -871,5 +897,6 @@ __all__ = [
     "item_at_location",
     "load_dataset_dir",
     "pipeline_capabilities",
+    "resolve_punctuation",
     "transcribe_files",
 ]
