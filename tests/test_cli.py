@@ -260,8 +260,10 @@ def test_convert_writes_a_loadable_directory(fixtures_dir, tmp_path, capsys):
     # Readable like the user's other files (safetensors itself writes 0600 files).
     umask = os.umask(0o022)
     os.umask(umask)
-    modes = {path.name: path.stat().st_mode & 0o777 for path in (tmp_path / "converted").iterdir()}
-    assert modes["model.safetensors"] == 0o666 & ~umask and set(modes.values()) == {0o666 & ~umask}
+    converted = list((tmp_path / "converted").rglob("*"))
+    assert (tmp_path / "converted" / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert {path.stat().st_mode & 0o777 for path in converted if path.is_file()} == {0o666 & ~umask}
+    assert {path.stat().st_mode & 0o777 for path in converted if path.is_dir()} <= {0o777 & ~umask}
     assert cli.main(["convert", str(tmp_path), str(tmp_path / "out")]) == 2
     assert "is not an original FireRedASR directory" in capsys.readouterr().err
 
