@@ -43,6 +43,7 @@ from .configuration_fireredasr import FireRedAedConfig, FireRedLlmConfig
 from .conversion import ConversionError, convert_checkpoint, detect_variant
 from .conversion.aed import AED_FILES, check_aed_dir
 from .conversion.llm import BASE_LLM_DIR, LLM_FILES, check_llm_dir
+from .file_modes import make_readable
 
 logger = logging.getLogger(__name__)
 
@@ -396,6 +397,7 @@ def convert_once(
                 "converted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
             (output_dir / COMPLETE_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+            make_readable(output_dir)
             sync_tree(output_dir)
             output_dir.rename(entry)
         finally:
@@ -462,6 +464,7 @@ def remember_revision(repo_cache: Path, revision: str | None, sha: str) -> None:
     refs[name] = sha
     with tempfile.NamedTemporaryFile("w", dir=repo_cache, prefix=".refs-", suffix=".json", delete=False) as handle:
         json.dump(refs, handle, indent=2, sort_keys=True)
+    make_readable(handle.name)
     os.replace(handle.name, repo_cache / "refs.json")
 
 

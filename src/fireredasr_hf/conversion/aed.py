@@ -12,6 +12,7 @@ from transformers import GenerationConfig
 
 from ..configuration_fireredasr import FireRedAedConfig
 from ..feature_extraction_fireredasr import FireRedAsrFeatureExtractor
+from ..file_modes import make_readable
 from ..modeling_fireredasr_aed import FireRedAedForConditionalGeneration
 from ..processing_fireredasr import FireRedAsrProcessor
 from ..tokenization_fireredasr import FireRedAsrTokenizer
@@ -229,4 +230,5 @@ def convert_aed_checkpoint(
         version=version,
         has_lm=lm_config is not None,
     )
+    make_readable(output_dir)
     return output_dir
