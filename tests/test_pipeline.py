@@ -50,7 +50,7 @@ def direct(asr, audio, sampling_rate=SAMPLING_RATE, **generate_kwargs) -> str:
     features = asr.feature_extractor(audio, sampling_rate=sampling_rate, return_tensors="pt")
     with torch.no_grad():
         ids = asr.model.generate(**features, **generate_kwargs)
-    return asr.tokenizer.batch_decode(ids, skip_special_tokens=True)[0]
+    return asr.tokenizer.batch_decode(ids, skip_special_tokens=True)[0].strip()
 
 
 def test_pipeline_builds_the_fireredasr_class_for_both_variants(aed, llm):
@@ -247,7 +247,7 @@ def test_join_segment_texts():
         join_segment_texts(["我们开会吧", "LET US START", "好的。", "", "  再见"])
         == "我们开会吧 LET US START 好的。再见"
     )
-    assert join_segment_texts([" as is "]) == " as is "
+    assert join_segment_texts([" one segment "]) == "one segment"
     assert join_segment_texts(["", "  "]) == ""
 
 
@@ -308,12 +308,20 @@ def test_remote_code_pipeline_in_a_process_without_the_package(
         save_pipeline_code(config, model_dir)
         config.save_pretrained(model_dir)
         model_dirs.append(str(model_dir))
-    assert {"pipeline_fireredasr.py", "audio.py", "vad.py"} <= {path.name for path in (tmp_path / "aed").iterdir()}
+    assert {"pipeline_fireredasr.py", "audio.py", "vad.py", "modeling_fireredvad.py"} <= {
+        path.name for path in (tmp_path / "aed").iterdir()
+    }
 
     script = tmp_path / "remote.py"
     script.write_text(REMOTE_SCRIPT)
     result_file = tmp_path / "result.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    # Without the package, the default detector (FireRedVAD) is read from a converted copy.
+    if "FIREREDASR_HF_VAD_MODEL" in os.environ:
+        from fireredasr_hf import FireRedVad
+
+        FireRedVad.from_pretrained().save_pretrained(tmp_path / "fireredvad")
+        env["FIREREDASR_HF_VAD_MODEL"] = str(tmp_path / "fireredvad")
     completed = subprocess.run(
         [sys.executable, str(script), str(result_file), str(fixtures_dir / "audio" / "p01.wav"), *model_dirs],
         check=False,
@@ -331,3 +339,15 @@ def test_remote_code_pipeline_in_a_process_without_the_package(
         assert result["class"] == "FireRedAsrPipeline"
         assert result["array"] == result["dict_44k"] == expected == "今天天气很好"
         assert [chunk["text"] for chunk in result["timestamps"]["chunks"]] == [result["timestamps"]["text"]]
+
+
+def test_text_has_no_surrounding_spaces_and_equals_the_joined_chunks(converted_aed_dir, fixtures_dir, monkeypatch):
+    import fireredasr_hf  # noqa: F401
+    from transformers import pipeline
+
+    asr = pipeline("automatic-speech-recognition", model=str(converted_aed_dir))
+    monkeypatch.setattr(asr.tokenizer, "decode", lambda *args, **kwargs: " decoded text ")
+    wav = str(fixtures_dir / "audio" / "p01.wav")
+    assert asr(wav)["text"] == "decoded text"
+    output = asr(wav, return_timestamps=True)
+    assert output["text"] == join_segment_texts([chunk["text"] for chunk in output["chunks"]]) == "decoded text"

@@ -11,6 +11,7 @@ import io
 import os
 import shutil
 import subprocess
+import tempfile
 
 import numpy as np
 
@@ -86,6 +87,39 @@ def _read_with_ffmpeg(path: str) -> tuple[np.ndarray, int]:
     return audio, rate
 
 
+def _read_bytes_with_ffmpeg(data: bytes) -> tuple[np.ndarray, int]:
+    # Through a file rather than a pipe: MP4/M4A files that keep their index at the end need to seek.
+    with tempfile.NamedTemporaryFile(suffix=".audio") as file:
+        file.write(data)
+        file.flush()
+        try:
+            return _read_with_ffmpeg(file.name)
+        except RuntimeError as error:  # the temporary file's name means nothing to the user
+            raise RuntimeError(str(error).replace(f"{file.name}: ", "")) from None
+
+
+def _decode(source, name: str, sampling_rate: int, read_with_ffmpeg) -> np.ndarray:
+    """soundfile first, ffmpeg for what libsndfile does not read; then mono, finite, at `sampling_rate`."""
+    soundfile = _import_optional("soundfile")
+    try:
+        audio, file_sr = soundfile.read(source, dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError) as soundfile_error:
+        if not isinstance(source, str):  # the message would name the in-memory file object
+            soundfile_error = getattr(soundfile_error, "error_string", soundfile_error)
+        try:
+            audio, file_sr = read_with_ffmpeg()
+        except (FileNotFoundError, RuntimeError) as ffmpeg_error:
+            raise AudioDecodeError(
+                f"cannot decode audio {name}: soundfile: {soundfile_error}; ffmpeg: {ffmpeg_error}"
+            ) from None
+    if audio.shape[0] == 0:
+        raise AudioDecodeError(f"audio {name} contains no samples")
+    audio = to_mono(audio)
+    if not np.isfinite(audio).all():
+        raise AudioDecodeError(f"audio {name} contains NaN or infinite samples")
+    return resample(audio, file_sr, sampling_rate)
+
+
 def load_audio(path: str | os.PathLike, sampling_rate: int = 16000) -> np.ndarray:
     """Reads an audio file as a float32 mono array at `sampling_rate` Hz.
 
@@ -96,19 +130,12 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = 16000) -> np.ndarra
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"audio file not found (or not a regular file): {path}")
-    soundfile = _import_optional("soundfile")
-    try:
-        audio, file_sr = soundfile.read(path, dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError) as soundfile_error:
-        try:
-            audio, file_sr = _read_with_ffmpeg(path)
-        except (FileNotFoundError, RuntimeError) as ffmpeg_error:
-            raise AudioDecodeError(
-                f"cannot decode audio file {path}: soundfile: {soundfile_error}; ffmpeg: {ffmpeg_error}"
-            ) from None
-    if audio.shape[0] == 0:
-        raise AudioDecodeError(f"audio file {path} contains no samples")
-    audio = to_mono(audio)
-    if not np.isfinite(audio).all():
-        raise AudioDecodeError(f"audio file {path} contains NaN or infinite samples")
-    return resample(audio, file_sr, sampling_rate)
+    return _decode(path, f"file {path}", sampling_rate, lambda: _read_with_ffmpeg(path))
+
+
+def load_audio_bytes(data: bytes, sampling_rate: int = 16000, name: str = "data") -> np.ndarray:
+    """Reads the bytes of an audio file (an upload, an object from remote storage) like `load_audio` reads a file;
+    `name` says where they come from in error messages."""
+    if not data:
+        raise AudioDecodeError(f"audio {name} is empty")
+    return _decode(io.BytesIO(data), name, sampling_rate, lambda: _read_bytes_with_ffmpeg(data))

@@ -1,123 +1,41 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
-"""The `fireredasr-hf` command line: `transcribe`, `eval`, `convert` and `finetune`.
+"""The `fireredasr-hf` command line: `transcribe`, `eval`, `convert`, `finetune`, `serve`, `demo` and `export`.
 
     fireredasr-hf transcribe --model MODEL speech.wav recordings/ data/wav.scp --output-format srt --output subs/
+    fireredasr-hf transcribe --ray --model MODEL manifest.parquet --output results/ --replicas 4   # on a Ray cluster
     fireredasr-hf eval --model MODEL --data data/test            # Kaldi directory (wav.scp + text) or a dataset
     fireredasr-hf convert FireRedASR-AED-L fireredasr-aed-l-hf
     fireredasr-hf finetune --model MODEL --train-data data/train --eval-data data/dev --output-dir my-model
+    fireredasr-hf serve --model MODEL --port 8000                # OpenAI-compatible /v1/audio/transcriptions
+    fireredasr-hf demo --model MODEL                             # the Gradio demo in the browser
+    fireredasr-hf export --format sherpa-onnx MODEL OUT --int8   # for sherpa-onnx (CPUs, phones, boards)
 
-Each subcommand is a `Command` in `COMMANDS`; a new one (e.g. fine-tuning) is a `Command` subclass in its own
-module, listed there. This module only parses arguments and reports: transcription jobs are the engine's
+Each subcommand is a `Command` (see `commands.py`) in `COMMANDS`; a new one is a `Command` subclass in its own
+module (e.g. `serving/command.py`), listed there. This module only parses arguments and reports: transcription jobs are the engine's
 (`fireredasr_hf.transcription`), scoring is `fireredasr_hf.evaluation`. Heavy imports (torch, transformers,
 datasets) happen only when a command needs them.
 """
 
-import abc
 import argparse
+import re
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-
-class Command(abc.ABC):
-    """A subcommand: its name, help line, arguments and what it does (returning the process exit code)."""
-
-    name: str
-    help: str
-
-    @abc.abstractmethod
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
-
-    @abc.abstractmethod
-    def run(self, args: argparse.Namespace) -> int: ...
-
-
-class CommandError(Exception):
-    """A problem with the command's arguments or inputs, reported as one line and exit code 2."""
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Shared by transcribe and eval: the engine's options as command-line arguments.
-
-# Decoding options: (flag, generate() argument, help). Which model variants each applies to is the engine's
-# `GENERATION_OPTIONS`.
-DECODING_OPTIONS = [
-    ("--num-beams", "num_beams", int, "beam size (default: the model's generation_config, 3)"),
-    ("--max-new-tokens", "max_new_tokens", int, "cap on tokens per segment"),
-    ("--softmax-smoothing", "softmax_smoothing", float, "AED: logit temperature (release: 1.25)"),
-    ("--aed-length-penalty", "gnmt_length_penalty", float, "AED: GNMT length penalty (release: 0.6)"),
-    ("--eos-penalty", "eos_penalty", float, "AED: <eos> log-probability scale (release: 1.0)"),
-    ("--repetition-penalty", "repetition_penalty", float, "LLM: repetition penalty (release: 3.0)"),
-    ("--llm-length-penalty", "length_penalty", float, "LLM: beam length penalty (release: 1.0)"),
-]
-FLAGS = {name: flag for flag, name, _, _ in DECODING_OPTIONS}
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model and decoding")
-    group.add_argument(
-        "--model",
-        required=True,
-        help="converted model directory, original FireRedASR directory or Hub repo id (converted once, cached)",
-    )
-    group.add_argument("--revision", help="branch, tag or commit of a Hub model")
-    group.add_argument("--device", help="cpu, cuda, cuda:1, mps, ... (default: cuda if available, else cpu)")
-    group.add_argument(
-        "--dtype",
-        choices=["auto", "float32", "bfloat16", "float16"],
-        default="auto",
-        help="weights and compute dtype (default: as stored: float32 for AED, bfloat16 for LLM conversions)",
-    )
-    group.add_argument(
-        "--quantize",
-        choices=["int8"],
-        help="int8: int8 linear layers for CPU inference (dynamic quantization; runs on the CPU, several times faster "
-        "than float32 there; see docs/performance.md)",
-    )
-    group.add_argument("--batch-size", type=int, default=8, help="segments decoded together (default: 8)")
-    group.add_argument("--num-threads", type=int, help="CPU threads for torch (default: torch's choice)")
-    for flag, name, kind, help_text in DECODING_OPTIONS:
-        group.add_argument(flag, dest=name, type=kind, help=help_text)
-    group.add_argument(
-        "--vad",
-        choices=["silero", "energy"],
-        default="silero",
-        help="voice activity detector that splits long audio (default: silero)",
-    )
-    group.add_argument(
-        "--max-segment-s",
-        type=float,
-        help="audio longer than this is split into segments of at most this length (default: the model's trained "
-        "limit, 60 s for AED, 30 s for LLM)",
-    )
-
-
-def add_input_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("datasets saved with save_to_disk")
-    group.add_argument("--split", help="split of a DatasetDict (default: its only split)")
-    group.add_argument("--audio-column", default="audio", help="audio column (default: audio)")
-    group.add_argument("--id-column", default="id", help="utterance id column (default: id; else the row number)")
-
-
-def build_transcriber(args: argparse.Namespace, timestamps: bool = False):
-    """The engine's `Transcriber` for `--model` and the decoding options given on the command line."""
-    from .transcription import Transcriber
-
-    return Transcriber(
-        args.model,
-        revision=args.revision,
-        device=args.device,
-        dtype=args.dtype,
-        quantize=args.quantize,
-        num_threads=args.num_threads,
-        batch_size=args.batch_size,
-        generate_kwargs={name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None},
-        option_label=FLAGS.get,
-        vad=args.vad,
-        max_segment_s=args.max_segment_s,
-        timestamps=timestamps,
-    )
+from .commands import (
+    Command,
+    CommandError,
+    add_input_arguments,
+    add_model_arguments,
+    add_punctuation_argument,
+    build_transcriber,
+    punctuation_option,
+    transcriber_options,
+)
+from .demo.command import DemoCommand
+from .export.command import ExportCommand
+from .serving.command import ServeCommand
 
 
 class ProgressBar:
@@ -173,29 +91,39 @@ def report(job) -> int:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+# What `--ray ADDRESS` takes as a cluster address (anything else there is the first input).
+RAY_ADDRESS = re.compile(r"auto|local|(ray|https?)://\S+|[\w.-]+:\d+")
+
+
 class TranscribeCommand(Command):
     name = "transcribe"
     help = "transcribe audio files, folders, wav.scp lists or saved datasets"
 
     def add_arguments(self, parser):
-        from .transcription import DEFAULT_OUTPUT_NAMES, OUTPUT_FORMATS
+        from .transcription import (
+            DEFAULT_OUTPUT_NAMES,
+            MAX_CUE_SECONDS,
+            MAX_CUE_WIDTH,
+            OUTPUT_FORMATS,
+        )
 
         parser.add_argument(
             "inputs",
-            nargs="+",
+            nargs="*",  # at least one, checked in run(): `--ray INPUT` may have taken the only one as an address
             metavar="INPUT",
-            help="audio file, folder (searched recursively), Kaldi wav.scp or dataset saved with save_to_disk",
+            help="audio file, folder (searched recursively), Kaldi wav.scp, manifest (.jsonl, .parquet), file list "
+            "(.lst), fsspec URL (s3://..., a file, folder or manifest) or dataset saved with save_to_disk",
         )
         add_model_arguments(parser)
         add_input_arguments(parser)
         group = parser.add_argument_group("output")
         group.add_argument(
             "--output-format",
-            choices=OUTPUT_FORMATS,
-            default="txt",
+            choices=[*OUTPUT_FORMATS, "parquet"],
             help="txt: `uttid<TAB>text` lines; jsonl: one JSON object per recording; srt/vtt: one subtitle file "
-            "per recording (from segment timestamps; utterance ids become relative file paths inside --output); "
-            "kaldi: a Kaldi `text` file (default: txt)",
+            "per recording (a cue per sentence with punctuation, else per segment, or per line of words with "
+            "--timestamps word; utterance ids become relative file paths inside --output); kaldi: a Kaldi `text` "
+            "file; with --ray: jsonl or parquet shards (default: txt; with --ray: jsonl)",
         )
         group.add_argument(
             "--output",
@@ -204,7 +132,37 @@ class TranscribeCommand(Command):
             f"formats: written there as {', '.join(DEFAULT_OUTPUT_NAMES.values())})",
         )
         group.add_argument(
-            "--timestamps", action="store_true", help="jsonl: add segment timestamps (srt/vtt always have them)"
+            "--timestamps",
+            nargs="?",
+            const="segment",
+            metavar="{segment,word}",
+            help="jsonl: add timed chunks (`--timestamps` or `--timestamps segment`: sentences with punctuation, else "
+            "segments), or word timestamps (`--timestamps word`: FireRedASR2-AED; `words` with times and "
+            "confidences, and `chunks` grouping them into subtitle lines); srt/vtt: cues per sentence or segment "
+            "(default) or per line of words (`--timestamps word`). Not for txt and kaldi, which have no place for "
+            "them. Every recording is then split at speech pauses by the VAD, whatever its length, and its text is "
+            "the joined chunk texts, which can differ from the text without --timestamps (recordings within the "
+            "model's limit are otherwise decoded whole)",
+        )
+        group.add_argument(
+            "--keep-pauses",
+            action="store_true",
+            help="word timestamps: keep the pauses the alignment finds before words (default: FireRedASR2's times, "
+            "each word starting where the previous one ended)",
+        )
+        add_punctuation_argument(group)
+        group.add_argument(
+            "--max-cue-width",
+            type=int,
+            default=MAX_CUE_WIDTH,
+            help=f"srt/vtt: longer cues are cut, between words (a Chinese character counts two; default: "
+            f"{MAX_CUE_WIDTH})",
+        )
+        group.add_argument(
+            "--max-cue-s",
+            type=float,
+            default=MAX_CUE_SECONDS,
+            help=f"srt/vtt: cues lasting longer are cut (default: {MAX_CUE_SECONDS:g} s)",
         )
         group.add_argument(
             "--resume",
@@ -212,24 +170,103 @@ class TranscribeCommand(Command):
             help="continue an interrupted job: recordings already transcribed into this --output are not redone",
         )
         group.add_argument("--no-progress", action="store_true", help="no progress bar")
+        group = parser.add_argument_group("cluster (Ray Data; see docs/cluster.md)")
+        group.add_argument(
+            "--ray",
+            nargs="?",
+            const="",
+            metavar="ADDRESS",
+            help="decode on a Ray cluster (ADDRESS: auto, ray://head:10001, host:port; without: $RAY_ADDRESS, else a "
+            "local cluster); --output is then a folder (local or fsspec URL) of result shards",
+        )
+        group.add_argument("--replicas", type=int, default=1, help="model replicas (Ray actors) (default: 1)")
+        group.add_argument("--gpus-per-replica", type=float, default=0, help="GPUs per replica (default: 0)")
+        group.add_argument("--cpus-per-replica", type=float, default=1, help="CPUs per replica (default: 1)")
 
     def run(self, args):
-        from .transcription import SUBTITLE_FORMATS, OutputTarget, collect_inputs, transcribe_files
+        from .transcription import SUBTITLE_FORMATS, TIMESTAMP_LEVELS, OutputTarget, collect_inputs, transcribe_files
 
+        if args.timestamps not in (None, *TIMESTAMP_LEVELS):
+            args.inputs.insert(0, args.timestamps)  # `--timestamps INPUT ...`: an input, not a level
+            args.timestamps = "segment"
+        if args.ray and not RAY_ADDRESS.fullmatch(args.ray):
+            args.inputs.insert(0, args.ray)  # `--ray INPUT ...`: an input, not a cluster address
+            args.ray = ""
+        if not args.inputs:
+            raise CommandError("give at least one INPUT (audio file, folder, wav.scp, manifest, URL or dataset)")
+        if args.ray is not None:
+            return self.run_on_ray(args)
+        args.output_format = args.output_format or "txt"
+        if args.output_format == "parquet":
+            raise CommandError("--output-format parquet writes the shards of a --ray job; use jsonl here")
         subtitles = args.output_format in SUBTITLE_FORMATS
+        if args.timestamps and args.output_format in ("txt", "kaldi"):
+            raise CommandError(
+                f"--timestamps adds timed chunks to jsonl, srt and vtt output; {args.output_format} has no place for "
+                "them (and its text would change): use --output-format jsonl, srt or vtt"
+            )
         if subtitles and args.output is None:
             raise CommandError(f"--output-format {args.output_format} writes one file per recording: give --output DIR")
         if args.resume and args.output is None:
             raise CommandError("--resume needs --output (the results are logged next to it)")
         inputs = collect_inputs(args.inputs, args.split, args.audio_column, args.id_column)
         # The output location and every id are checked before the model is loaded.
-        target = OutputTarget(args.output, args.output_format)
+        target = OutputTarget(args.output, args.output_format, args.max_cue_width, args.max_cue_s)
         target.check_ids(item.uttid for item in inputs.items)
-        transcriber = build_transcriber(args, timestamps=subtitles or args.timestamps)
+        if args.keep_pauses and args.timestamps != "word":
+            raise CommandError("--keep-pauses applies to word timestamps: add --timestamps word")
+        timestamps = args.timestamps or ("segment" if subtitles else False)
+        punctuation = punctuation_option(args)
+        transcriber = build_transcriber(args, timestamps=timestamps, punctuation=punctuation)
         job = run_job(
             args,
             len(inputs.items),
             lambda progress: transcribe_files(transcriber, inputs, target, resume=args.resume, progress=progress),
+        )
+        return report(job)
+
+    def run_on_ray(self, args):
+        from .distributed import transcribe_on_ray
+        from .transcription import collect_inputs, resolve_punctuation
+
+        try:
+            import ray.data  # noqa: F401 (checked before the inputs are listed)
+        except ImportError:
+            raise CommandError("--ray needs Ray Data (not installed): pip install 'fireredasr-hf[cluster]'") from None
+
+        output_format = args.output_format or "jsonl"
+        if output_format not in ("jsonl", "parquet"):
+            raise CommandError(f"--ray writes jsonl or parquet shards, not {output_format}")
+        if args.output is None:
+            raise CommandError("--ray writes result shards into a folder: give --output DIR (or an fsspec URL)")
+        inputs = collect_inputs(args.inputs, args.split, args.audio_column, args.id_column)
+        # Replicas print nothing: whether the default punctuation model can be obtained is decided here, once.
+        punctuation, notes = resolve_punctuation(punctuation_option(args))
+        for note in notes:
+            print(note, file=sys.stderr)
+        options = transcriber_options(args, timestamps=args.timestamps, punctuation=punctuation)
+        batch_size = options.pop("batch_size")
+        if options["device"] is None:
+            del options["device"]  # the runner's default: cuda with --gpus-per-replica, else cpu
+        if options["num_threads"] is None:
+            del options["num_threads"]  # the runner's default: --cpus-per-replica
+        job = run_job(
+            args,
+            len(inputs.items),
+            lambda progress: transcribe_on_ray(
+                inputs,
+                args.output,
+                args.model,
+                output_format=output_format,
+                address=args.ray or None,
+                replicas=args.replicas,
+                gpus_per_replica=args.gpus_per_replica,
+                cpus_per_replica=args.cpus_per_replica,
+                batch_size=batch_size,
+                transcriber_options=options,
+                resume=args.resume,
+                progress=progress,
+            ),
         )
         return report(job)
 
@@ -269,6 +306,9 @@ class EvalCommand(Command):
 
     def run(self, args):
         from .evaluation import evaluate_test_set, load_test_set
+        from .extras import require
+
+        require("data", "scoring a test set", ["datasets", "jiwer"] + (["cn2an"] if args.convert_numbers else []))
 
         data = Path(args.data)
         output_dir = Path(args.output_dir or f"eval-{data.resolve().name}")
@@ -298,21 +338,53 @@ class EvalCommand(Command):
 
 class ConvertCommand(Command):
     name = "convert"
-    help = "convert an original FireRedASR directory (AED or LLM) to a transformers directory"
+    help = (
+        "convert an original FireRedASR or FireRedASR2 (AED or LLM), FireRedVAD or FireRedPunc directory to a "
+        "transformers one"
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("input_dir", help="original model directory (model.pth.tar, cmvn.ark, ...)")
+        parser.add_argument(
+            "input_dir",
+            help="original model directory (model.pth.tar, cmvn.ark, ...; FireRedVAD: also the ONNX exports)",
+        )
         parser.add_argument("output_dir", help="where to write the converted model")
         parser.add_argument(
             "--dtype",
             choices=["float32", "bfloat16", "float16"],
             help="weight dtype (default: float32 for AED, bfloat16 for LLM)",
         )
-        parser.add_argument("--max-shard-size", default="5GB", help="safetensors shard size limit (default: 5GB)")
         parser.add_argument(
-            "--keep-lora", action="store_true", help="LLM only: keep the LoRA as a separate PEFT adapter (not merged)"
+            "--max-shard-size",
+            "--max_shard_size",
+            default="5GB",
+            help="safetensors shard size limit (default: 5GB)",
         )
-        parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the result to this Hub repository")
+        parser.add_argument(
+            "--keep-lora",
+            "--keep_lora",
+            action="store_true",
+            help="LLM only: keep the LoRA as a separate PEFT adapter in lora/ (applied when the model is loaded; "
+            "needs peft) instead of merging it into the weights",
+        )
+        parser.add_argument(
+            "--push-to-hub", "--push_to_hub", metavar="REPO_ID", help="upload the result to this Hub repository"
+        )
+        parser.add_argument(
+            "--lm_dir",
+            "--lm-dir",
+            dest="lm_dir",
+            metavar="LM_DIR",
+            help="FireRedASR2-AED: directory of FireRedASR2's LSTM language model (model.pth.tar), converted into the "
+            "output for shallow fusion (--lm-weight when transcribing)",
+        )
+        parser.add_argument(
+            "--fireredasr-version",
+            "--fireredasr_version",
+            type=int,
+            choices=[1, 2],
+            help="the release (default: an AED from its CTC head, an LLM 2 when the directory name says FireRedASR2)",
+        )
 
     def run(self, args):
         from .conversion import ConversionError, convert_checkpoint, push_to_hub
@@ -325,6 +397,8 @@ class ConvertCommand(Command):
                 max_shard_size=args.max_shard_size,
                 merge_lora=not args.keep_lora,
                 repo_id=args.push_to_hub,
+                lm_dir=args.lm_dir,
+                fireredasr_version=args.fireredasr_version,
             )
         except ConversionError as error:
             raise CommandError(str(error)) from error
@@ -352,26 +426,15 @@ class FinetuneCommand(Command):
             raise CommandError(str(error)) from error
 
 
-class ExportCommand(Command):
-    name = "export"
-    help = "export a FireRedASR-AED model for another runtime (sherpa-onnx, float32 or int8)"
-
-    def add_arguments(self, parser):
-        from .export.command import add_arguments
-
-        add_arguments(parser)
-
-    def run(self, args):
-        from .export import ExportError
-        from .export.command import run
-
-        try:
-            return run(args)
-        except ExportError as error:
-            raise CommandError(str(error)) from error
-
-
-COMMANDS: list[Command] = [TranscribeCommand(), EvalCommand(), ConvertCommand(), FinetuneCommand(), ExportCommand()]
+COMMANDS: list[Command] = [
+    TranscribeCommand(),
+    EvalCommand(),
+    ConvertCommand(),
+    FinetuneCommand(),
+    ServeCommand(),
+    DemoCommand(),
+    ExportCommand(),
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -387,12 +450,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .cpu import prefer_passive_waiting
+
+    # Before anything imports torch, which starts the OpenMP runtime.
+    prefer_passive_waiting()
     args = build_parser().parse_args(argv)
+    from .extras import MissingDependencyError
     from .transcription import TranscriptionError
 
     try:
         return args.handler.run(args)
-    except (CommandError, TranscriptionError) as error:
+    except (CommandError, TranscriptionError, MissingDependencyError) as error:
         print(f"fireredasr-hf {args.command}: error: {error}", file=sys.stderr)
         return 2
 

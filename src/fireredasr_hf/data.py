@@ -19,7 +19,6 @@ Typical use (AED; for LLM pass `max_duration_s=30.0` and no decoder start token)
     )
 """
 
-import io
 import os
 import re
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
-from .audio import AudioDecodeError, load_audio, resample, to_mono
+from .audio import load_audio, load_audio_bytes, resample, to_mono
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -139,15 +138,7 @@ def decode_audio(audio: Any, sampling_rate: int = 16000) -> np.ndarray:
         return load_audio(audio, sampling_rate=sampling_rate)
     if isinstance(audio, dict) and "array" not in audio:
         if audio.get("bytes") is not None:
-            import soundfile
-
-            try:
-                waveform, file_sampling_rate = soundfile.read(
-                    io.BytesIO(audio["bytes"]), dtype="float32", always_2d=True
-                )
-            except (soundfile.LibsndfileError, RuntimeError) as error:
-                raise AudioDecodeError(f"cannot decode the audio bytes of {audio.get('path')!r}: {error}") from None
-            return resample(to_mono(waveform), file_sampling_rate, sampling_rate)
+            return load_audio_bytes(audio["bytes"], sampling_rate, name=f"bytes of {audio.get('path')!r}")
         if audio.get("path") is not None:
             return load_audio(audio["path"], sampling_rate=sampling_rate)
         raise ValueError("audio dict has neither `array`, `bytes` nor `path`")

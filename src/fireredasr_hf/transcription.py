@@ -26,6 +26,8 @@ Pieces, from the bottom up:
 ones it imports know no application (command line, server, ...).
 """
 
+import functools
+import inspect
 import os
 import sys
 import tempfile
@@ -49,20 +51,62 @@ class TranscriptionError(ValueError):
 
 @dataclass
 class AudioItem:
-    """One recording to transcribe: its id, where it comes from (for messages) and how to read it."""
+    """One recording to transcribe: its id, where it comes from (for messages) and how to read it. `location` says
+    the same in plain data (JSON-serialisable), so that another process can rebuild the item with
+    `item_at_location`: `{"path": file or fsspec URL}` or `{"dataset": folder, "split", "audio_column", "row"}`."""
 
     uttid: str
     source: str
     read: Callable[[int], "np.ndarray"]  # sampling rate -> float32 mono waveform at that rate
+    location: dict | None = None
 
 
 def file_item(uttid: str, path: str) -> AudioItem:
+    """A recording in an audio file, local or at an fsspec URL (`s3://...`, `https://...`)."""
+
     def read(sampling_rate):
-        from .audio import load_audio
+        from .audio import load_audio, load_audio_bytes
+        from .transcript_io import is_url, open_input
 
-        return load_audio(path, sampling_rate=sampling_rate)
+        if not is_url(path):
+            return load_audio(path, sampling_rate=sampling_rate)
+        with open_input(path) as file:
+            return load_audio_bytes(file.read(), sampling_rate=sampling_rate, name=path)
 
-    return AudioItem(uttid, path, read)
+    from .transcript_io import is_url
+
+    return AudioItem(uttid, path, read, {"path": path if is_url(path) else os.path.abspath(path)})
+
+
+def item_at_location(uttid: str, source: str, location: dict) -> AudioItem:
+    """The item that `AudioItem.location` describes (e.g. in a worker process of a cluster job)."""
+    if "path" in location:
+        return AudioItem(uttid, source, file_item(uttid, location["path"]).read, dict(location))
+    dataset = _open_dataset(location["dataset"], location.get("split"), location.get("audio_column", "audio"))
+    return AudioItem(uttid, source, _row_reader(dataset, location["audio_column"], location["row"]), dict(location))
+
+
+@functools.lru_cache(maxsize=4)
+def _open_dataset(path: str, split: str | None, audio_column: str):
+    return _undecoded(load_dataset_dir(path, split), audio_column)
+
+
+def _undecoded(dataset, audio_column: str):
+    # Rows are decoded here (soundfile/ffmpeg + soxr) rather than by datasets, which would need torchcodec.
+    from datasets import Audio
+
+    if isinstance(dataset.features[audio_column], Audio):
+        dataset = dataset.cast_column(audio_column, Audio(decode=False))
+    return dataset
+
+
+def _row_reader(dataset, audio_column: str, index: int):
+    def read(sampling_rate):
+        from .data import decode_audio
+
+        return decode_audio(dataset[index][audio_column], sampling_rate=sampling_rate)
+
+    return read
 
 
 @dataclass
@@ -76,10 +120,11 @@ class InputCollection:
 
 def load_dataset_dir(path: str, split: str | None):
     """A `datasets` Dataset saved with `save_to_disk` (one split of a DatasetDict)."""
-    try:
-        from datasets import DatasetDict, load_from_disk
-    except ImportError as error:
-        raise TranscriptionError(f"{path} is a saved dataset; reading it needs `pip install datasets`") from error
+    from .extras import require
+
+    require("data", f"reading the saved dataset {path}", ["datasets"])
+    from datasets import DatasetDict, load_from_disk
+
     dataset = load_from_disk(path)
     if isinstance(dataset, DatasetDict):
         if split is None:
@@ -94,28 +139,22 @@ def load_dataset_dir(path: str, split: str | None):
     return dataset
 
 
-def dataset_items(dataset, path: str, audio_column: str = "audio", id_column: str = "id") -> list[AudioItem]:
-    """One item per row of a dataset; ids from `id_column` (else the row number)."""
-    from datasets import Audio
-
+def dataset_items(
+    dataset, path: str, audio_column: str = "audio", id_column: str = "id", split: str | None = None
+) -> list[AudioItem]:
+    """One item per row of a dataset (the one saved at `path`, `split` of it); ids from `id_column` (else the row
+    number)."""
     if audio_column not in dataset.column_names:
         raise TranscriptionError(
             f"{path} has no audio column {audio_column!r} (columns: {', '.join(dataset.column_names)})"
         )
-    # Rows are decoded here (soundfile/ffmpeg + soxr) rather than by datasets, which would need torchcodec.
-    if isinstance(dataset.features[audio_column], Audio):
-        dataset = dataset.cast_column(audio_column, Audio(decode=False))
+    dataset = _undecoded(dataset, audio_column)
     ids = dataset[id_column] if id_column in dataset.column_names else [str(index) for index in range(len(dataset))]
-
-    def reader(index):
-        def read(sampling_rate):
-            from .data import decode_audio
-
-            return decode_audio(dataset[index][audio_column], sampling_rate=sampling_rate)
-
-        return read
-
-    return [AudioItem(str(uttid), f"{path}[{index}]", reader(index)) for index, uttid in enumerate(ids)]
+    location = {"dataset": os.path.abspath(path), "split": split, "audio_column": audio_column}
+    return [
+        AudioItem(str(uttid), f"{path}[{index}]", _row_reader(dataset, audio_column, index), {**location, "row": index})
+        for index, uttid in enumerate(ids)
+    ]
 
 
 def collect_inputs(
@@ -124,18 +163,20 @@ def collect_inputs(
     audio_column: str = "audio",
     id_column: str = "id",
 ) -> InputCollection:
-    """Files, folders (recursively), wav.scp files and saved datasets, in the order given. Missing inputs, folders
-    without audio and duplicate ids are errors; folders that cannot be read are failures of the job."""
+    """Files, folders (recursively), wav.scp files, manifests (JSON lines, Parquet), file lists, fsspec URLs and saved
+    datasets, in the order given (see `transcript_io.iter_audio_inputs`). Missing inputs, folders without audio and
+    duplicate ids are errors; folders that cannot be read are failures of the job."""
     from .transcript_io import UnreadableFolder, is_dataset_dir, iter_audio_inputs
 
     collection = InputCollection([])
     for item in map(str, inputs):
         if is_dataset_dir(item):
-            collection.items.extend(dataset_items(load_dataset_dir(item, split), item, audio_column, id_column))
+            dataset = load_dataset_dir(item, split)
+            collection.items.extend(dataset_items(dataset, item, audio_column, id_column, split))
             continue
         unreadable: list[UnreadableFolder] = []
         try:
-            pairs = iter_audio_inputs([item], unreadable=unreadable)
+            pairs = iter_audio_inputs([item], unreadable=unreadable, audio_column=audio_column, id_column=id_column)
         except (FileNotFoundError, ValueError, UnicodeDecodeError) as error:
             raise TranscriptionError(str(error)) from error
         collection.items.extend(file_item(uttid, path) for uttid, path in pairs)
@@ -161,16 +202,98 @@ GENERATION_OPTIONS = {
     "softmax_smoothing": ("aed",),
     "gnmt_length_penalty": ("aed",),
     "eos_penalty": ("aed",),
+    "lm_weight": ("aed",),
     "repetition_penalty": ("llm",),
     "length_penalty": ("llm",),
 }
+TIMESTAMP_LEVELS = ("segment", "word")
 VARIANTS = {"fireredasr_aed": "aed", "fireredasr_llm": "llm"}
+
+
+@dataclass(frozen=True)
+class PipelineCapabilities:
+    """What a loaded pipeline offers beyond segment transcripts, found by asking the pipeline itself (its call
+    options and their checks), so that applications offer exactly what the installed code and the loaded model can
+    do.
+
+    Attributes:
+        word_timestamps: `return_timestamps="word"` is accepted (word-level `chunks`).
+        vad_names: the voice activity detectors the pipeline knows by name; `default_vad` is the one it uses unless
+            told otherwise.
+        punctuation: the pipeline takes a `punctuation_model` call option.
+        segment_progress: the pipeline reports decoding progress (`progress_callback`).
+    """
+
+    word_timestamps: bool
+    vad_names: tuple[str, ...]
+    default_vad: str | None
+    punctuation: bool
+    segment_progress: bool
+
+
+def pipeline_supports_timestamps(pipeline, kind: bool | str) -> bool:
+    """Whether `pipeline` gives timestamps of this kind (`True`: segments; `"word"`: words) for its model: the
+    pipeline's own check of the option decides."""
+    try:
+        pipeline._sanitize_parameters(return_timestamps=kind)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def pipeline_capabilities(pipeline) -> PipelineCapabilities:
+    """The `PipelineCapabilities` of a FireRedASR pipeline (a `FireRedAsrPipeline` or its remote-code copy)."""
+    options = inspect.signature(pipeline._sanitize_parameters).parameters
+    vad_default = inspect.signature(pipeline.preprocess).parameters.get("vad")
+    default_vad = vad_default.default if vad_default is not None and isinstance(vad_default.default, str) else None
+    module = sys.modules.get(type(pipeline).__module__)
+    vad_names = tuple(getattr(module, "VAD_NAMES", ()) or ((default_vad,) if default_vad else ()))
+    return PipelineCapabilities(
+        word_timestamps=pipeline_supports_timestamps(pipeline, "word"),
+        vad_names=vad_names,
+        default_vad=default_vad,
+        punctuation="punctuation_model" in options,
+        segment_progress="progress_callback" in options,
+    )
 
 
 class ProgressCallback(Protocol):
     """Told about every recording a job finishes: its decoded duration in seconds, or None when it failed."""
 
     def __call__(self, item: AudioItem, audio_seconds: float | None) -> None: ...
+
+
+# `Transcriber(punctuation=AUTO_PUNCTUATION)`: the default punctuation model if it can be obtained, else none.
+AUTO_PUNCTUATION = "auto"
+
+
+def punctuation_unavailable_note(name: str, error: Exception) -> str:
+    return (
+        f"note: transcripts are not punctuated: the default punctuation model {name} is not available "
+        f"({str(error).split('. ')[0]}). Download it with `hf download {name}` or name a local copy; "
+        "turning punctuation off (--punctuation none on the command line) silences this note."
+    )
+
+
+def resolve_punctuation(punctuation: str | None) -> tuple[str | None, list[str]]:
+    """
+    The punctuation model a job of several processes (e.g. cluster replicas, which print nothing) should load, and
+    the notes to print: `AUTO_PUNCTUATION` is decided here, once, as a `Transcriber` decides it: the default model
+    (`$FIREREDASR_HF_PUNCTUATION_MODEL`, else FireRedTeam/FireRedPunc) if it can be obtained (downloaded and
+    converted into the cache now, so that the processes find it there), else none, with a note. Other values are
+    returned as they are.
+    """
+    if punctuation != AUTO_PUNCTUATION:
+        return punctuation, []
+    from .hub import resolve_punctuation_model
+    from .punctuation import default_punctuation_model
+
+    name = default_punctuation_model()
+    try:
+        resolve_punctuation_model(name)
+    except (ValueError, OSError) as error:  # ModelResolutionError, ConversionError, unreadable files
+        return None, [punctuation_unavailable_note(name, error)]
+    return name, []
 
 
 def check_device(device: str | None) -> str:
@@ -201,12 +324,25 @@ class Transcriber:
         revision, device, dtype: where and how to load it (dtype: a torch dtype or its name; default: as stored).
         quantize: `"int8"` for int8 linear layers on the CPU (see `fireredasr_hf.quantization`; the device then
             defaults to the CPU).
-        num_threads: torch CPU threads (default: torch's choice).
+        num_threads: torch CPU threads (default: `fireredasr_hf.cpu.default_num_threads()`, the physical cores this
+            process may use, or `OMP_NUM_THREADS` when set).
         batch_size: recordings per pipeline call; their segments are decoded together.
         generate_kwargs: generate() options (see `GENERATION_OPTIONS`; each is checked against the model variant).
         option_label: how an option is named in error messages (e.g. its command-line flag).
-        vad, max_segment_s: segmentation of long audio (see `FireRedAsrPipeline`).
-        timestamps: add segment `chunks` to every result.
+        vad, max_segment_s: segmentation of long audio (see `FireRedAsrPipeline`). The default detector, FireRedVAD
+            (`vad=None` or "firered"), is loaded here from `vad_model` (a directory or Hub id; default:
+            `$FIREREDASR_HF_VAD_MODEL`, else FireRedTeam/FireRedVAD), so that a missing model is reported once,
+            before any decoding, with what to do.
+        timestamps: `False`, `True` or `"segment"` (`chunks` in every result: segments; sentences with punctuation,
+            timed by their words on models with a CTC head) or `"word"` (models with a CTC head, FireRedASR2-AED:
+            `words`, each with the mark that follows it when punctuated, and `chunks` that group them into subtitle
+            lines, which end with their sentence, see `transcript_io.group_words_into_lines`).
+        keep_pauses: word times with the pauses the alignment finds (default: FireRedASR2's, see
+            `FireRedAsrPipeline`).
+        punctuation: FireRedPunc model (directory, Hub id or `FireRedPunctuator`) that punctuates the transcripts
+            (and makes the chunks sentences); `AUTO_PUNCTUATION` takes the default model
+            (`$FIREREDASR_HF_PUNCTUATION_MODEL`, else FireRedTeam/FireRedPunc) if it can be obtained and otherwise
+            goes without, noting why in `notes`; None: no punctuation.
     """
 
     def __init__(
@@ -222,15 +358,21 @@ class Transcriber:
         generate_kwargs: dict | None = None,
         option_label: Callable[[str], str] = str,
         vad=None,
+        vad_model: str | os.PathLike | None = None,
         max_segment_s: float | None = None,
-        timestamps: bool = False,
+        timestamps: bool | str | None = False,
+        keep_pauses: bool = False,
+        punctuation=None,
     ):
         import torch
 
-        if num_threads is not None:
-            if num_threads < 1:
-                raise TranscriptionError(f"the number of threads must be at least 1, got {num_threads}")
-            torch.set_num_threads(num_threads)
+        if num_threads is None:
+            from .cpu import default_num_threads
+
+            num_threads = default_num_threads()
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+            raise TranscriptionError(f"the number of threads must be at least 1, got {num_threads}")
+        torch.set_num_threads(num_threads)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise TranscriptionError(f"the batch size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
@@ -264,18 +406,71 @@ class Transcriber:
                     f"{option_label(name)} applies to FireRedASR-{variants[0].upper()} models only"
                 )
         self.call_kwargs: dict[str, Any] = {}
-        if vad is not None:
-            self.call_kwargs["vad"] = vad
+        self.notes: list[str] = []
+        self.vad_name = str(vad_model) if vad_model is not None else None
+        if vad is None or vad == "firered":
+            vad = self._load_fireredvad(vad_model)
+        elif vad_model is not None:
+            raise TranscriptionError(f"a VAD model is only used by the FireRedVAD detector, not by {vad!r}")
+        self.call_kwargs["vad"] = vad
+        self.punctuation_name = None
+        punctuator = self._load_punctuation(punctuation)
+        if punctuator is not None:
+            self.call_kwargs["punctuation_model"] = punctuator
         if max_segment_s is not None:
             self.call_kwargs["max_segment_s"] = max_segment_s
+        timestamps = timestamps or False
+        if timestamps not in (False, True, *TIMESTAMP_LEVELS):
+            raise TranscriptionError(f"timestamps must be one of {', '.join(TIMESTAMP_LEVELS)}, got {timestamps!r}")
+        self.word_timestamps = timestamps == "word"
+        if self.word_timestamps and not self.supports_timestamps("word"):
+            raise TranscriptionError(
+                f"{self.model_name} gives segment timestamps only: word timestamps come from the CTC head of "
+                "FireRedASR2-AED models"
+            )
         if timestamps:
-            self.call_kwargs["return_timestamps"] = True
+            self.call_kwargs["return_timestamps"] = "word" if self.word_timestamps else True
+        if keep_pauses:
+            self.call_kwargs["keep_pauses"] = True
         if generate_kwargs:
             self.call_kwargs["generate_kwargs"] = generate_kwargs
+
+    def _load_fireredvad(self, name):
+        from .vad import FireRedVad, default_fireredvad_model
+
+        self.vad_name = str(name) if name is not None else default_fireredvad_model()
+        try:
+            return FireRedVad.from_pretrained(self.vad_name)
+        except (ValueError, OSError) as error:  # ModelResolutionError, ConversionError, unreadable files
+            raise TranscriptionError(f"the voice activity detector (FireRedVAD) cannot be loaded: {error}") from None
+
+    def _load_punctuation(self, punctuation):
+        from .punctuation import FireRedPunctuator, default_punctuation_model
+
+        if punctuation is None or isinstance(punctuation, FireRedPunctuator):
+            self.punctuation_name = None if punctuation is None else type(punctuation).__name__
+            return punctuation
+        automatic = punctuation == AUTO_PUNCTUATION
+        name = default_punctuation_model() if automatic else str(punctuation)
+        try:
+            punctuator = FireRedPunctuator.from_pretrained(name, device=self.pipeline.device)
+        except (ValueError, OSError) as error:
+            if not automatic:
+                raise TranscriptionError(f"the punctuation model {name} cannot be loaded: {error}") from None
+            self.notes.append(punctuation_unavailable_note(name, error))
+            return None
+        self.punctuation_name = name
+        return punctuator
 
     @property
     def sampling_rate(self) -> int:
         return self.pipeline.feature_extractor.sampling_rate
+
+    @property
+    def capabilities(self) -> PipelineCapabilities:
+        """What the loaded pipeline offers (word timestamps, VADs, punctuation, progress); see
+        `PipelineCapabilities`."""
+        return pipeline_capabilities(self.pipeline)
 
     def settings(self) -> dict:
         """What determines the transcripts (model and options), as recorded in a resume log."""
@@ -283,6 +478,10 @@ class Transcriber:
             key: (value if isinstance(value, str | int | float | bool | dict) else type(value).__name__)
             for key, value in self.call_kwargs.items()
         }
+        if self.vad_name is not None:
+            options["vad_model"] = self.vad_name
+        if self.punctuation_name is not None:
+            options["punctuation_model"] = self.punctuation_name
         settings = {"model": str(self.pipeline.model.name_or_path), "options": options}
         if self.quantize is not None:
             settings["quantize"] = self.quantize
@@ -292,15 +491,64 @@ class Transcriber:
         """The pipeline's result for one recording (path, array, `{"raw", "sampling_rate"}` dict, ...)."""
         return self.pipeline(audio, **{**self.call_kwargs, **call_kwargs})
 
+    def supports_timestamps(self, kind: bool | str) -> bool:
+        """Whether the pipeline gives timestamps of this kind (`True`: segments; `"word"`: words) for this model."""
+        return pipeline_supports_timestamps(self.pipeline, kind)
+
+    def decode_waveforms(
+        self, waveforms: Sequence["np.ndarray"], return_timestamps: bool | str | None = None
+    ) -> list[dict | Exception]:
+        """
+        Decodes recordings already read (float32 mono at `sampling_rate`) in one pipeline call: their segments are
+        decoded `batch_size` at a time, whatever recording they come from. Returns, per recording, its result
+        `{"text", "duration"[, "chunks"]}` or the exception that stopped it: when the batch fails, each recording is
+        decoded again alone, so that one bad recording fails alone. `return_timestamps` overrides the job's setting.
+
+        This is the call that the batch jobs, the server's dynamic batching and the cluster workers share.
+        """
+        call_kwargs = dict(self.call_kwargs)
+        if return_timestamps is not None:
+            call_kwargs.pop("return_timestamps", None)
+            if return_timestamps:
+                call_kwargs["return_timestamps"] = return_timestamps
+        sampling_rate = self.sampling_rate
+        inputs = [{"raw": waveform, "sampling_rate": sampling_rate} for waveform in waveforms]
+        if not inputs:
+            return []
+        try:
+            outputs = self.pipeline(inputs, batch_size=self.batch_size, **call_kwargs)
+        except Exception:  # noqa: BLE001 (find the recording that failed by decoding them one at a time)
+            outputs = None
+        results: list[dict | Exception] = []
+        for index, waveform in enumerate(waveforms):
+            try:
+                output = outputs[index] if outputs is not None else self.pipeline(inputs[index], **call_kwargs)
+            except ImportError as error:
+                # A missing optional package (e.g. a VAD's) would fail every recording that needs it: stop here.
+                raise TranscriptionError(str(error)) from error
+            except Exception as error:  # noqa: BLE001
+                results.append(error)
+                continue
+            result = {"text": output["text"], "duration": round(len(waveform) / sampling_rate, 3)}
+            if "confidence" in output:  # FireRedASR2-AED: the utterance's (see FireRedAsrPipeline)
+                result["confidence"] = output["confidence"]
+            if "chunks" in output:  # segments, or words (with their confidence where the model gives it)
+                result["chunks"] = [{**chunk, "timestamp": list(chunk["timestamp"])} for chunk in output["chunks"]]
+            results.append(result)
+        return results
+
     def transcribe(
         self,
         items: Sequence[AudioItem],
         on_result: Callable[[AudioItem, dict], None],
         on_failure: Callable[[AudioItem, str], None],
     ) -> None:
-        """Decodes `items`, `batch_size` recordings per pipeline call, and reports each one as a result
-        (`{"text", "duration", "source"[, "chunks"]}`) or a failure message. A recording that cannot be read or
-        decoded fails alone: its batch is decoded again one recording at a time."""
+        """Decodes `items`, `batch_size` recordings per pipeline call (see `decode_waveforms`), and reports each one
+        as a result (`{"text", "duration", "source"[, "confidence"][, "chunks"][, "words"]}`) or a failure message. A
+        recording that cannot be read or decoded fails alone. With word timestamps, `words` are the words and
+        `chunks` group them into subtitle lines (`transcript_io.group_words_into_lines`)."""
+        from .transcript_io import group_words_into_lines
+
         sampling_rate = self.sampling_rate
         for start in range(0, len(items), self.batch_size):
             group = []
@@ -309,26 +557,18 @@ class Transcriber:
                     group.append((item, item.read(sampling_rate)))
                 except Exception as error:  # noqa: BLE001 (any unreadable file is reported and skipped)
                     on_failure(item, f"{item.source}: {error}")
-            if not group:
-                continue
-            inputs = [{"raw": waveform, "sampling_rate": sampling_rate} for _, waveform in group]
-            try:
-                outputs = self.pipeline(inputs, batch_size=self.batch_size, **self.call_kwargs)
-            except Exception:  # noqa: BLE001 (find the recording that failed by decoding them one at a time)
-                outputs = None
-            for index, (item, waveform) in enumerate(group):
-                try:
-                    output = outputs[index] if outputs is not None else self.pipeline(inputs[index], **self.call_kwargs)
-                except Exception as error:  # noqa: BLE001
-                    on_failure(item, f"{item.source}: {type(error).__name__}: {error}")
-                    continue
-                result = {"text": output["text"], "duration": round(len(waveform) / sampling_rate, 3)}
-                result["source"] = item.source
-                if "chunks" in output:
-                    result["chunks"] = [
-                        {"text": chunk["text"], "timestamp": list(chunk["timestamp"])} for chunk in output["chunks"]
-                    ]
-                on_result(item, result)
+            results = self.decode_waveforms([waveform for _, waveform in group])
+            for (item, _), result in zip(group, results, strict=True):
+                if isinstance(result, Exception):
+                    on_failure(item, f"{item.source}: {type(result).__name__}: {result}")
+                else:
+                    # Keys in the order of the job's outputs: text, duration, source, confidence, chunks, words.
+                    result = {"text": result["text"], "duration": result["duration"], "source": item.source, **result}
+                    if self.word_timestamps and "chunks" in result:
+                        words = result.pop("chunks")
+                        result["chunks"] = group_words_into_lines(words)
+                        result["words"] = words
+                    on_result(item, result)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -336,6 +576,9 @@ class Transcriber:
 
 OUTPUT_FORMATS = ("txt", "jsonl", "srt", "vtt", "kaldi")
 SUBTITLE_FORMATS = ("srt", "vtt")
+# Subtitle cues longer than this are cut (width: a Chinese character counts two; two lines of 40 Latin letters).
+MAX_CUE_WIDTH = 80
+MAX_CUE_SECONDS = 7.0
 DEFAULT_OUTPUT_NAMES = {"txt": "transcripts.txt", "jsonl": "transcripts.jsonl", "kaldi": "text"}
 RESUME_LOG_NAME = ".fireredasr-resume.jsonl"
 LOCK_NAME = ".fireredasr-hf.lock"
@@ -368,11 +611,25 @@ class OutputTarget:
 
     Creating one checks the location (the folder is created, must be writable); `check_ids` checks every utterance id
     against the format before decoding; `write` writes atomically. Nothing is ever written outside the folder named.
+    Subtitle cues are the result's chunks (sentences with punctuation, else segments), cut where longer than
+    `max_cue_width` or `max_cue_seconds` (None: no limit; see `transcript_io.split_cues`).
     """
 
-    def __init__(self, path: str | os.PathLike | None, output_format: str):
+    def __init__(
+        self,
+        path: str | os.PathLike | None,
+        output_format: str,
+        max_cue_width: int | None = MAX_CUE_WIDTH,
+        max_cue_seconds: float | None = MAX_CUE_SECONDS,
+    ):
         if output_format not in OUTPUT_FORMATS:
             raise TranscriptionError(f"unknown output format {output_format!r} (one of {', '.join(OUTPUT_FORMATS)})")
+        if max_cue_width is not None and max_cue_width < 2:
+            raise TranscriptionError(f"the maximum cue width must be at least 2, got {max_cue_width}")
+        if max_cue_seconds is not None and not max_cue_seconds > 0:
+            raise TranscriptionError(f"the maximum cue duration must be positive, got {max_cue_seconds}")
+        self.max_cue_width = max_cue_width
+        self.max_cue_seconds = max_cue_seconds
         self.format = output_format
         self.subtitles = output_format in SUBTITLE_FORMATS
         if path is None:
@@ -429,24 +686,12 @@ class OutputTarget:
 
     def lock(self):
         """A lock held while a job writes here, so that a second job naming the same output stops at once."""
-        from filelock import FileLock, Timeout
-
-        if self.lock_path is None:
-            return _NoLock()
-        lock = FileLock(str(self.lock_path), timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise TranscriptionError(
-                f"another transcription job is writing to {self.path} (lock {self.lock_path}); wait for it to finish "
-                "or choose another output"
-            ) from None
-        return _HeldLock(lock)
+        return _NoLock() if self.lock_path is None else lock_output(self.lock_path, self.path)
 
     def write(self, uttids: Sequence[str], results: dict[str, dict]) -> None:
         """Writes the results of `uttids` (in that order): every file is written to a temporary name and renamed into
         place, so a failure leaves earlier outputs intact and never a half-written file."""
-        from .transcript_io import format_srt, format_vtt
+        from .transcript_io import format_srt, format_vtt, split_cues
 
         if self.subtitles:
             format_subtitles = format_srt if self.format == "srt" else format_vtt
@@ -456,15 +701,30 @@ class OutputTarget:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 if not path.parent.resolve().is_relative_to(root):  # a symbolic link inside the folder
                     raise TranscriptionError(f"{path.parent} leads outside the output folder {self.directory}")
-                chunks = [(*chunk["timestamp"], chunk["text"]) for chunk in results[uttid]["chunks"]]
-                _write_atomically(path, format_subtitles(chunks))
+                cues = split_cues(results[uttid]["chunks"], self.max_cue_width, self.max_cue_seconds)
+                write_atomically(path, format_subtitles(cues))
             return
         text = format_text_outputs(uttids, results, self.format)
         if self.path is None:
             sys.stdout.write(text)
             sys.stdout.flush()
         else:
-            _write_atomically(self.path, text)
+            write_atomically(self.path, text)
+
+
+def lock_output(lock_path: Path, output) -> "_HeldLock":
+    """Takes the lock file of an output (released with `.release()`); another job holding it is an error."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(lock_path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise TranscriptionError(
+            f"another transcription job is writing to {output} (lock {lock_path}); wait for it to finish or choose "
+            "another output"
+        ) from None
+    return _HeldLock(lock)
 
 
 class _NoLock:
@@ -480,17 +740,18 @@ class _HeldLock:
         self.lock.release()
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, content: str | bytes) -> None:
+    """Writes a file under a temporary name in its folder, then renames it into place: readers see the whole file or
+    none of it."""
+    from .file_modes import make_readable
+
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content.encode("utf-8") if isinstance(content, str) else content)
             file.flush()
             os.fsync(file.fileno())
-        # Readable like any file the user writes (mkstemp creates 0600 files).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+        make_readable(temporary)  # mkstemp creates 0600 files
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -631,6 +892,7 @@ def _run_job(transcriber, collection, target, resume, progress, write) -> JobRep
 
 
 __all__ = [
+    "AUTO_PUNCTUATION",
     "AudioItem",
     "GENERATION_OPTIONS",
     "InputCollection",
@@ -638,11 +900,15 @@ __all__ = [
     "OUTPUT_FORMATS",
     "OutputTarget",
     "OutputWriteError",
+    "PipelineCapabilities",
     "Transcriber",
     "TranscriptionError",
     "collect_inputs",
     "dataset_items",
     "file_item",
+    "item_at_location",
     "load_dataset_dir",
+    "pipeline_capabilities",
+    "resolve_punctuation",
     "transcribe_files",
 ]

@@ -1,6 +1,11 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
-"""Conversion of an original FireRedASR-LLM directory (`model.pth.tar`, `asr_encoder.pth.tar`, `cmvn.ark` and the
-base LLM in `Qwen2-7B-Instruct/`) into a transformers model directory.
+"""Conversion of an original FireRedASR-LLM or FireRedASR2-LLM directory (`model.pth.tar`, `asr_encoder.pth.tar`,
+`cmvn.ark` and the base LLM in `Qwen2-7B-Instruct/`) into a transformers model directory.
+
+Both releases have this layout and the same model (FireRedASR2's `fireredasr_llm.py` is v1's); they differ in how
+their loaders merge the LoRA (v2: a fixed scaling 16 / 64, in the LLM's bfloat16), in the decoding defaults and in
+FireRedASR2 lower-casing its transcripts. Nothing in the files tells the releases apart, so the version comes from
+the caller (`fireredasr_version`, see `conversion.detect_version`).
 
 The release keeps the base LLM apart: `model.pth.tar` holds the encoder, the adapter (`encoder_projector`) and a
 LoRA on every attention and MLP projection of the LLM. By default the LoRA is merged into the base weights
@@ -23,9 +28,12 @@ from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 from transformers.utils.hub import convert_file_size_to_int
 
 from ..configuration_fireredasr import FireRedLlmConfig
+from ..extras import require
 from ..feature_extraction_fireredasr import FireRedAsrFeatureExtractor
+from ..file_modes import make_readable
 from ..modeling_fireredasr_llm import FLOAT16_UNSUPPORTED, FireRedLlmForSpeechSeq2Seq
 from ..processing_fireredasr_llm import FireRedLlmProcessor
+from ..tokenization_fireredasr_llm import FireRedLlmTokenizer
 from .common import (
     ConversionError,
     check_all_used,
@@ -63,8 +71,14 @@ RELEASE_LORA_ALPHA = 16.0
 RELEASE_LORA_DROPOUT = 0.05
 LORA_DIR = "lora"
 
+# FireRedASR2's loader (`asr.py: _merge_lora_state_dict(lora_alpha=16, lora_r=64)`) merges with this scaling whatever
+# the stored rank, in the dtype it loads the LLM in (bfloat16).
+V2_LORA_SCALING = 16.0 / 64.0
+
 # The release README's decoding settings (beam 3, repetition penalty 3.0, length penalty 1.0, greedy selection).
 README_DECODING = {"num_beams": 3, "repetition_penalty": 3.0, "length_penalty": 1.0, "do_sample": False}
+# FireRedASR2's defaults (`FireRedAsr2Config`: beam 3, repetition penalty 1.0, length penalty 0.0).
+V2_DECODING = {"num_beams": 3, "repetition_penalty": 1.0, "length_penalty": 0.0, "do_sample": False}
 
 TensorSource = Callable[[], torch.Tensor]
 SAFETENSORS_DTYPES = {torch.float32: "F32", torch.bfloat16: "BF16"}
@@ -144,9 +158,35 @@ def collect_lora_pairs(lora_tensors: dict, num_layers: int) -> tuple[dict[str, t
     return {key: (pair["A"], pair["B"]) for key, pair in pairs.items()}, ranks.pop()
 
 
-def merged_lora_source(base: TensorSource, lora_a: torch.Tensor, lora_b: torch.Tensor, scaling: float):
-    # In float32, as PEFT's merge would on the release's float32 model; the caller casts to the output dtype.
-    return lambda: base().float() + scaling * (lora_b.float() @ lora_a.float())
+def merged_lora_source(
+    base: TensorSource,
+    lora_a: torch.Tensor,
+    lora_b: torch.Tensor,
+    scaling: float,
+    merge_dtype: torch.dtype | None = None,
+):
+    if merge_dtype is None:
+        # In float32, as PEFT's merge would on the release's float32 model; the caller casts to the output dtype.
+        return lambda: base().float() + scaling * (lora_b.float() @ lora_a.float())
+    # As FireRedASR2's loader: `param.add_((lora_b @ lora_a).to(param.dtype) * scaling)` on the LLM's weights.
+    return lambda: base().to(merge_dtype) + (lora_b @ lora_a).to(merge_dtype) * scaling
+
+
+def encoder_state_dict(state_dict: dict, encoder_package: dict, model_path: Path, encoder_path: Path) -> dict:
+    """
+    The state dict holding the encoder's `encoder.*` tensors. The original builds the encoder from
+    `asr_encoder.pth.tar` (an AED checkpoint: its weights if it holds any), then loads `model.pth.tar` over the whole
+    model, so `model.pth.tar`'s `encoder.*` win when present (both releases ship them there, with an arguments-only
+    `asr_encoder.pth.tar`). The AED's decoder and CTC head in `asr_encoder.pth.tar` are not part of the LLM.
+    """
+    if any(key.startswith("encoder.") for key in state_dict):
+        return state_dict
+    encoder_weights = {
+        key: tensor for key, tensor in encoder_package.get("model_state_dict", {}).items() if key.startswith("encoder.")
+    }
+    if not encoder_weights:
+        raise ConversionError(f"No encoder weights: neither {model_path} nor {encoder_path} holds `encoder.*` tensors.")
+    return encoder_weights
 
 
 def speech_sources(state_dict: dict, adapter_state_dict: dict) -> tuple[dict[str, TensorSource], dict[str, tuple]]:
@@ -158,9 +198,15 @@ def speech_sources(state_dict: dict, adapter_state_dict: dict) -> tuple[dict[str
 
 
 def language_model_sources(
-    llm_dir: Path, text_config, lora_pairs: dict, rank: int, merge_lora: bool
+    llm_dir: Path,
+    text_config,
+    lora_pairs: dict,
+    scaling: float,
+    merge_lora: bool,
+    merge_dtype: torch.dtype | None = None,
 ) -> tuple[dict[str, TensorSource], dict[str, tuple]]:
-    """Readers and shapes of the language model's tensors under our names, with the LoRA merged if asked."""
+    """Readers and shapes of the language model's tensors under our names, with the LoRA merged if asked (in float32,
+    or in `merge_dtype` as FireRedASR2's loader does)."""
     sources, shapes = base_llm_sources(llm_dir)
     if text_config.tie_word_embeddings and "lm_head.weight" in sources:
         # Dropped: a tied LLM's output matrix is its embedding (transformers ties them when loading the base LLM).
@@ -173,7 +219,7 @@ def language_model_sources(
                 f"weight {shapes.get(base_key)}."
             )
         if merge_lora:
-            sources[base_key] = merged_lora_source(sources[base_key], lora_a, lora_b, RELEASE_LORA_ALPHA / rank)
+            sources[base_key] = merged_lora_source(sources[base_key], lora_a, lora_b, scaling, merge_dtype)
     return (
         {f"language_model.{key}": source for key, source in sources.items()},
         {f"language_model.{key}": shapes[key] for key in sources},
@@ -214,9 +260,13 @@ def token_ids(tokenizer) -> dict:
     }
 
 
-def build_tokenizer(llm_dir: Path):
-    """The base LLM's tokenizer with `<speech>` added as a special token, as the release builds it."""
-    tokenizer = AutoTokenizer.from_pretrained(llm_dir)
+def build_tokenizer(llm_dir: Path, lowercase_output: bool = False):
+    """The base LLM's tokenizer with `<speech>` added as a special token, as the release builds it; with
+    `lowercase_output` (FireRedASR2) a [`FireRedLlmTokenizer`] that lower-cases decoded text."""
+    if lowercase_output:
+        tokenizer = FireRedLlmTokenizer.from_pretrained(llm_dir, lowercase_output=True)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(llm_dir)
     if tokenizer.pad_token_id is None or tokenizer.pad_token_id != tokenizer.convert_tokens_to_ids("<|endoftext|>"):
         raise ConversionError(f"The tokenizer in {llm_dir} must pad with <|endoftext|>, as the release asserts.")
     for token in ("<|im_start|>", "<|im_end|>"):
@@ -290,15 +340,16 @@ def write_shards(
         (output_dir / "model.safetensors.index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 
-def write_peft_adapter(lora_pairs: dict, rank: int, output_dir: Path) -> None:
-    """The LoRA as a PEFT adapter for the converted model (`PeftModel.from_pretrained(model, output_dir / "lora")`)."""
+def write_peft_adapter(lora_pairs: dict, rank: int, output_dir: Path, alpha: float = RELEASE_LORA_ALPHA) -> None:
+    """The LoRA as a PEFT adapter of the converted model, in `output_dir/lora` (see `FireRedLlmConfig.lora_adapter`);
+    its scaling is `alpha / rank`."""
     from peft import LoraConfig
 
     # A regex, so that the encoder's q/k/v/o projections are not targeted.
     targets = "|".join(re.escape(module) for module in LORA_TARGETS)
     lora_config = LoraConfig(
         r=rank,
-        lora_alpha=RELEASE_LORA_ALPHA,
+        lora_alpha=alpha,
         lora_dropout=RELEASE_LORA_DROPOUT,
         target_modules=rf"language_model\.model\.layers\.\d+\.({targets})",
         bias="none",
@@ -322,9 +373,11 @@ def convert_llm_checkpoint(
     max_shard_size: str | int = "5GB",
     source: str | None = None,
     repo_id: str | None = None,
+    fireredasr_version: int = 1,
 ) -> Path:
     """
-    Convert an original FireRedASR-LLM directory; returns the output directory.
+    Convert an original FireRedASR-LLM (`fireredasr_version=1`) or FireRedASR2-LLM (2) directory; returns the
+    output directory.
 
     Args:
         input_dir: the original directory: `model.pth.tar`, `asr_encoder.pth.tar` (its `args` describe the encoder),
@@ -333,26 +386,33 @@ def convert_llm_checkpoint(
         dtype: weight dtype, `"bfloat16"` (default) or `"float32"` (the release's inference dtype, for exact parity).
             `"float16"` is refused: the released model gives garbage in half precision.
         merge_lora: merge the LoRA into the LLM weights (default). With `False` the LLM keeps its base weights and
-            the LoRA is written as a PEFT adapter to `output_dir/lora`; apply it with
-            `peft.PeftModel.from_pretrained(model, f"{output_dir}/lora")`.
+            the LoRA is written as a PEFT adapter to `output_dir/lora`, named in the config (`lora_adapter`):
+            `from_pretrained` (and so `pipeline` and `fireredasr-hf transcribe`) applies it, which needs peft.
         max_shard_size: largest safetensors shard.
         source: where the original came from, for the model card.
+        fireredasr_version: 1 (FireRedASR-LLM-L) or 2 (FireRedASR2-LLM): v2 merges the LoRA as FireRedASR2's
+            loader does (scaling 16 / 64 whatever the rank, in the output dtype), decodes with FireRedASR2's defaults
+            and lower-cases transcripts ([`FireRedLlmTokenizer`] with `lowercase_output`).
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
+    if fireredasr_version not in (1, 2):
+        raise ConversionError(f"fireredasr_version must be 1 or 2, got {fireredasr_version!r}.")
+    is_v2 = fireredasr_version == 2
     if dtype not in ("bfloat16", "float32"):
         if dtype == "float16":
             raise ConversionError(FLOAT16_UNSUPPORTED)
         raise ConversionError(f"dtype must be 'bfloat16' or 'float32', got {dtype!r}.")
     torch_dtype = getattr(torch, dtype)
     llm_dir = check_llm_dir(input_dir)
+    if not merge_lora:
+        require("train", "keeping the LoRA as a separate adapter (--keep-lora)", ["peft"])
 
     model_path, encoder_path = input_dir / "model.pth.tar", input_dir / "asr_encoder.pth.tar"
     package = load_original_checkpoint(model_path)
     if "model_state_dict" not in package:
         raise ConversionError(f"{model_path} holds no `model_state_dict`.")
-    # Only the arguments are used: the original loads any encoder weights stored here, then overwrites them with
-    # model.pth.tar's `encoder.*`.
-    encoder_config = encoder_config_from_args(load_original_checkpoint(encoder_path)["args"], str(encoder_path))
+    encoder_package = load_original_checkpoint(encoder_path)
+    encoder_config = encoder_config_from_args(encoder_package["args"], str(encoder_path))
     state_dict = package["model_state_dict"]
     adapter_state_dict, lora_tensors = split_original_state_dict(state_dict)
 
@@ -364,14 +424,19 @@ def convert_llm_checkpoint(
     tied_keys = set(model.all_tied_weights_keys)
     expected_shapes = {key: tuple(t.shape) for key, t in model.state_dict().items() if key not in tied_keys}
 
-    sources, shapes = speech_sources(state_dict, adapter_state_dict)
+    sources, shapes = speech_sources(
+        encoder_state_dict(state_dict, encoder_package, model_path, encoder_path), adapter_state_dict
+    )
     uses_lora = bool(getattr(package["args"], "use_lora", 0))
     if uses_lora != bool(lora_tensors):
         raise ConversionError(
             f"{model_path} has use_lora={int(uses_lora)} but {'holds' if lora_tensors else 'lacks'} LoRA tensors."
         )
     lora_pairs, rank = collect_lora_pairs(lora_tensors, text_config.num_hidden_layers) if uses_lora else ({}, 0)
-    llm_sources, llm_shapes = language_model_sources(llm_dir, text_config, lora_pairs, rank, merge_lora)
+    scaling = V2_LORA_SCALING if is_v2 else RELEASE_LORA_ALPHA / max(rank, 1)
+    llm_sources, llm_shapes = language_model_sources(
+        llm_dir, text_config, lora_pairs, scaling, merge_lora, merge_dtype=torch_dtype if is_v2 else None
+    )
     sources.update(llm_sources)
     shapes.update(llm_shapes)
 
@@ -381,16 +446,17 @@ def convert_llm_checkpoint(
             raise ConversionError(f"`{key}` has shape {shape}; the model expects {expected_shapes[key]}.")
 
     # Every tensor is accounted for; now the (slower) tokenizer.
-    tokenizer = build_tokenizer(llm_dir)
-    config = FireRedLlmConfig(**architecture, **token_ids(tokenizer))
+    tokenizer = build_tokenizer(llm_dir, lowercase_output=is_v2)
+    keep_lora = bool(lora_pairs) and not merge_lora
+    config = FireRedLlmConfig(**architecture, **token_ids(tokenizer), lora_adapter=LORA_DIR if keep_lora else None)
     for sub_config in (config, config.encoder_config, config.text_config):
         sub_config.dtype = dtype
 
     output_dir.mkdir(parents=True, exist_ok=True)
     ordered = {key: sources[key] for key in expected_shapes}
     write_shards(ordered, expected_shapes, torch_dtype, output_dir, max_shard_size)
-    if lora_pairs and not merge_lora:
-        write_peft_adapter(lora_pairs, rank, output_dir)
+    if keep_lora:
+        write_peft_adapter(lora_pairs, rank, output_dir, alpha=scaling * rank)
 
     generation_config = GenerationConfig(
         bos_token_id=config.bos_token_id,
@@ -398,13 +464,22 @@ def convert_llm_checkpoint(
         pad_token_id=config.pad_token_id,
         # An explicit cap (the LLM's context): each utterance still stops after its number of speech positions.
         max_new_tokens=text_config.max_position_embeddings,
-        **README_DECODING,
+        **(V2_DECODING if is_v2 else README_DECODING),
     )
     feature_extractor = FireRedAsrFeatureExtractor.from_kaldi_cmvn(str(input_dir / "cmvn.ark"))
     processor = FireRedLlmProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
+    if is_v2:
+        tokenizer.register_for_auto_class()
     save_remote_code(model, config, processor, output_dir)
     config.save_pretrained(output_dir)
     generation_config.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
-    write_model_card(output_dir, variant="llm", source=source or str(input_dir), repo_id=repo_id)
+    write_model_card(
+        output_dir,
+        variant="llm",
+        source=source or str(input_dir),
+        repo_id=repo_id,
+        version=fireredasr_version,
+    )
+    make_readable(output_dir)
     return output_dir
