@@ -177,31 +177,37 @@ def test_tokens_file_writes_the_space_token_and_refuses_unwritable_ones(tmp_path
         write_tokens(Tokenizer(["<blank>", "a b"]), 2, tmp_path / "bad.txt")
 
 
-def test_model_with_a_ctc_head_also_exports_sherpa_onnx_ctc_model(model, processor, fixture_clips, tmp_path):
-    from fireredasr_hf.training import add_ctc_loss
+def test_fireredasr2_aed_exports_its_decoder_and_its_ctc_head(converted_aed2_dir, fixture_clips, tmp_path):
+    """A FireRedASR2-AED (here the tiny trained AED with a random CTC head, converted from the v2 layout): the
+    encoder/decoder pair sherpa-onnx runs for v1 and v2 AED models, and the CTC head as its `fire-red-asr-2-ctc`
+    model, each giving our greedy transcripts."""
+    model = FireRedAedForConditionalGeneration.from_pretrained(converted_aed2_dir).eval()
+    processor = AutoProcessor.from_pretrained(converted_aed2_dir)
+    export = export_sherpa_onnx(str(converted_aed2_dir), tmp_path)
+    assert sorted(export.files) == ["ctc", "decoder", "encoder", "tokens"]
+    clips = {uttid: fixture_clips[uttid] for uttid in ("p01", "p04")}
+    for uttid, tokens in sherpa_tokens(export, clips).items():
+        inputs = processor(clips[uttid], sampling_rate=SAMPLING_RATE, return_tensors="pt")
+        ids = model.generate(**inputs, num_beams=1)[0, 1:].tolist()
+        ids = ids[: ids.index(model.config.eos_token_id)]
+        assert tokens == processor.tokenizer.convert_ids_to_tokens(ids)
 
-    with_ctc = add_ctc_loss(copy.deepcopy(model))
-    torch.manual_seed(0)
-    with torch.no_grad():
-        with_ctc.ctc_head.weight.normal_(0.0, 1.0)  # a random head that emits many tokens
-    export = export_sherpa_onnx(with_ctc, tmp_path, processor=processor)
-    assert export.files["ctc"].name == "ctc.onnx"
     recognizer = sherpa_onnx.OfflineRecognizer.from_fire_red_asr_ctc(
         model=str(export.files["ctc"]), tokens=str(export.files["tokens"]), num_threads=1
     )
-    for uttid in ("p01", "p02"):
+    for uttid, clip in clips.items():
         stream = recognizer.create_stream()
-        stream.accept_waveform(SAMPLING_RATE, fixture_clips[uttid])
+        stream.accept_waveform(SAMPLING_RATE, clip)
         recognizer.decode_stream(stream)
-        inputs = processor(fixture_clips[uttid], sampling_rate=SAMPLING_RATE, return_tensors="pt")
+        inputs = processor(clip, sampling_rate=SAMPLING_RATE, return_tensors="pt")
         with torch.no_grad():
-            hidden = with_ctc.model.encoder(**inputs).last_hidden_state
-            best = with_ctc.ctc_head(hidden)[0].argmax(-1).tolist()
+            best = model.get_ctc_log_probs(model.get_encoder()(**inputs).last_hidden_state)[0].argmax(-1).tolist()
+        blank = model.config.ctc_blank_id
         collapsed = [
-            token for index, token in enumerate(best) if token != 0 and (index == 0 or token != best[index - 1])
+            token for index, token in enumerate(best) if token != blank and (index == 0 or token != best[index - 1])
         ]
         expected = processor.tokenizer.convert_ids_to_tokens(collapsed)
-        assert len(expected) > 3
+        assert len(expected) > 3  # the random head emits tokens
         assert [token.replace(" ", "▁") for token in stream.result.tokens] == expected
 
 
