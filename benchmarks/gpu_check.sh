@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# GPU check of fireredasr-hf, unattended, from a fresh checkout (about 3-6 minutes on an H100/H200):
+# GPU check of fireredasr-hf, unattended, from a fresh checkout, meant to finish within 8 minutes:
 #
 #     bash benchmarks/gpu_check.sh [gpu_check.py options]     # e.g. --dtypes bfloat16 --batch-sizes 1 8 64
 #
