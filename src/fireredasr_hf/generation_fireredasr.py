@@ -5,7 +5,7 @@ import torch
 from transformers import GenerationMixin
 from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 
-from .modeling_fireredasr_encoder import warn_if_longer_than_trained
+from .modeling_fireredasr_encoder import check_decoding_settings, check_input_features, warn_if_longer_than_trained
 
 # FireRed decoding knobs, stored in `generation_config.json` and overridable per `generate()` call. The values here
 # are the neutral ones (plain beam search ranking by accumulated log-probability).
@@ -20,6 +20,26 @@ FIRERED_GENERATION_DEFAULTS = {
     # Multiplies the log-probability of `<eos>` at every step; values below 1 make ending more likely.
     "eos_penalty": 1.0,
 }
+
+
+def check_generate_inputs(model, input_features, attention_mask, generation_config, firered_settings, model_kwargs):
+    """Refuse what would decode silently wrong: malformed features or masks, invalid settings, unknown arguments."""
+    if firered_settings["use_fireredasr_beam_search"] and not generation_config.do_sample and model_kwargs:
+        raise ValueError(
+            f"generate() got unknown argument(s) {', '.join(sorted(model_kwargs))}: the options are the fields of "
+            f"GenerationConfig and {', '.join(FIRERED_GENERATION_DEFAULTS)}."
+        )
+    if input_features is not None:
+        check_input_features(input_features, attention_mask, model.config.encoder_config.num_mel_bins)
+    check_decoding_settings(
+        generation_config,
+        model.config.vocab_size,
+        {
+            "softmax_smoothing": (firered_settings["softmax_smoothing"], 0.0, None, False),
+            "gnmt_length_penalty": (firered_settings["gnmt_length_penalty"], 0.0, None, True),
+            "eos_penalty": (firered_settings["eos_penalty"], 0.0, 1.0, False),
+        },
+    )
 
 
 class FireRedAedGenerationMixin(GenerationMixin):
@@ -38,13 +58,15 @@ class FireRedAedGenerationMixin(GenerationMixin):
         generation_config, model_kwargs = self._prepare_generation_config(generation_config, **kwargs)
         for name, default in FIRERED_GENERATION_DEFAULTS.items():
             firered_settings.setdefault(name, getattr(generation_config, name, default))
-
+        model_kwargs.pop("labels", None)  # passed by Seq2SeqTrainer; decoding does not use them
         encoder_outputs = model_kwargs.pop("encoder_outputs", None)
+        check_generate_inputs(self, input_features, attention_mask, generation_config, firered_settings, model_kwargs)
+
         if encoder_outputs is None:
             if input_features is None:
                 raise ValueError("generate() needs `input_features` (or precomputed `encoder_outputs`).")
             warn_if_longer_than_trained(input_features, attention_mask, self.config.max_audio_seconds)
-            encoder_outputs = self.get_encoder()(input_features, attention_mask=attention_mask)
+            encoder_outputs = self.get_encoder()(input_features.to(self.dtype), attention_mask=attention_mask)
         encoder_lengths = encoder_outputs.attention_mask.sum(-1)
         max_new_tokens = self._max_new_tokens(generation_config, max_new_tokens_given)
 
@@ -80,10 +102,6 @@ class FireRedAedGenerationMixin(GenerationMixin):
                 f"num_return_sequences ({num_return_sequences}) cannot exceed num_beams ({num_beams}) in the FireRed "
                 "beam search."
             )
-        if not 0.0 < settings["eos_penalty"] <= 1.0:
-            raise ValueError(f"eos_penalty must be in (0, 1], got {settings['eos_penalty']}.")
-        if settings["softmax_smoothing"] <= 0.0:
-            raise ValueError(f"softmax_smoothing must be positive, got {settings['softmax_smoothing']}.")
 
         eos_id = generation_config.eos_token_id
         eos_id = eos_id[0] if isinstance(eos_id, (list, tuple)) else eos_id
