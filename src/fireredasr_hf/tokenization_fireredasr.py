@@ -1,6 +1,7 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
 """Tokenization class for FireRedASR-AED: one token per Chinese character, SentencePiece pieces for the rest."""
 
+import io
 import os
 import re
 from shutil import copyfile
@@ -75,7 +76,7 @@ class FireRedAsrTokenizer(PreTrainedTokenizer):
         self.replace_punctuation = replace_punctuation
         self.encoder = load_dict(vocab_file)
         self.decoder = list(self.encoder)
-        self.sp_model = sentencepiece.SentencePieceProcessor(model_file=str(spm_file))
+        self.sp_model = load_sentencepiece(spm_file)
 
         for name, token in (
             ("bos_token", bos_token),
@@ -111,6 +112,7 @@ class FireRedAsrTokenizer(PreTrainedTokenizer):
         return vocab
 
     def _tokenize(self, text: str) -> list[str]:
+        check_encodable(text)
         text = text.upper()
         if self.replace_punctuation:
             text = PUNCTUATION_PATTERN.sub(" ", text)
@@ -156,11 +158,47 @@ class FireRedAsrTokenizer(PreTrainedTokenizer):
         return vocab_save_path, spm_save_path
 
 
+def check_encodable(text: str) -> None:
+    """Text must be valid Unicode: a lone surrogate (e.g. from bytes decoded with errors="surrogateescape") is not a
+    character, and SentencePiece would fail on it deep inside."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"The text holds a lone surrogate {text[error.start]!r} at position {error.start}, which is not a Unicode "
+            "character: decode the source with errors='replace' (or fix its encoding) first."
+        ) from None
+
+
+def load_sentencepiece(path) -> sentencepiece.SentencePieceProcessor:
+    """The SentencePiece model at `path`, with one clear error for a missing, empty or damaged file."""
+    if not os.path.isfile(path):
+        raise ValueError(f"SentencePiece model not found: {path}")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"The SentencePiece model {path} is empty (0 bytes): copy train_bpe1000.model again.")
+    try:
+        return sentencepiece.SentencePieceProcessor(model_file=str(path))
+    except (RuntimeError, OSError) as error:
+        raise ValueError(
+            f"{path} is not a SentencePiece model ({str(error).strip()}): copy train_bpe1000.model again."
+        ) from None
+
+
 def load_dict(path: str) -> dict[str, int]:
     """Reads a FireRedASR `dict.txt` the way the original does: `<token> <id>` per line, a line with one field gets
     its line number as id, an empty line and `<space>` stand for the space token, and ids must count up from 0."""
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data[: error.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}, line {line}: not UTF-8 text (byte {data[error.start]:#04x}); dict.txt must be UTF-8, as the "
+            "release's is: re-save it as UTF-8."
+        ) from None
     vocab = {}
-    with open(path, encoding="utf-8") as f:
+    with io.StringIO(text, newline=None) as f:  # the line breaks open() would give
         for line_number, line in enumerate(f):
             fields = line.split()
             token = fields[0] if fields else " "

@@ -3,7 +3,7 @@
 
 from pathlib import Path
 
-from .common import ConversionError
+from .common import ConversionError, load_original_checkpoint
 
 
 def detect_variant(input_dir: str | Path) -> str:
@@ -14,12 +14,37 @@ def detect_variant(input_dir: str | Path) -> str:
     if (input_dir / "asr_encoder.pth.tar").is_file():
         return "llm"
     if (input_dir / "model.pth.tar").is_file():
+        llm_hint = llm_without_encoder_args(input_dir)
+        if llm_hint:
+            raise ConversionError(
+                f"{input_dir} looks like an original FireRedASR-LLM directory ({llm_hint}) but lacks "
+                "asr_encoder.pth.tar, which holds the encoder's arguments: download it with the rest of the release "
+                "(e.g. `hf download FireRedTeam/FireRedASR-LLM-L asr_encoder.pth.tar --local-dir DIR`)."
+            )
         return "aed"
     found = ", ".join(sorted(p.name for p in input_dir.iterdir())) or "nothing"
     raise ConversionError(
         f"{input_dir} is not an original FireRedASR directory: expected model.pth.tar (AED) or model.pth.tar + "
         f"asr_encoder.pth.tar + Qwen2-7B-Instruct/ (LLM); found: {found}."
     )
+
+
+def llm_without_encoder_args(input_dir: Path) -> str | None:
+    """Why a directory with `model.pth.tar` but no `asr_encoder.pth.tar` is an LLM one (None: it is not)."""
+    from .llm import BASE_LLM_DIR
+
+    if (input_dir / BASE_LLM_DIR).exists():
+        return f"it has {BASE_LLM_DIR}/"
+    if (input_dir / "dict.txt").is_file() or (input_dir / "train_bpe1000.model").is_file():
+        return None
+    # Neither complete AED nor LLM: the checkpoint's own arguments tell (read safely, without its tensors).
+    try:
+        package = load_original_checkpoint(input_dir / "model.pth.tar", verify_checksums=False)
+    except ConversionError:
+        return None  # unreadable: the AED checks report what is missing
+    if hasattr(package["args"], "encoder_downsample_rate"):
+        return "its model.pth.tar holds the speech adapter of an LLM"
+    return None
 
 
 def convert_checkpoint(

@@ -5,7 +5,6 @@
 from pathlib import Path
 
 import torch
-from transformers import GenerationConfig
 
 from ..configuration_fireredasr import FireRedAedConfig
 from ..feature_extraction_fireredasr import FireRedAsrFeatureExtractor
@@ -14,7 +13,10 @@ from ..processing_fireredasr import FireRedAsrProcessor
 from ..tokenization_fireredasr import FireRedAsrTokenizer
 from .common import (
     ConversionError,
+    atomic_output_dir,
     check_all_used,
+    check_float32_checkpoint,
+    check_weight_values,
     convert_encoder_state_dict,
     encoder_config_from_args,
     load_original_checkpoint,
@@ -47,16 +49,6 @@ DECODER_KEY_RENAMES = [
 # The sinusoid is recomputed on the fly; the output projection is tied to the embedding (handled below).
 DECODER_DROPPED_KEYS = {"positional_encoding.pe", "tgt_word_prj.weight"}
 
-# The release's recommended decoding (README): beam 3, softmax smoothing 1.25, GNMT length penalty 0.6.
-RECOMMENDED_DECODING = {
-    "num_beams": 3,
-    "use_fireredasr_beam_search": True,
-    "softmax_smoothing": 1.25,
-    "gnmt_length_penalty": 0.6,
-    "eos_penalty": 1.0,
-}
-
-
 def check_aed_dir(input_dir: Path) -> None:
     missing = [name for name in AED_FILES if not (input_dir / name).is_file()]
     if missing:
@@ -83,18 +75,6 @@ def aed_config_from_args(args, source: str) -> FireRedAedConfig:
         eos_token_id=required_arg(args, "eos_id", source),
         decoder_start_token_id=required_arg(args, "sos_id", source),
         max_audio_seconds=float(getattr(args, "input_length_max", 60.0)),
-    )
-
-
-def aed_generation_config(config: FireRedAedConfig) -> GenerationConfig:
-    return GenerationConfig(
-        decoder_start_token_id=config.decoder_start_token_id,
-        bos_token_id=config.bos_token_id,
-        eos_token_id=config.eos_token_id,
-        pad_token_id=config.pad_token_id,
-        # An explicit cap (the decoder's positions): each utterance still stops at its encoder length.
-        max_new_tokens=config.max_position_embeddings - 1,
-        **RECOMMENDED_DECODING,
     )
 
 
@@ -133,13 +113,18 @@ def convert_aed_checkpoint(
     source: str | None = None,
     repo_id: str | None = None,
 ) -> Path:
-    """Convert an original FireRedASR-AED directory; returns the output directory."""
+    """Convert an original FireRedASR-AED directory; returns the output directory (written all at once: a failed
+    conversion leaves nothing there)."""
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     check_aed_dir(input_dir)
-    package = load_original_checkpoint(input_dir / "model.pth.tar")
+    checkpoint_path = input_dir / "model.pth.tar"
+    package = load_original_checkpoint(checkpoint_path)
     if "model_state_dict" not in package:
-        raise ConversionError(f"{input_dir / 'model.pth.tar'} holds no `model_state_dict`.")
-    config = aed_config_from_args(package["args"], str(input_dir / "model.pth.tar"))
+        raise ConversionError(f"{checkpoint_path} holds no `model_state_dict`.")
+    check_float32_checkpoint(package["model_state_dict"], checkpoint_path)
+    for key, tensor in package["model_state_dict"].items():
+        check_weight_values(key, tensor, checkpoint_path)
+    config = aed_config_from_args(package["args"], str(checkpoint_path))
     state_dict = convert_aed_state_dict(package["model_state_dict"], config)
 
     with torch.device("meta"):
@@ -147,25 +132,32 @@ def convert_aed_checkpoint(
     expected = {key for key in model.state_dict() if key != "proj_out.weight"}
     check_all_used(expected, set(state_dict), "AED model")
     torch_dtype = getattr(torch, dtype)
-    state_dict = {key: tensor.to(torch_dtype) for key, tensor in state_dict.items()}
+    for key, tensor in state_dict.items():
+        state_dict[key] = tensor.to(torch_dtype)
+        if torch_dtype != tensor.dtype:
+            check_weight_values(key, state_dict[key], f"{checkpoint_path} cast to {dtype}")
     model.load_state_dict(state_dict, strict=False, assign=True)
     model.tie_weights()
-    model.generation_config = aed_generation_config(config)
+    model.generation_config = model.release_generation_config()
     model.eval()
 
-    tokenizer = FireRedAsrTokenizer(
-        vocab_file=str(input_dir / "dict.txt"), spm_file=str(input_dir / "train_bpe1000.model")
-    )
+    try:
+        tokenizer = FireRedAsrTokenizer(
+            vocab_file=str(input_dir / "dict.txt"), spm_file=str(input_dir / "train_bpe1000.model")
+        )
+        feature_extractor = FireRedAsrFeatureExtractor.from_kaldi_cmvn(str(input_dir / "cmvn.ark"))
+    except ValueError as error:  # a damaged dict.txt, SentencePiece model or cmvn.ark (the message names it)
+        raise ConversionError(str(error)) from None
     if len(tokenizer) != config.vocab_size:
         raise ConversionError(
             f"dict.txt has {len(tokenizer)} tokens but the model predicts {config.vocab_size}; wrong dict.txt?"
         )
-    feature_extractor = FireRedAsrFeatureExtractor.from_kaldi_cmvn(str(input_dir / "cmvn.ark"))
     processor = FireRedAsrProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
 
     tokenizer.register_for_auto_class()
-    save_remote_code(model, model.config, processor, output_dir)
-    model.save_pretrained(output_dir, max_shard_size=max_shard_size)
-    processor.save_pretrained(output_dir)
-    write_model_card(output_dir, variant="aed", source=source or str(input_dir), repo_id=repo_id)
+    with atomic_output_dir(output_dir) as work_dir:
+        save_remote_code(model, model.config, processor, work_dir)
+        model.save_pretrained(work_dir, max_shard_size=max_shard_size)
+        processor.save_pretrained(work_dir)
+        write_model_card(work_dir, variant="aed", source=source or str(input_dir), repo_id=repo_id)
     return output_dir
