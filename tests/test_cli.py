@@ -11,7 +11,7 @@ import pytest
 import soundfile
 import torch
 
-from fireredasr_hf import cli
+from fireredasr_hf import cli, transcription
 from fireredasr_hf.pipeline_fireredasr import FireRedAsrPipeline
 from fireredasr_hf.transcript_io import read_kaldi_text
 
@@ -96,13 +96,13 @@ def test_console_script_reports_a_corrupt_file_and_resumes_without_redoing_finis
     ]
     cue_number, times, text = (output / "sub" / "p04.srt").read_text().splitlines()
     assert cue_number == "1" and times.startswith("00:00:00,") and " --> 00:00:0" in times and text
-    log = output / cli.RESUME_LOG_NAME
+    log = output / transcription.RESUME_LOG_NAME
     assert len(log.read_text().splitlines()) == 4  # metadata + 3 results; the failure is retried next time
 
     shutil.copy(fixtures_dir / "audio" / "p03.wav", inputs / "bad.wav")  # the file is fixed
     second = run_console(*arguments, "--resume", cwd=tmp_path)
     assert second.returncode == 0, second.stderr[-2000:]
-    assert "Resuming: 3 of 4 recordings already done" in second.stderr
+    assert "Resumed: 3 recording(s) were already done" in second.stderr
     assert "1 recording(s), 3.7 s of audio decoded" in second.stderr  # only the fixed one
     assert (output / "bad.srt").read_text().startswith("1\n00:00:00,")
     assert not log.exists()  # everything succeeded: nothing left to resume
@@ -170,18 +170,20 @@ def test_resume_after_an_interruption_decodes_only_the_rest(converted_aed_dir, f
         return call(self, inputs, **kwargs)
 
     monkeypatch.setattr(FireRedAsrPipeline, "__call__", counting_call)
-    advance = cli.Progress.advance
+    advance = cli.ProgressBar.__call__
+    finished = []
 
-    def interrupt_after_two(self, audio_seconds):
-        advance(self, audio_seconds)
-        if self.decoded == 2:
+    def interrupt_after_two(self, item, audio_seconds):
+        advance(self, item, audio_seconds)
+        finished.append(item.uttid)
+        if len(finished) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli.Progress, "advance", interrupt_after_two)
+    monkeypatch.setattr(cli.ProgressBar, "__call__", interrupt_after_two)
     with pytest.raises(KeyboardInterrupt):
         transcribe(converted_aed_dir, str(scp), "--batch-size", "1", "-o", str(output))
     assert len(decoded) == 2 and not output.exists()
-    monkeypatch.setattr(cli.Progress, "advance", advance)
+    monkeypatch.setattr(cli.ProgressBar, "__call__", advance)
 
     assert (
         transcribe(converted_aed_dir, str(scp), "--batch-size", "1", "-o", str(output), "--num-beams", "1", "--resume")

@@ -171,11 +171,11 @@ def load_split(path: str, split: str | None, split_option: str, processor, varia
     if is_dataset_dir(directory):
         from datasets import Audio
 
-        from .cli import CommandError, load_dataset_dir
+        from .transcription import TranscriptionError, load_dataset_dir
 
         try:
             dataset = load_dataset_dir(path, split)
-        except CommandError as error:
+        except TranscriptionError as error:
             raise FinetuneError(str(error).replace("--split", split_option)) from None
         # The collator decodes the audio itself (soundfile/ffmpeg + soxr); datasets would need torchcodec.
         if isinstance(dataset.features.get(args.audio_column), Audio):

@@ -11,7 +11,7 @@ import math
 import os
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 import numpy as np
@@ -72,24 +72,36 @@ def _check_text(uttid: str, text: str) -> None:
         raise ValueError(f"the transcript of {uttid!r} must be a single-line string, got {text!r}")
 
 
+def format_kaldi_text(texts: Mapping[str, str] | Iterable[tuple[str, str]]) -> str:
+    """`uttid transcript` lines (Kaldi `text`); uttids must be non-empty and free of whitespace."""
+    lines = []
+    for uttid, text in _items(texts):
+        if not isinstance(uttid, str) or not uttid or any(char.isspace() for char in uttid):
+            raise ValueError(f"a Kaldi uttid must be non-empty without whitespace, got {uttid!r}")
+        _check_text(uttid, text)
+        lines.append(f"{uttid} {text}\n" if text else f"{uttid}\n")
+    return "".join(lines)
+
+
+def format_plain_text(texts: Mapping[str, str] | Iterable[tuple[str, str]]) -> str:
+    """`uttid<TAB>transcript` lines, the output format of FireRedASR's own `speech2text.py`."""
+    lines = []
+    for uttid, text in _items(texts):
+        if not isinstance(uttid, str) or not uttid or any(char in uttid for char in "\t\n\r"):
+            raise ValueError(f"an uttid must be non-empty without tabs or line breaks, got {uttid!r}")
+        _check_text(uttid, text)
+        lines.append(f"{uttid}\t{text}\n")
+    return "".join(lines)
+
+
 def write_kaldi_text(path: str | os.PathLike, texts: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
     """Writes `uttid transcript` lines (Kaldi `text`); uttids must be non-empty and free of whitespace."""
-    with open(path, "w", encoding="utf-8") as file:
-        for uttid, text in _items(texts):
-            if not isinstance(uttid, str) or not uttid or any(char.isspace() for char in uttid):
-                raise ValueError(f"a Kaldi uttid must be non-empty without whitespace, got {uttid!r}")
-            _check_text(uttid, text)
-            file.write(f"{uttid} {text}\n" if text else f"{uttid}\n")
+    Path(path).write_text(format_kaldi_text(texts), encoding="utf-8")
 
 
 def write_plain_text(path: str | os.PathLike, texts: Mapping[str, str] | Iterable[tuple[str, str]]) -> None:
     """Writes `uttid<TAB>transcript` lines, the output format of FireRedASR's own `speech2text.py`."""
-    with open(path, "w", encoding="utf-8") as file:
-        for uttid, text in _items(texts):
-            if not isinstance(uttid, str) or not uttid or any(char in uttid for char in "\t\n\r"):
-                raise ValueError(f"an uttid must be non-empty without tabs or line breaks, got {uttid!r}")
-            _check_text(uttid, text)
-            file.write(f"{uttid}\t{text}\n")
+    Path(path).write_text(format_plain_text(texts), encoding="utf-8")
 
 
 def _json_default(value):
@@ -106,13 +118,19 @@ def _json_line(record) -> str:
     return json.dumps(record, ensure_ascii=False, default=_json_default) + "\n"
 
 
+def format_jsonl(records: Iterable[Mapping]) -> str:
+    """One JSON object per line (UTF-8, non-ASCII kept); dataclasses and numpy values are converted."""
+    lines = []
+    for record in records:
+        if not isinstance(record, Mapping):
+            raise TypeError(f"each JSON-lines record must be a mapping, got {type(record).__name__}")
+        lines.append(_json_line(record))
+    return "".join(lines)
+
+
 def write_jsonl(path: str | os.PathLike, records: Iterable[Mapping]) -> None:
     """Writes one JSON object per line (UTF-8, non-ASCII kept); dataclasses and numpy values are converted."""
-    with open(path, "w", encoding="utf-8") as file:
-        for record in records:
-            if not isinstance(record, Mapping):
-                raise TypeError(f"each JSON-lines record must be a mapping, got {type(record).__name__}")
-            file.write(_json_line(record))
+    Path(path).write_text(format_jsonl(records), encoding="utf-8")
 
 
 def format_timestamp(seconds: float, decimal_marker: str = ",") -> str:
@@ -179,7 +197,43 @@ def is_dataset_dir(path: str | os.PathLike) -> bool:
     )
 
 
-def iter_audio_inputs(inputs: Iterable[str | os.PathLike]) -> list[tuple[str, str]]:
+@dataclass(frozen=True)
+class UnreadableFolder:
+    """A folder below an input folder that could not be listed (its audio files are not known)."""
+
+    path: str
+    reason: str
+
+
+def _audio_files_below(directory: Path, unreadable: list[UnreadableFolder] | None) -> list[tuple[str, Path]]:
+    """`(relative posix path, file)` of the audio files below `directory`, hidden files and folders skipped. A
+    folder that cannot be listed goes to `unreadable`, or raises PermissionError when that is None."""
+
+    def on_error(error: OSError) -> None:
+        if unreadable is None:
+            raise PermissionError(f"cannot read the folder {error.filename}: {error.strerror}")
+        unreadable.append(UnreadableFolder(str(error.filename), error.strerror or type(error).__name__))
+
+    found = []
+    visited = set()  # real paths of the folders walked: linked folders are followed, link cycles are not
+    for folder, subfolders, files in os.walk(directory, onerror=on_error, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in visited:
+            subfolders[:] = []
+            continue
+        visited.add(real)
+        subfolders[:] = sorted(name for name in subfolders if not name.startswith("."))
+        for name in files:
+            file = Path(folder, name)
+            if name.startswith(".") or file.suffix.lower() not in AUDIO_EXTENSIONS or not file.is_file():
+                continue
+            found.append((file.relative_to(directory).as_posix(), file))
+    return sorted(found)
+
+
+def iter_audio_inputs(
+    inputs: Iterable[str | os.PathLike], unreadable: list[UnreadableFolder] | None = None
+) -> list[tuple[str, str]]:
     """Expands input arguments into `(uttid, audio path)` pairs, in order.
 
     - a directory: every audio file below it (extensions in `AUDIO_EXTENSIONS`, any case; hidden files and
@@ -188,7 +242,9 @@ def iter_audio_inputs(inputs: Iterable[str | os.PathLike]) -> list[tuple[str, st
     - any other file: one audio file, uttid = file name without extension.
 
     Duplicate uttids, missing paths, directories without audio and `datasets` directories (see
-    `is_dataset_dir`; load those with `datasets.load_from_disk`) are errors.
+    `is_dataset_dir`; load those with `datasets.load_from_disk`) are errors. A folder below an input folder that
+    cannot be listed is appended to `unreadable` when a list is given, else it raises PermissionError: it is
+    never skipped silently.
     """
     pairs: list[tuple[str, str]] = []
     for item in inputs:
@@ -196,14 +252,9 @@ def iter_audio_inputs(inputs: Iterable[str | os.PathLike]) -> list[tuple[str, st
         if path.is_dir():
             if is_dataset_dir(path):
                 raise ValueError(f"{path} is a dataset saved with datasets' save_to_disk, not a folder of audio files")
-            found = sorted(
-                (file.relative_to(path).as_posix(), file)
-                for file in path.rglob("*")
-                if file.suffix.lower() in AUDIO_EXTENSIONS
-                and not any(part.startswith(".") for part in file.relative_to(path).parts)
-                and file.is_file()
-            )
-            if not found:
+            before = len(unreadable) if unreadable is not None else 0
+            found = _audio_files_below(path, unreadable)
+            if not found and (unreadable is None or len(unreadable) == before):
                 raise ValueError(f"no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) found under {path}")
             pairs.extend((relative[: -len(file.suffix)], str(file)) for relative, file in found)
         elif path.is_file():

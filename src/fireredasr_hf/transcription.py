@@ -1,0 +1,636 @@
+# Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
+"""The transcription engine: what the command line, the server, the cluster runner and the demo share.
+
+    from fireredasr_hf.transcription import Transcriber, collect_inputs, transcribe_files
+
+    transcriber = Transcriber("FireRedTeam/FireRedASR-AED-L", batch_size=8)
+    transcriber.transcribe_audio("speech.wav")["text"]                      # one recording
+    inputs = collect_inputs(["recordings/", "data/wav.scp"])                 # files, folders, wav.scp, datasets
+    report = transcribe_files(transcriber, inputs, output="subs/", output_format="srt", resume=True)
+    report.failures                                                          # {uttid: message}
+
+Pieces, from the bottom up:
+
+- `AudioItem` (one recording: id, source, reader) and `collect_inputs` (files, folders searched recursively,
+  Kaldi wav.scp, datasets saved with `save_to_disk`; unreadable folders become failures, never silent skips);
+- `Transcriber`: a loaded FireRedASR pipeline with the job's decoding and segmentation settings; decodes items
+  `batch_size` recordings per pipeline call (their VAD segments are batched together), isolating failures per
+  recording;
+- `OutputTarget`: where results go (a file, a folder of subtitles, or standard output). It is checked before any
+  decoding (location writable, every utterance id usable in the chosen format, subtitle paths inside the folder),
+  locked against a second job writing there, and written atomically (temporary file + rename);
+- `transcribe_files`: the job: resume log next to the output (kept until the outputs are safely written, so an
+  interrupted or failed job can always be resumed), progress reporting, the final `JobReport`.
+
+`TranscriptionError` is a problem with the job's arguments or inputs, reported in one line. This module and the
+ones it imports know no application (command line, server, ...).
+"""
+
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+class TranscriptionError(ValueError):
+    """A problem with a transcription job's arguments or inputs, reported as one line."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Inputs
+
+
+@dataclass
+class AudioItem:
+    """One recording to transcribe: its id, where it comes from (for messages) and how to read it."""
+
+    uttid: str
+    source: str
+    read: Callable[[int], "np.ndarray"]  # sampling rate -> float32 mono waveform at that rate
+
+
+def file_item(uttid: str, path: str) -> AudioItem:
+    def read(sampling_rate):
+        from .audio import load_audio
+
+        return load_audio(path, sampling_rate=sampling_rate)
+
+    return AudioItem(uttid, path, read)
+
+
+@dataclass
+class InputCollection:
+    """The recordings found in a job's inputs, and the inputs that could not be read (`{source: message}`, e.g. a
+    folder without read permission), which the job reports as failures."""
+
+    items: list[AudioItem]
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+def load_dataset_dir(path: str, split: str | None):
+    """A `datasets` Dataset saved with `save_to_disk` (one split of a DatasetDict)."""
+    try:
+        from datasets import DatasetDict, load_from_disk
+    except ImportError as error:
+        raise TranscriptionError(f"{path} is a saved dataset; reading it needs `pip install datasets`") from error
+    dataset = load_from_disk(path)
+    if isinstance(dataset, DatasetDict):
+        if split is None:
+            if len(dataset) != 1:
+                raise TranscriptionError(f"{path} holds the splits {', '.join(dataset)}: choose one with --split")
+            split = next(iter(dataset))
+        if split not in dataset:
+            raise TranscriptionError(f"{path} has no split {split!r} (it has {', '.join(dataset)})")
+        dataset = dataset[split]
+    elif split is not None:
+        raise TranscriptionError(f"{path} is a single dataset without splits; drop --split")
+    return dataset
+
+
+def dataset_items(dataset, path: str, audio_column: str = "audio", id_column: str = "id") -> list[AudioItem]:
+    """One item per row of a dataset; ids from `id_column` (else the row number)."""
+    from datasets import Audio
+
+    if audio_column not in dataset.column_names:
+        raise TranscriptionError(
+            f"{path} has no audio column {audio_column!r} (columns: {', '.join(dataset.column_names)})"
+        )
+    # Rows are decoded here (soundfile/ffmpeg + soxr) rather than by datasets, which would need torchcodec.
+    if isinstance(dataset.features[audio_column], Audio):
+        dataset = dataset.cast_column(audio_column, Audio(decode=False))
+    ids = dataset[id_column] if id_column in dataset.column_names else [str(index) for index in range(len(dataset))]
+
+    def reader(index):
+        def read(sampling_rate):
+            from .data import decode_audio
+
+            return decode_audio(dataset[index][audio_column], sampling_rate=sampling_rate)
+
+        return read
+
+    return [AudioItem(str(uttid), f"{path}[{index}]", reader(index)) for index, uttid in enumerate(ids)]
+
+
+def collect_inputs(
+    inputs: Iterable[str | os.PathLike],
+    split: str | None = None,
+    audio_column: str = "audio",
+    id_column: str = "id",
+) -> InputCollection:
+    """Files, folders (recursively), wav.scp files and saved datasets, in the order given. Missing inputs, folders
+    without audio and duplicate ids are errors; folders that cannot be read are failures of the job."""
+    from .transcript_io import UnreadableFolder, is_dataset_dir, iter_audio_inputs
+
+    collection = InputCollection([])
+    for item in map(str, inputs):
+        if is_dataset_dir(item):
+            collection.items.extend(dataset_items(load_dataset_dir(item, split), item, audio_column, id_column))
+            continue
+        unreadable: list[UnreadableFolder] = []
+        try:
+            pairs = iter_audio_inputs([item], unreadable=unreadable)
+        except (FileNotFoundError, ValueError, UnicodeDecodeError) as error:
+            raise TranscriptionError(str(error)) from error
+        collection.items.extend(file_item(uttid, path) for uttid, path in pairs)
+        for folder in unreadable:
+            collection.failures[folder.path] = f"folder not readable ({folder.reason}); its audio was not transcribed"
+    seen: dict[str, str] = {}
+    for audio_item in collection.items:
+        if audio_item.uttid in seen:
+            raise TranscriptionError(
+                f"utterance id {audio_item.uttid!r} is given twice: {seen[audio_item.uttid]} and {audio_item.source}"
+            )
+        seen[audio_item.uttid] = audio_item.source
+    return collection
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Decoding
+
+# generate() options a job may set, and the model variants each applies to.
+GENERATION_OPTIONS = {
+    "num_beams": ("aed", "llm"),
+    "max_new_tokens": ("aed", "llm"),
+    "softmax_smoothing": ("aed",),
+    "gnmt_length_penalty": ("aed",),
+    "eos_penalty": ("aed",),
+    "repetition_penalty": ("llm",),
+    "length_penalty": ("llm",),
+}
+VARIANTS = {"fireredasr_aed": "aed", "fireredasr_llm": "llm"}
+
+
+class ProgressCallback(Protocol):
+    """Told about every recording a job finishes: its decoded duration in seconds, or None when it failed."""
+
+    def __call__(self, item: AudioItem, audio_seconds: float | None) -> None: ...
+
+
+def check_device(device: str | None) -> str:
+    """The torch device to run on: `device` when this machine has it (default: cuda if available, else cpu)."""
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    kind = str(device).split(":", 1)[0]
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise TranscriptionError(f"device {device!r} was asked for, but this machine has no usable CUDA GPU")
+    if kind == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise TranscriptionError(f"device {device!r} was asked for, but MPS is not available on this machine")
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise TranscriptionError(f"unknown device {device!r}: {error}") from None
+    return str(device)
+
+
+class Transcriber:
+    """
+    A FireRedASR pipeline loaded with a job's settings.
+
+    Args:
+        model: converted directory, original FireRedASR directory or Hub repo id (see `hub.resolve_model`), or an
+            already built `FireRedAsrPipeline`.
+        revision, device, dtype: where and how to load it (dtype: a torch dtype or its name; default: as stored).
+        num_threads: torch CPU threads (default: torch's choice).
+        batch_size: recordings per pipeline call; their segments are decoded together.
+        generate_kwargs: generate() options (see `GENERATION_OPTIONS`; each is checked against the model variant).
+        option_label: how an option is named in error messages (e.g. its command-line flag).
+        vad, max_segment_s: segmentation of long audio (see `FireRedAsrPipeline`).
+        timestamps: add segment `chunks` to every result.
+    """
+
+    def __init__(
+        self,
+        model,
+        *,
+        revision: str | None = None,
+        device: str | None = None,
+        dtype=None,
+        num_threads: int | None = None,
+        batch_size: int = 8,
+        generate_kwargs: dict | None = None,
+        option_label: Callable[[str], str] = str,
+        vad=None,
+        max_segment_s: float | None = None,
+        timestamps: bool = False,
+    ):
+        import torch
+
+        if num_threads is not None:
+            if num_threads < 1:
+                raise TranscriptionError(f"the number of threads must be at least 1, got {num_threads}")
+            torch.set_num_threads(num_threads)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise TranscriptionError(f"the batch size must be at least 1, got {batch_size}")
+        self.batch_size = batch_size
+        if isinstance(model, str | os.PathLike):
+            from .hub import load_asr_pipeline
+
+            if isinstance(dtype, str):
+                dtype = None if dtype == "auto" else getattr(torch, dtype)
+            try:
+                self.pipeline = load_asr_pipeline(model, revision=revision, device=check_device(device), dtype=dtype)
+            except ValueError as error:  # neither a converted nor an original FireRedASR model
+                raise TranscriptionError(str(error)) from error
+        else:
+            self.pipeline = model
+        # As the user named it (a Hub id rather than the cache folder it was converted into).
+        self.model_name = str(model) if isinstance(model, str | os.PathLike) else self.pipeline.model.name_or_path
+        self.variant = VARIANTS.get(self.pipeline.model.config.model_type)
+        if self.variant is None:
+            raise TranscriptionError(f"{self.model_name} is not a FireRedASR model")
+        generate_kwargs = dict(generate_kwargs or {})
+        for name in generate_kwargs:
+            variants = GENERATION_OPTIONS.get(name)
+            if variants is not None and self.variant not in variants:
+                raise TranscriptionError(
+                    f"{option_label(name)} applies to FireRedASR-{variants[0].upper()} models only"
+                )
+        self.call_kwargs: dict[str, Any] = {}
+        if vad is not None:
+            self.call_kwargs["vad"] = vad
+        if max_segment_s is not None:
+            self.call_kwargs["max_segment_s"] = max_segment_s
+        if timestamps:
+            self.call_kwargs["return_timestamps"] = True
+        if generate_kwargs:
+            self.call_kwargs["generate_kwargs"] = generate_kwargs
+
+    @property
+    def sampling_rate(self) -> int:
+        return self.pipeline.feature_extractor.sampling_rate
+
+    def settings(self) -> dict:
+        """What determines the transcripts (model and options), as recorded in a resume log."""
+        options = {
+            key: (value if isinstance(value, str | int | float | bool | dict) else type(value).__name__)
+            for key, value in self.call_kwargs.items()
+        }
+        return {"model": str(self.pipeline.model.name_or_path), "options": options}
+
+    def transcribe_audio(self, audio, **call_kwargs) -> dict:
+        """The pipeline's result for one recording (path, array, `{"raw", "sampling_rate"}` dict, ...)."""
+        return self.pipeline(audio, **{**self.call_kwargs, **call_kwargs})
+
+    def transcribe(
+        self,
+        items: Sequence[AudioItem],
+        on_result: Callable[[AudioItem, dict], None],
+        on_failure: Callable[[AudioItem, str], None],
+    ) -> None:
+        """Decodes `items`, `batch_size` recordings per pipeline call, and reports each one as a result
+        (`{"text", "duration", "source"[, "chunks"]}`) or a failure message. A recording that cannot be read or
+        decoded fails alone: its batch is decoded again one recording at a time."""
+        sampling_rate = self.sampling_rate
+        for start in range(0, len(items), self.batch_size):
+            group = []
+            for item in items[start : start + self.batch_size]:
+                try:
+                    group.append((item, item.read(sampling_rate)))
+                except Exception as error:  # noqa: BLE001 (any unreadable file is reported and skipped)
+                    on_failure(item, f"{item.source}: {error}")
+            if not group:
+                continue
+            inputs = [{"raw": waveform, "sampling_rate": sampling_rate} for _, waveform in group]
+            try:
+                outputs = self.pipeline(inputs, batch_size=self.batch_size, **self.call_kwargs)
+            except Exception:  # noqa: BLE001 (find the recording that failed by decoding them one at a time)
+                outputs = None
+            for index, (item, waveform) in enumerate(group):
+                try:
+                    output = outputs[index] if outputs is not None else self.pipeline(inputs[index], **self.call_kwargs)
+                except Exception as error:  # noqa: BLE001
+                    on_failure(item, f"{item.source}: {type(error).__name__}: {error}")
+                    continue
+                result = {"text": output["text"], "duration": round(len(waveform) / sampling_rate, 3)}
+                result["source"] = item.source
+                if "chunks" in output:
+                    result["chunks"] = [
+                        {"text": chunk["text"], "timestamp": list(chunk["timestamp"])} for chunk in output["chunks"]
+                    ]
+                on_result(item, result)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Outputs
+
+OUTPUT_FORMATS = ("txt", "jsonl", "srt", "vtt", "kaldi")
+SUBTITLE_FORMATS = ("srt", "vtt")
+DEFAULT_OUTPUT_NAMES = {"txt": "transcripts.txt", "jsonl": "transcripts.jsonl", "kaldi": "text"}
+RESUME_LOG_NAME = ".fireredasr-resume.jsonl"
+LOCK_NAME = ".fireredasr-hf.lock"
+
+
+def subtitle_relative_path(uttid: str, extension: str) -> Path:
+    """The path of an utterance's subtitle file inside the output folder: its id (which may name sub-folders, as
+    ids of files found in sub-folders do) plus the extension. Ids that would leave the folder or that no file
+    system can hold (absolute, `..`, empty parts, control characters) are refused."""
+    parts = uttid.split("/")
+    if (
+        not uttid
+        or uttid.startswith("/")
+        or "\\" in uttid
+        or any(part in ("", ".", "..") for part in parts)
+        or any(ord(char) < 32 or char == "\x7f" for char in uttid)
+        or any(len(part.encode("utf-8")) > 250 for part in parts)
+    ):
+        raise TranscriptionError(
+            f"utterance id {uttid!r} cannot name a subtitle file inside the output folder (ids become file paths: "
+            "no absolute paths, '..', empty parts, backslashes or control characters); rename it in the input"
+        )
+    return Path(*parts[:-1], f"{parts[-1]}.{extension}")
+
+
+class OutputTarget:
+    """
+    Where a job's results go: `path` None (standard output; txt, jsonl and kaldi only), a folder (srt and vtt: one
+    file per recording; other formats: `DEFAULT_OUTPUT_NAMES` inside it) or a file.
+
+    Creating one checks the location (the folder is created, must be writable); `check_ids` checks every utterance id
+    against the format before decoding; `write` writes atomically. Nothing is ever written outside the folder named.
+    """
+
+    def __init__(self, path: str | os.PathLike | None, output_format: str):
+        if output_format not in OUTPUT_FORMATS:
+            raise TranscriptionError(f"unknown output format {output_format!r} (one of {', '.join(OUTPUT_FORMATS)})")
+        self.format = output_format
+        self.subtitles = output_format in SUBTITLE_FORMATS
+        if path is None:
+            if self.subtitles:
+                raise TranscriptionError(f"output format {output_format} writes one file per recording: name a folder")
+            self.path = self.directory = None
+            return
+        path = Path(path)
+        if self.subtitles or str(path).endswith(os.sep) or path.is_dir():
+            self.directory = path
+            self.path = path if self.subtitles else path / DEFAULT_OUTPUT_NAMES[output_format]
+        else:
+            self.directory, self.path = path.parent, path
+        if self.path.is_dir() and not self.subtitles:
+            raise TranscriptionError(f"{self.path} is a folder; name the output file or another folder")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.directory):
+                pass
+        except OSError as error:
+            raise TranscriptionError(f"cannot write into {self.directory}: {error.strerror or error}") from None
+
+    @property
+    def resume_log_path(self) -> Path | None:
+        if self.path is None:
+            return None
+        return self.directory / RESUME_LOG_NAME if self.subtitles else Path(f"{self.path}.resume.jsonl")
+
+    @property
+    def lock_path(self) -> Path | None:
+        if self.path is None:
+            return None
+        return self.directory / LOCK_NAME if self.subtitles else self.directory / f".{self.path.name}.lock"
+
+    def check_ids(self, uttids: Iterable[str]) -> None:
+        """Refuses, before any decoding, utterance ids that the format cannot hold."""
+        for uttid in uttids:
+            if not uttid:
+                raise TranscriptionError("an utterance id is empty; every recording needs an id")
+            if any(char in uttid for char in "\n\r"):
+                raise TranscriptionError(f"utterance id {uttid!r} contains a line break")
+            if self.format == "kaldi" and any(char.isspace() for char in uttid):
+                raise TranscriptionError(
+                    f"utterance id {uttid!r} contains whitespace, which a Kaldi text file cannot hold; use "
+                    "--output-format txt or jsonl, or rename it"
+                )
+            if self.format == "txt" and "\t" in uttid:
+                raise TranscriptionError(
+                    f"utterance id {uttid!r} contains a tab, which separates id and text in txt output; use "
+                    "--output-format jsonl, or rename it"
+                )
+            if self.subtitles:
+                subtitle_relative_path(uttid, self.format)
+
+    def lock(self):
+        """A lock held while a job writes here, so that a second job naming the same output stops at once."""
+        from filelock import FileLock, Timeout
+
+        if self.lock_path is None:
+            return _NoLock()
+        lock = FileLock(str(self.lock_path), timeout=0)
+        try:
+            lock.acquire()
+        except Timeout:
+            raise TranscriptionError(
+                f"another transcription job is writing to {self.path} (lock {self.lock_path}); wait for it to finish "
+                "or choose another output"
+            ) from None
+        return _HeldLock(lock)
+
+    def write(self, uttids: Sequence[str], results: dict[str, dict]) -> None:
+        """Writes the results of `uttids` (in that order): every file is written to a temporary name and renamed into
+        place, so a failure leaves earlier outputs intact and never a half-written file."""
+        from .transcript_io import format_srt, format_vtt
+
+        if self.subtitles:
+            format_subtitles = format_srt if self.format == "srt" else format_vtt
+            root = self.directory.resolve()
+            for uttid in uttids:
+                path = self.directory / subtitle_relative_path(uttid, self.format)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if not path.parent.resolve().is_relative_to(root):  # a symbolic link inside the folder
+                    raise TranscriptionError(f"{path.parent} leads outside the output folder {self.directory}")
+                chunks = [(*chunk["timestamp"], chunk["text"]) for chunk in results[uttid]["chunks"]]
+                _write_atomically(path, format_subtitles(chunks))
+            return
+        text = format_text_outputs(uttids, results, self.format)
+        if self.path is None:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        else:
+            _write_atomically(self.path, text)
+
+
+class _NoLock:
+    def release(self) -> None:
+        pass
+
+
+@dataclass
+class _HeldLock:
+    lock: Any
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        # Readable like any file the user writes (mkstemp creates 0600 files).
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def format_text_outputs(uttids: Sequence[str], results: dict[str, dict], output_format: str) -> str:
+    """The txt (`uttid<TAB>text`), kaldi (`uttid text`) or jsonl (one object per recording) text of `uttids`."""
+    from .transcript_io import format_jsonl, format_kaldi_text, format_plain_text
+
+    if output_format == "jsonl":
+        return format_jsonl({"uttid": uttid, **results[uttid]} for uttid in uttids)
+    texts = [(uttid, results[uttid]["text"]) for uttid in uttids]
+    return format_kaldi_text(texts) if output_format == "kaldi" else format_plain_text(texts)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The job
+
+
+@dataclass
+class JobReport:
+    """What a job did: results by utterance id, failures (`{uttid or input: message}`), decoded recordings and
+    their audio duration, wall-clock time; `resume_log` is the log kept for a later `resume=True` run (None when
+    everything was done and written)."""
+
+    results: dict[str, dict]
+    failures: dict[str, str]
+    decoded: int = 0
+    audio_seconds: float = 0.0
+    elapsed: float = 0.0
+    resumed: int = 0
+    resume_log: Path | None = None
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.elapsed / self.audio_seconds if self.audio_seconds else 0.0
+
+
+class OutputWriteError(TranscriptionError):
+    """The transcripts were decoded but could not be written; the resume log keeps them."""
+
+
+def transcribe_files(
+    transcriber: Transcriber,
+    inputs: InputCollection | Sequence[AudioItem],
+    output: OutputTarget | str | os.PathLike | None = None,
+    output_format: str = "txt",
+    resume: bool = False,
+    progress: ProgressCallback | None = None,
+    write: bool = True,
+) -> JobReport:
+    """
+    Transcribes `inputs` and writes the results to `output` (see `OutputTarget`).
+
+    Before decoding, the output location and every utterance id are checked and the output is locked. Each finished
+    recording is appended to a resume log next to the output; the log is removed only once the outputs are written
+    and nothing failed. With `resume=True` a job continues an earlier one with the same settings (recordings in
+    its log are not decoded again); without it, an earlier job's unfinished log is an error rather than lost work.
+    `write=False` decodes (with the log) but leaves the writing to the caller (e.g. evaluation writes its own files).
+    """
+    collection = inputs if isinstance(inputs, InputCollection) else InputCollection(list(inputs))
+    items = collection.items
+    target = output if isinstance(output, OutputTarget) else OutputTarget(output, output_format)
+    target.check_ids(item.uttid for item in items)
+    if resume and target.resume_log_path is None:
+        raise TranscriptionError("resuming needs an output file or folder (the results are logged next to it)")
+
+    lock = target.lock()
+    try:
+        return _run_job(transcriber, collection, target, resume, progress, write)
+    finally:
+        lock.release()
+
+
+def _run_job(transcriber, collection, target, resume, progress, write) -> JobReport:
+    from .transcript_io import ResumeLog
+
+    items = collection.items
+    report = JobReport(results={}, failures=dict(collection.failures))
+    resume_log = None
+    log_path = target.resume_log_path
+    if log_path is not None:
+        if log_path.exists() and not resume:
+            raise TranscriptionError(
+                f"an earlier job writing to {target.path} did not finish ({log_path} holds its results): continue it "
+                f"with --resume (resume=True), or delete {log_path} to start again"
+            )
+        try:
+            resume_log = ResumeLog(log_path, metadata=transcriber.settings())
+        except ValueError as error:
+            raise TranscriptionError(str(error)) from error
+        wanted = {item.uttid for item in items}
+        report.results = {uttid: result for uttid, result in resume_log.results.items() if uttid in wanted}
+        report.resumed = len(report.results)
+
+    start = time.perf_counter()
+
+    def on_result(item, result):
+        report.results[item.uttid] = result
+        if resume_log is not None:
+            resume_log.add(item.uttid, result)
+        report.decoded += 1
+        report.audio_seconds += result["duration"]
+        report.elapsed = time.perf_counter() - start
+        if progress is not None:
+            progress(item, result["duration"])
+
+    def on_failure(item, message):
+        report.failures[item.uttid] = message
+        report.elapsed = time.perf_counter() - start
+        if progress is not None:
+            progress(item, None)
+
+    pending = [item for item in items if item.uttid not in report.results]
+    try:
+        transcriber.transcribe(pending, on_result, on_failure)
+    finally:
+        report.elapsed = time.perf_counter() - start
+        if resume_log is not None:
+            resume_log.close()
+    report.resume_log = log_path
+
+    if write:
+        done = [item.uttid for item in items if item.uttid in report.results]
+        try:
+            target.write(done, report.results)
+        except (OSError, TranscriptionError) as error:
+            where = f" they are kept in {log_path}; fix the problem and run again with --resume" if log_path else ""
+            detail = error.strerror if isinstance(error, OSError) and error.strerror else error
+            raise OutputWriteError(
+                f"the transcripts could not be written to {target.path} ({detail});{where}"
+            ) from None
+    if log_path is not None and write and not report.failures:
+        log_path.unlink(missing_ok=True)
+        report.resume_log = None
+    return report
+
+
+__all__ = [
+    "AudioItem",
+    "GENERATION_OPTIONS",
+    "InputCollection",
+    "JobReport",
+    "OUTPUT_FORMATS",
+    "OutputTarget",
+    "OutputWriteError",
+    "Transcriber",
+    "TranscriptionError",
+    "collect_inputs",
+    "dataset_items",
+    "file_item",
+    "load_dataset_dir",
+    "transcribe_files",
+]
