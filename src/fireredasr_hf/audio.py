@@ -4,13 +4,18 @@ Formats libsndfile can read (wav, flac, ogg/opus, mp3, aiff, ...) are decoded wi
 (m4a, aac, wma, video containers, ...) is decoded by the `ffmpeg` binary. Resampling always goes through
 `resample` (soxr) for the tools outside the model (the feature extractor, which travels as remote code, resamples
 its own input with soxr too).
+
+`AudioLimits` bounds the duration and sampling rate of any input before it is decoded or resampled, so that a small
+file cannot ask for gigabytes (a 400 kB wav whose header claims 1 Hz would need 12.8 GB at 16 kHz).
 """
 
 import importlib
 import io
+import math
 import os
 import shutil
 import subprocess
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -22,6 +27,66 @@ AUDIO_EXTENSIONS = frozenset(
 
 class AudioDecodeError(ValueError):
     """An audio file could not be decoded (corrupt, empty, or a format no available decoder reads)."""
+
+
+class AudioLimitError(ValueError):
+    """Audio outside `AudioLimits` (too long, or at an implausible sampling rate), refused before it is decoded."""
+
+
+# Environment variables that change the default limits (e.g. for the command line).
+LIMIT_VARIABLES = {
+    "max_duration_s": "FIREREDASR_MAX_AUDIO_SECONDS",
+    "min_sampling_rate": "FIREREDASR_MIN_SAMPLING_RATE",
+    "max_sampling_rate": "FIREREDASR_MAX_SAMPLING_RATE",
+}
+
+
+@dataclass(frozen=True)
+class AudioLimits:
+    """
+    What audio is accepted, checked before anything is decoded or resampled (from a file's header, an array's
+    length): at most `max_duration_s` seconds (default 6 hours; the whole recording is held in memory, 230 MB per hour
+    at 16 kHz) at a sampling rate between `min_sampling_rate` and `max_sampling_rate` Hz (default 4 kHz to 192 kHz).
+
+    `AudioLimits.from_env()` (what the readers, the feature extractor and the pipeline use) takes the defaults from
+    FIREREDASR_MAX_AUDIO_SECONDS, FIREREDASR_MIN_SAMPLING_RATE and FIREREDASR_MAX_SAMPLING_RATE when they are set.
+    """
+
+    max_duration_s: float = 6 * 3600.0
+    min_sampling_rate: float = 4000
+    max_sampling_rate: float = 192_000
+
+    @classmethod
+    def from_env(cls) -> "AudioLimits":
+        values = {}
+        for name, variable in LIMIT_VARIABLES.items():
+            text = os.environ.get(variable)
+            if text is None or not text.strip():
+                continue
+            try:
+                value = float(text)
+            except ValueError:
+                value = math.nan
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{variable} must be a positive number, got {text!r}")
+            values[name] = value
+        return cls(**values)
+
+    def check(self, num_samples: int, sampling_rate: float, source: str = "the audio") -> None:
+        """Refuse `num_samples` samples at `sampling_rate` Hz outside the limits (`source` names the input)."""
+        if not self.min_sampling_rate <= sampling_rate <= self.max_sampling_rate:
+            raise AudioLimitError(
+                f"{source}: a sampling rate of {sampling_rate:g} Hz is outside the accepted {self.min_sampling_rate:g} "
+                f"to {self.max_sampling_rate:g} Hz (a damaged header, or the wrong rate passed); set "
+                f"{LIMIT_VARIABLES['min_sampling_rate']} / {LIMIT_VARIABLES['max_sampling_rate']} to change the limits"
+            )
+        duration = num_samples / sampling_rate
+        if duration > self.max_duration_s:
+            raise AudioLimitError(
+                f"{source}: {duration / 3600:.2f} hours of audio is longer than the limit of "
+                f"{self.max_duration_s / 3600:g} hours; split the recording, or raise the limit with "
+                f"{LIMIT_VARIABLES['max_duration_s']}"
+            )
 
 
 def to_mono(audio: np.ndarray, channel_axis: int = -1) -> np.ndarray:
@@ -70,14 +135,19 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return soxr.resample(audio, int(orig_sr), int(target_sr)).astype(np.float32, copy=False)
 
 
-def _read_with_ffmpeg(path: str) -> tuple[np.ndarray, int]:
-    """Decodes the first audio stream of `path` with the ffmpeg binary, at its own rate and channel count."""
+def _read_with_ffmpeg(source: str | bytes, max_duration_s: float) -> tuple[np.ndarray, int]:
+    """Decodes the first audio stream of `source` (a path, or the bytes of a file) with the ffmpeg binary, at its own
+    rate and channel count; at most `max_duration_s` (plus a second, to tell a longer input)."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise FileNotFoundError("the ffmpeg binary is not on PATH (install it, e.g. `apt-get install ffmpeg`)")
     # A WAV stream keeps the rate and channel count with the samples; soundfile reads it from memory.
-    command = [ffmpeg, "-nostdin", "-v", "error", "-i", path, "-map", "0:a:0", "-f", "wav", "-c:a", "pcm_f32le", "-"]
-    completed = subprocess.run(command, capture_output=True, check=False)
+    from_stdin = isinstance(source, bytes)
+    command = [ffmpeg, "-v", "error", "-i", "pipe:0" if from_stdin else source, "-map", "0:a:0"]
+    command += ["-t", f"{max_duration_s + 1:.3f}", "-f", "wav", "-c:a", "pcm_f32le", "-"]
+    if not from_stdin:
+        command.insert(1, "-nostdin")
+    completed = subprocess.run(command, input=source if from_stdin else None, capture_output=True, check=False)
     if completed.returncode != 0 or not completed.stdout:
         message = completed.stderr.decode(errors="replace").strip() or f"exit status {completed.returncode}"
         raise RuntimeError(f"ffmpeg failed: {message}")
@@ -86,29 +156,54 @@ def _read_with_ffmpeg(path: str) -> tuple[np.ndarray, int]:
     return audio, rate
 
 
-def load_audio(path: str | os.PathLike, sampling_rate: int = 16000) -> np.ndarray:
+def load_audio(
+    path: str | os.PathLike, sampling_rate: int = 16000, limits: AudioLimits | None = None
+) -> np.ndarray:
     """Reads an audio file as a float32 mono array at `sampling_rate` Hz.
 
     Integer PCM is scaled to [-1, 1); files that store floats are returned as stored. Multi-channel audio is
-    averaged into one channel. Raises `FileNotFoundError` for a missing file and `AudioDecodeError` (a
-    `ValueError`) naming the file when it cannot be decoded or holds no samples.
+    averaged into one channel. Raises `FileNotFoundError` for a missing file, `AudioLimitError` (a `ValueError`)
+    naming the file when its duration or rate is outside `limits` (default: `AudioLimits.from_env()`, checked from
+    the header before decoding), and `AudioDecodeError` (a `ValueError`) naming the file when it cannot be decoded
+    or holds no samples.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"audio file not found (or not a regular file): {path}")
+    with open(path, "rb") as file:
+        return decode_audio_file(file, path, sampling_rate, limits)
+
+
+def load_audio_bytes(
+    data: bytes, sampling_rate: int = 16000, source: str = "the audio bytes", limits: AudioLimits | None = None
+) -> np.ndarray:
+    """`load_audio` for the bytes of an audio file (`source` names them in messages)."""
+    return decode_audio_file(io.BytesIO(data), source, sampling_rate, limits)
+
+
+def decode_audio_file(file, source: str, sampling_rate: int, limits: AudioLimits | None) -> np.ndarray:
+    """Decodes an open binary audio file (soundfile first, else ffmpeg) into float32 mono at `sampling_rate` Hz."""
+    limits = limits or AudioLimits.from_env()
     soundfile = _import_optional("soundfile")
     try:
-        audio, file_sr = soundfile.read(path, dtype="float32", always_2d=True)
+        info = soundfile.info(file)
+        limits.check(info.frames, info.samplerate, source)
+        file.seek(0)
+        audio, file_sr = soundfile.read(file, dtype="float32", always_2d=True)
     except (soundfile.LibsndfileError, RuntimeError) as soundfile_error:
+        file.seek(0)
         try:
-            audio, file_sr = _read_with_ffmpeg(path)
+            audio, file_sr = _read_with_ffmpeg(
+                file.read() if isinstance(file, io.BytesIO) else source, limits.max_duration_s
+            )
         except (FileNotFoundError, RuntimeError) as ffmpeg_error:
             raise AudioDecodeError(
-                f"cannot decode audio file {path}: soundfile: {soundfile_error}; ffmpeg: {ffmpeg_error}"
+                f"cannot decode audio file {source}: soundfile: {soundfile_error}; ffmpeg: {ffmpeg_error}"
             ) from None
+        limits.check(audio.shape[0], file_sr, source)
     if audio.shape[0] == 0:
-        raise AudioDecodeError(f"audio file {path} contains no samples")
+        raise AudioDecodeError(f"audio file {source} contains no samples")
     audio = to_mono(audio)
     if not np.isfinite(audio).all():
-        raise AudioDecodeError(f"audio file {path} contains NaN or infinite samples")
+        raise AudioDecodeError(f"audio file {source} contains NaN or infinite samples")
     return resample(audio, file_sr, sampling_rate)

@@ -19,7 +19,6 @@ Typical use (AED; for LLM pass `max_duration_s=30.0` and no decoder start token)
     )
 """
 
-import io
 import os
 import re
 from dataclasses import dataclass
@@ -31,7 +30,8 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
-from .audio import AudioDecodeError, load_audio, resample, to_mono
+from .audio import AudioLimits, load_audio, load_audio_bytes, resample, to_mono
+from .transcript_io import read_text_lines
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -49,15 +49,14 @@ def _read_kaldi_table(path: Path) -> dict[str, str]:
     if not path.is_file():
         raise FileNotFoundError(f"Kaldi data directory file not found: {path}")
     table = {}
-    with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            line = line.strip()
-            if not line:
-                continue
-            uttid, *value = line.split(maxsplit=1)
-            if uttid in table:
-                raise ValueError(f"{path}, line {line_number}: utterance id {uttid!r} appears twice")
-            table[uttid] = value[0] if value else ""
+    for line_number, line in enumerate(read_text_lines(path), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        uttid, *value = line.split(maxsplit=1)
+        if uttid in table:
+            raise ValueError(f"{path}, line {line_number}: utterance id {uttid!r} appears twice")
+        table[uttid] = value[0] if value else ""
     return table
 
 
@@ -139,15 +138,8 @@ def decode_audio(audio: Any, sampling_rate: int = 16000) -> np.ndarray:
         return load_audio(audio, sampling_rate=sampling_rate)
     if isinstance(audio, dict) and "array" not in audio:
         if audio.get("bytes") is not None:
-            import soundfile
-
-            try:
-                waveform, file_sampling_rate = soundfile.read(
-                    io.BytesIO(audio["bytes"]), dtype="float32", always_2d=True
-                )
-            except (soundfile.LibsndfileError, RuntimeError) as error:
-                raise AudioDecodeError(f"cannot decode the audio bytes of {audio.get('path')!r}: {error}") from None
-            return resample(to_mono(waveform), file_sampling_rate, sampling_rate)
+            source = f"the audio bytes of {audio.get('path')!r}"
+            return load_audio_bytes(audio["bytes"], sampling_rate=sampling_rate, source=source)
         if audio.get("path") is not None:
             return load_audio(audio["path"], sampling_rate=sampling_rate)
         raise ValueError("audio dict has neither `array`, `bytes` nor `path`")
@@ -157,6 +149,7 @@ def decode_audio(audio: Any, sampling_rate: int = 16000) -> np.ndarray:
         array = np.asarray(audio["array"])
         if array.dtype.kind != "f":
             raise ValueError(f"audio `array` must hold float samples in [-1, 1], got dtype {array.dtype}")
+        AudioLimits.from_env().check(array.shape[-1], int(audio["sampling_rate"]), "the audio `array`")
         return resample(to_mono(array, channel_axis=0), int(audio["sampling_rate"]), sampling_rate)
     raise ValueError(
         f"cannot read audio of type {type(audio).__name__}: expected a file path, a dict with `array` and "

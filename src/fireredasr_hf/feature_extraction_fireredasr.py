@@ -8,6 +8,8 @@ import numpy as np
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import is_torch_tensor, logging
 
+from .audio import AudioLimits
+
 logger = logging.get_logger(__name__)
 
 # The original front end is kaldi-native-fbank with its default options and dither 0. These are fixed behaviour,
@@ -278,20 +280,26 @@ class FireRedAsrFeatureExtractor(SequenceFeatureExtractor):
             )
         if array.size == 0:
             raise ValueError(f"Audio{location} is empty.")
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            raise ValueError(f"Audio{location} contains NaN or infinite samples.")
-
-        waveform = array.astype(np.float64)
+        channel_axis = None
         if array.ndim == 2:
             if array.shape[1] <= MAX_CHANNELS:  # (samples, channels), as soundfile returns
-                waveform = waveform.mean(axis=1)
+                channel_axis = 1
             elif array.shape[0] <= MAX_CHANNELS:  # (channels, samples), as torchaudio returns
-                waveform = waveform.mean(axis=0)
+                channel_axis = 0
             else:
                 raise ValueError(
                     f"Audio{location} of shape {array.shape} is 2-D but neither axis has at most {MAX_CHANNELS} "
                     "entries, so it is not a multi-channel recording. Pass a batch as a list of 1-D arrays."
                 )
+        # Before anything is allocated: the duration and rate bound what converting and resampling need.
+        num_samples = array.shape[0] if channel_axis != 0 else array.shape[1]
+        AudioLimits.from_env().check(num_samples, sampling_rate, f"Audio{location}")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ValueError(f"Audio{location} contains NaN or infinite samples.")
+
+        waveform = array.astype(np.float64)
+        if channel_axis is not None:
+            waveform = waveform.mean(axis=channel_axis)
         if array.dtype.kind == "f":
             waveform *= INT16_SCALE
 
@@ -365,6 +373,8 @@ class FireRedAsrFeatureExtractor(SequenceFeatureExtractor):
                 "Failing to do so can result in silent errors that might be hard to debug."
             )
             sampling_rate = self.sampling_rate
+        elif isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, float, np.number)):
+            raise ValueError(f"`sampling_rate` must be a number of Hz, got {sampling_rate!r}.")
         elif not sampling_rate > 0:
             raise ValueError(f"`sampling_rate` must be a positive number of Hz, got {sampling_rate}.")
 
