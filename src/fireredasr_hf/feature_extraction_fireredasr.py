@@ -392,7 +392,16 @@ class FireRedAsrFeatureExtractor(SequenceFeatureExtractor):
         else:
             waveforms = [self._to_mono_waveform(raw_speech, sampling_rate, "")]
 
-        features = [self._extract_fbank_features(waveform) for waveform in waveforms]
+        with np.errstate(over="ignore", invalid="ignore"):  # out-of-range audio is refused just below
+            features = [self._extract_fbank_features(waveform) for waveform in waveforms]
+        for index, (waveform, feature) in enumerate(zip(waveforms, features)):
+            if not np.isfinite(feature).all():
+                location = f" (utterance {index} of the batch)" if is_batched else ""
+                raise ValueError(
+                    f"Audio{location} is far out of range (largest sample {np.abs(waveform).max():.3g} on the int16 "
+                    "scale), so its features overflow: float samples belong in [-1, 1], integer arrays are int16-scale "
+                    "PCM."
+                )
         if self.cmvn_means is not None:
             features = [self._apply_cmvn(feature) for feature in features]
 
