@@ -47,8 +47,9 @@ class FireRedAedGenerationMixin(GenerationMixin):
     `generate()` for FireRedASR-AED. With `use_fireredasr_beam_search=True` (the setting of converted checkpoints) it
     runs the release's `batch_beam_search`: log-softmax of smoothed logits with a scaled `<eos>` column, finished beams
     carried at zero cost, one GNMT length penalty at the end. Unlike the release, each utterance stops at its own
-    encoder length rather than the padded batch's, so a batch gives every utterance the transcript it gets alone.
-    Otherwise transformers' own strategies run (greedy, beam search, sampling).
+    encoder length rather than the padded batch's, so a batch gives every utterance the transcript it gets alone
+    (exactly in float32; in half precision padding changes the rounding, see docs/parity.md). Otherwise transformers'
+    own strategies run (greedy, beam search, sampling).
     """
 
     @torch.no_grad()

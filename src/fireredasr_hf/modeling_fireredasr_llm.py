@@ -384,7 +384,8 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
 
         Each utterance gets the release's decode prompt with one placeholder per adapter position of its own audio,
         and stops after at most that many new tokens (further capped by `max_new_tokens` / `max_length`). Prompts
-        are left-padded and masked, so an utterance decodes the same in a batch as alone. The repetition penalty
+        are left-padded and masked, so an utterance decodes the same in a batch as alone: exactly in float32; in
+        bfloat16 the padded lengths change the rounding, which can change a nearly tied beam (docs/parity.md). The repetition penalty
         counts generated tokens only, as in the release (which generated from embeddings alone).
 
         input_features (`torch.FloatTensor` of shape `(batch_size, num_frames, num_mel_bins)`):
