@@ -45,7 +45,9 @@ def test_the_duration_limit_applies_to_files_and_can_be_raised(tmp_path, monkeyp
     path = tmp_path / "two-seconds.wav"
     soundfile.write(path, np.zeros(32000, np.float32), 16000)
     monkeypatch.setenv("FIREREDASR_MAX_AUDIO_SECONDS", "1.5")
-    with pytest.raises(AudioLimitError, match=r"two-seconds\.wav: 0\.00 hours .* limit of .* FIREREDASR_MAX_AUDIO_SECONDS"):
+    with pytest.raises(
+        AudioLimitError, match=r"two-seconds\.wav: 0\.00 hours .* limit of .* FIREREDASR_MAX_AUDIO_SECONDS"
+    ):
         load_audio(path)
     assert load_audio(path, limits=AudioLimits(max_duration_s=3)).shape == (32000,)
     monkeypatch.setenv("FIREREDASR_MAX_AUDIO_SECONDS", "-1")

@@ -104,7 +104,9 @@ def test_a_boolean_mask_and_half_precision_features_are_accepted(converted_aed_d
     inputs = AutoProcessor.from_pretrained(converted_aed_dir)(audio=audio, sampling_rate=16000, return_tensors="pt")
     # float32 features (as the processor gives them) into a bfloat16 model: cast, as the LLM does.
     expected = model.generate(input_features=inputs["input_features"].to(torch.bfloat16))
-    assert torch.equal(model.generate(inputs["input_features"], attention_mask=inputs["attention_mask"].bool()), expected)
+    assert torch.equal(
+        model.generate(inputs["input_features"], attention_mask=inputs["attention_mask"].bool()), expected
+    )
 
 
 def drop_tensor(directory, name_part: str) -> str:

@@ -156,9 +156,7 @@ def _read_with_ffmpeg(source: str | bytes, max_duration_s: float) -> tuple[np.nd
     return audio, rate
 
 
-def load_audio(
-    path: str | os.PathLike, sampling_rate: int = 16000, limits: AudioLimits | None = None
-) -> np.ndarray:
+def load_audio(path: str | os.PathLike, sampling_rate: int = 16000, limits: AudioLimits | None = None) -> np.ndarray:
     """Reads an audio file as a float32 mono array at `sampling_rate` Hz.
 
     Integer PCM is scaled to [-1, 1); files that store floats are returned as stored. Multi-channel audio is

@@ -388,9 +388,10 @@ def convert_once(
         remove_stale_entries(entry)
         logger.warning(f"Converting {source} to the transformers format once, into {entry} (later runs reuse it).")
         # The marker goes in before the entry is published, so an entry without it is never a finished one.
-        with atomic_output_dir(entry) as output_dir, tempfile.TemporaryDirectory(
-            prefix=f"{PARTIAL_PREFIX}{entry.name}-source-", dir=entry.parent
-        ) as scratch:
+        with (
+            atomic_output_dir(entry) as output_dir,
+            tempfile.TemporaryDirectory(prefix=f"{PARTIAL_PREFIX}{entry.name}-source-", dir=entry.parent) as scratch,
+        ):
             if base_llm is not None:
                 original_dir = link_llm_source(original_dir, base_llm, Path(scratch))
             convert_checkpoint(original_dir, output_dir, source=source)

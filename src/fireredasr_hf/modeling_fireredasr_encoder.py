@@ -23,6 +23,7 @@ logger = logging.get_logger(__name__)
 
 FBANK_FRAME_SECONDS = 0.01
 
+
 @dataclass
 class FireRedEncoderModelOutput(BaseModelOutput):
     r"""

@@ -1,13 +1,14 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
 """Tokenization class for FireRedASR-AED: one token per Chinese character, SentencePiece pieces for the rest."""
 
-import io
 import os
 import re
 from shutil import copyfile
 
 import sentencepiece
 from transformers import PreTrainedTokenizer
+
+from .text_files import read_text_lines
 
 SPIECE_UNDERLINE = "▁"
 
@@ -187,30 +188,19 @@ def load_sentencepiece(path) -> sentencepiece.SentencePieceProcessor:
 def load_dict(path: str) -> dict[str, int]:
     """Reads a FireRedASR `dict.txt` the way the original does: `<token> <id>` per line, a line with one field gets
     its line number as id, an empty line and `<space>` stand for the space token, and ids must count up from 0."""
-    with open(path, "rb") as f:
-        data = f.read()
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise ValueError(
-            f"{path}, line {line}: not UTF-8 text (byte {data[error.start]:#04x}); dict.txt must be UTF-8, as the "
-            "release's is: re-save it as UTF-8."
-        ) from None
     vocab = {}
-    with io.StringIO(text, newline=None) as f:  # the line breaks open() would give
-        for line_number, line in enumerate(f):
-            fields = line.split()
-            token = fields[0] if fields else " "
-            if len(fields) >= 2 and not (fields[1].isdigit() and int(fields[1]) == line_number):
-                raise ValueError(
-                    f"{path}, line {line_number + 1}: token {token!r} has id {fields[1]!r}, expected {line_number} "
-                    "(ids must count up from 0, one per line)"
-                )
-            token = " " if token == SPACE_SYMBOL else token
-            if token in vocab:
-                raise ValueError(f"{path}, line {line_number + 1}: token {token!r} appears twice")
-            vocab[token] = line_number
+    for line_number, line in enumerate(read_text_lines(path)):
+        fields = line.split()
+        token = fields[0] if fields else " "
+        if len(fields) >= 2 and not (fields[1].isdigit() and int(fields[1]) == line_number):
+            raise ValueError(
+                f"{path}, line {line_number + 1}: token {token!r} has id {fields[1]!r}, expected {line_number} "
+                "(ids must count up from 0, one per line)"
+            )
+        token = " " if token == SPACE_SYMBOL else token
+        if token in vocab:
+            raise ValueError(f"{path}, line {line_number + 1}: token {token!r} appears twice")
+        vocab[token] = line_number
     return vocab
 
 

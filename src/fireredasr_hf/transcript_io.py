@@ -6,7 +6,6 @@ Subtitle writers take the timed pieces of one recording, each either a `(start, 
 seconds. Each piece with text becomes one cue.
 """
 
-import io
 import json
 import math
 import os
@@ -18,21 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AUDIO_EXTENSIONS
-
-
-def read_text_lines(path: str | os.PathLike) -> list[str]:
-    """The lines of a UTF-8 text file (a byte order mark is dropped; line breaks as `open` reads them). A file in
-    another encoding is one clear error naming the file and line, not a UnicodeDecodeError from deep inside."""
-    data = Path(path).read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise ValueError(
-            f"{path}, line {line}: not UTF-8 text (byte {data[error.start]:#04x}); save the file as UTF-8 (for "
-            f"example `iconv -f GBK -t UTF-8 {Path(path).name}`)"
-        ) from None
-    return io.StringIO(text, newline=None).readlines()
+from .text_files import read_text_lines
 
 
 def _read_keyed_lines(path: str | os.PathLike, what: str) -> dict[str, str]:

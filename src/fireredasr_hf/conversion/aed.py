@@ -49,6 +49,7 @@ DECODER_KEY_RENAMES = [
 # The sinusoid is recomputed on the fly; the output projection is tied to the embedding (handled below).
 DECODER_DROPPED_KEYS = {"positional_encoding.pe", "tgt_word_prj.weight"}
 
+
 def check_aed_dir(input_dir: Path) -> None:
     missing = [name for name in AED_FILES if not (input_dir / name).is_file()]
     if missing:
