@@ -17,6 +17,7 @@ Outcomes:
     wrong        no error, but a wrong result: an invalid input accepted and decoded, a valid one refused, code run
                  from a model file, a file written outside the output folder, a partial conversion left behind
     lost         finished results lost (neither the outputs nor a resumable log hold them)
+    skipped      the case cannot run here (file permissions, when run as root); not a verdict
 
 Every case runs in a forked child process with a memory cap (address space of the parent + 4 GiB) and a time-out,
 so that resource bombs and crashes are measured, not suffered. It needs the shared fixtures (`../shared/fixtures`
@@ -56,7 +57,7 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = Path(os.environ.get("FIREREDASR_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures"))
-OUTCOMES = ("ok", "clear error", "obscure", "wrong", "lost")
+OUTCOMES = ("ok", "clear error", "obscure", "wrong", "lost", "skipped")
 # Error types that can be a clear refusal (if the message names what is wrong). UnicodeError and JSONDecodeError are
 # ValueErrors raised deep inside a reader, not refusals.
 CLEAR_ERROR_TYPES = (ValueError, TypeError, OSError, ImportError, NotImplementedError)
@@ -71,6 +72,10 @@ class Wrong(Exception):
 
 class Lost(Exception):
     """Raised by a CLI case: finished results are gone."""
+
+
+class Skipped(Exception):
+    """Raised by a case that cannot run here (e.g. file permissions do not bind root); not counted."""
 
 
 @dataclass
@@ -120,6 +125,8 @@ def error_verdict(case: Case, error: BaseException) -> tuple[str, str]:
         return "wrong", str(error)
     if isinstance(error, Lost):
         return "lost", str(error)
+    if isinstance(error, Skipped):
+        return "skipped", str(error)
     if case.expect == "ok":
         return ("wrong" if isinstance(error, CLEAR_ERROR_TYPES) else "obscure"), f"valid input refused: {summary}"
     if isinstance(error, OBSCURE_ERROR_TYPES) or not isinstance(error, CLEAR_ERROR_TYPES):
@@ -1273,7 +1280,7 @@ def cli_cases() -> list[Case]:
         expect="ok",
     )
     add("missing input file", transcribe("nope.wav"), mentions=("nope.wav",))
-    add("--batch-size 0", transcribe(audio, "--batch-size", "0"), mentions=("--batch-size",))
+    add("--batch-size 0", transcribe(audio, "--batch-size", "0"), mentions=("--batch-size", "batch size"))
     add("--num-beams 0", transcribe(audio, "--num-beams", "0"), mentions=("num_beams", "--num-beams"))
     add(
         "--softmax-smoothing nan",
@@ -1339,7 +1346,8 @@ def cli_cases() -> list[Case]:
             output,
         )
         resume = list(folder.glob("*resume*")) + list(folder.glob(".*resume*"))
-        if result.returncode != 0 and not output.exists() and not resume:
+        decoded = "Traceback" in result.stderr or "decoded in" in result.stderr  # refused before decoding otherwise
+        if result.returncode != 0 and decoded and not output.exists() and not resume:
             raise Lost(f"exit {result.returncode}: the decoded transcript is gone (no output, no resume log)")
         return cli_verdict(result, ("my file", "id", "uttid"))
 
@@ -1350,16 +1358,16 @@ def cli_cases() -> list[Case]:
         output = folder / "ro"
         output.mkdir()
         output.chmod(0o500)
+        if os.geteuid() == 0:  # root writes anywhere it may; /sys/kernel is a folder nobody can write files into
+            output = Path("/sys/kernel")
         try:
             result = cli(ctx, "transcribe", "--model", aed_dir(ctx), "--no-progress", audio, "--output", output)
         finally:
-            output.chmod(0o700)
-        if os.geteuid() == 0:
-            return "skipped: running as root"
+            (folder / "ro").chmod(0o700)
         resume = list(folder.rglob("*resume*"))
         if "Traceback" in result.stderr and not resume:
             raise Lost("traceback and no resume log: the decoded transcript is gone")
-        return cli_verdict(result, ("ro", "writ", "permission"))
+        return cli_verdict(result, (str(output), "writ", "permission"))
 
     add("read-only output folder", read_only_output)
 
@@ -1375,7 +1383,7 @@ def cli_cases() -> list[Case]:
         finally:
             (data / "locked").chmod(0o700)
         if os.geteuid() == 0:
-            return "skipped: running as root"
+            raise Skipped("root reads any folder")
         if result.returncode == 0:
             raise Wrong("exit 0: the unreadable sub-folder was skipped silently")
         return cli_verdict(result, ("locked",))
@@ -1404,7 +1412,8 @@ def cli_cases() -> list[Case]:
         output = folder / "out.txt"
         result = cli(ctx, "transcribe", "--model", aed_dir(ctx), "--no-progress", data, "--output", output)
         resume = list(folder.glob("*resume*"))
-        if result.returncode != 0 and not output.exists() and not resume:
+        decoded = "Traceback" in result.stderr or "decoded in" in result.stderr  # refused before decoding otherwise
+        if result.returncode != 0 and decoded and not output.exists() and not resume:
             raise Lost(f"exit {result.returncode}: the decoded transcript is gone (no output, no resume log)")
         if result.returncode == 0 and output.read_text(encoding="utf-8").count("\t") != 1:
             raise Wrong("the id's tab was written into a tab-separated file")

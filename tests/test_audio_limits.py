@@ -127,3 +127,11 @@ def test_non_utf8_lists_are_named_with_their_line(tmp_path):
     text = tmp_path / "text"
     text.write_bytes(b"\xef\xbb\xbfa \xe4\xbd\xa0\xe5\xa5\xbd\n")  # UTF-8 with a byte order mark: fine
     assert read_kaldi_text(text) == {"a": "你好"}
+
+
+@pytest.mark.parametrize(
+    "samples", [np.full(16000, 2**62, np.int64), np.full(16000, 1e30), np.full(16000, 1e6, np.float32)]
+)
+def test_samples_beyond_any_pcm_range_are_refused(samples):
+    with pytest.raises(ValueError, match="far beyond any recording"):
+        feature_extractor()(samples, sampling_rate=16000)

@@ -141,3 +141,11 @@ def test_without_generation_config_the_release_settings_are_used(
     assert "has no generation_config.json: decoding with the release's settings (num_beams=3" in caplog.text
     reference = AutoModelForSpeechSeq2Seq.from_pretrained(source).generation_config
     assert model.generation_config.to_diff_dict() == reference.to_diff_dict()
+
+
+def test_damaged_weights_are_one_clear_error(converted_aed_dir, tmp_path):
+    directory = shutil.copytree(converted_aed_dir, tmp_path / "model")
+    weights = directory / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:5000])
+    with pytest.raises(ValueError, match=r"weights of .*model cannot be read .* damaged or incomplete"):
+        AutoModelForSpeechSeq2Seq.from_pretrained(directory)

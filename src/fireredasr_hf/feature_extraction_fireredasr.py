@@ -24,6 +24,8 @@ MEL_SCALE_FACTOR = 1127.0
 LOG_FLOOR = np.finfo(np.float32).eps  # FLT_EPSILON, the floor of the mel energies before the log
 INT16_SCALE = 32768.0  # the original reads 16-bit PCM without rescaling
 VARIANCE_FLOOR = 1e-20  # CMVN variance floor of the original
+# Largest accepted sample on the int16 scale (32-bit PCM's range; float samples up to 65536).
+MAX_SAMPLE_MAGNITUDE = 2.0**31
 # A 2-D array is one multi-channel recording; an axis of at most this many entries is its channel axis.
 MAX_CHANNELS = 8
 
@@ -302,6 +304,13 @@ class FireRedAsrFeatureExtractor(SequenceFeatureExtractor):
             waveform = waveform.mean(axis=channel_axis)
         if array.dtype.kind == "f":
             waveform *= INT16_SCALE
+        # Beyond any PCM format (and the float32 power spectrum would overflow into NaN features).
+        peak = float(np.abs(waveform).max())
+        if peak > MAX_SAMPLE_MAGNITUDE:
+            raise ValueError(
+                f"Audio{location} has samples of magnitude {peak:.3g} on the int16 scale, far beyond any recording: "
+                "float samples belong in [-1, 1], integer arrays are int16-scale PCM."
+            )
 
         if sampling_rate != self.sampling_rate:
             try:
@@ -392,16 +401,7 @@ class FireRedAsrFeatureExtractor(SequenceFeatureExtractor):
         else:
             waveforms = [self._to_mono_waveform(raw_speech, sampling_rate, "")]
 
-        with np.errstate(over="ignore", invalid="ignore"):  # out-of-range audio is refused just below
-            features = [self._extract_fbank_features(waveform) for waveform in waveforms]
-        for index, (waveform, feature) in enumerate(zip(waveforms, features)):
-            if not np.isfinite(feature).all():
-                location = f" (utterance {index} of the batch)" if is_batched else ""
-                raise ValueError(
-                    f"Audio{location} is far out of range (largest sample {np.abs(waveform).max():.3g} on the int16 "
-                    "scale), so its features overflow: float samples belong in [-1, 1], integer arrays are int16-scale "
-                    "PCM."
-                )
+        features = [self._extract_fbank_features(waveform) for waveform in waveforms]
         if self.cmvn_means is not None:
             features = [self._apply_cmvn(feature) for feature in features]
 

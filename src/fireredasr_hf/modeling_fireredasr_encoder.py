@@ -145,7 +145,18 @@ class FireRedCheckpointMixin:
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         wants_report = kwargs.pop("output_loading_info", False)
-        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        try:
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+            )
+        except Exception as error:
+            # safetensors' own error type (not imported here: remote code imports transformers and torch only).
+            if not type(error).__module__.startswith("safetensors"):
+                raise
+            raise ValueError(
+                f"The weights of {pretrained_model_name_or_path} cannot be read ({error}): the safetensors files are "
+                "damaged or incomplete. Download or convert the model again."
+            ) from None
         if model.can_generate() and kwargs.get("generation_config") is None:
             model.use_release_generation_config_if_missing()
         if wants_report:
