@@ -37,8 +37,8 @@ def test_a_header_claiming_1_hz_is_refused_before_decoding(tmp_path):
     path = wav_claiming(tmp_path / "one-hz.wav", 1, 200_000)
     with pytest.raises(AudioLimitError, match=r"one-hz\.wav: a sampling rate of 1 Hz is outside the accepted 4000"):
         load_audio(path)
-    with pytest.raises(AudioLimitError, match="the audio bytes: a sampling rate of 1 Hz"):
-        load_audio_bytes(path.read_bytes())
+    with pytest.raises(AudioLimitError, match="upload: a sampling rate of 1 Hz"):
+        load_audio_bytes(path.read_bytes(), name="upload")
 
 
 def test_the_duration_limit_applies_to_files_and_can_be_raised(tmp_path, monkeypatch):
@@ -103,7 +103,7 @@ def aed(converted_aed_dir):
         (lambda tmp: np.broadcast_to(np.float32(0), (HOURS_100,)), "100.00 hours"),
         (lambda tmp: {"raw": np.broadcast_to(np.float32(0), (HOURS_100,)), "sampling_rate": 8000}, "200.00 hours"),
         (lambda tmp: str(wav_claiming(tmp / "one-hz.wav", 1, 200_000)), r"one-hz\.wav: a sampling rate of 1 Hz"),
-        (lambda tmp: wav_claiming(tmp / "b.wav", 1, 200_000).read_bytes(), "the audio bytes: a sampling rate of 1"),
+        (lambda tmp: wav_claiming(tmp / "b.wav", 1, 200_000).read_bytes(), "given as bytes: a sampling rate of 1"),
     ],
     ids=["dict-1-hz", "array-100-hours", "dict-200-hours", "file-1-hz", "bytes-1-hz"],
 )

@@ -106,7 +106,7 @@ def test_a_failed_write_keeps_every_result_for_resume(transcriber, items, tmp_pa
     def disk_full(path, text):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(transcription, "_write_atomically", disk_full)
+    monkeypatch.setattr(transcription, "write_atomically", disk_full)
     with pytest.raises(OutputWriteError, match="No space left on device.*kept in .*resume.jsonl.*--resume"):
         transcribe_files(transcriber, items, output, "txt")
     log = tmp_path / "out.txt.resume.jsonl"

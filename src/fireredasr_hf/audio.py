@@ -15,6 +15,7 @@ import math
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 
 import numpy as np
@@ -135,25 +136,63 @@ def resample(audio: np.ndarray, orig_sr: int, target_sr: int) -> np.ndarray:
     return soxr.resample(audio, int(orig_sr), int(target_sr)).astype(np.float32, copy=False)
 
 
-def _read_with_ffmpeg(source: str | bytes, max_duration_s: float) -> tuple[np.ndarray, int]:
-    """Decodes the first audio stream of `source` (a path, or the bytes of a file) with the ffmpeg binary, at its own
-    rate and channel count; at most `max_duration_s` (plus a second, to tell a longer input)."""
+def _read_with_ffmpeg(path: str, max_duration_s: float) -> tuple[np.ndarray, int]:
+    """Decodes the first audio stream of `path` with the ffmpeg binary, at its own rate and channel count; at most
+    `max_duration_s` (and a second more, to tell a longer input)."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise FileNotFoundError("the ffmpeg binary is not on PATH (install it, e.g. `apt-get install ffmpeg`)")
     # A WAV stream keeps the rate and channel count with the samples; soundfile reads it from memory.
-    from_stdin = isinstance(source, bytes)
-    command = [ffmpeg, "-v", "error", "-i", "pipe:0" if from_stdin else source, "-map", "0:a:0"]
-    command += ["-t", f"{max_duration_s + 1:.3f}", "-f", "wav", "-c:a", "pcm_f32le", "-"]
-    if not from_stdin:
-        command.insert(1, "-nostdin")
-    completed = subprocess.run(command, input=source if from_stdin else None, capture_output=True, check=False)
+    command = [ffmpeg, "-nostdin", "-v", "error", "-i", path, "-map", "0:a:0", "-t", f"{max_duration_s + 1:.3f}"]
+    command += ["-f", "wav", "-c:a", "pcm_f32le", "-"]
+    completed = subprocess.run(command, capture_output=True, check=False)
     if completed.returncode != 0 or not completed.stdout:
         message = completed.stderr.decode(errors="replace").strip() or f"exit status {completed.returncode}"
         raise RuntimeError(f"ffmpeg failed: {message}")
     soundfile = _import_optional("soundfile")
     audio, rate = soundfile.read(io.BytesIO(completed.stdout), dtype="float32", always_2d=True)
     return audio, rate
+
+
+def _read_bytes_with_ffmpeg(data: bytes, max_duration_s: float) -> tuple[np.ndarray, int]:
+    # Through a file rather than a pipe: MP4/M4A files that keep their index at the end need to seek.
+    with tempfile.NamedTemporaryFile(suffix=".audio") as file:
+        file.write(data)
+        file.flush()
+        try:
+            return _read_with_ffmpeg(file.name, max_duration_s)
+        except RuntimeError as error:  # the temporary file's name means nothing to the user
+            raise RuntimeError(str(error).replace(f"{file.name}: ", "")) from None
+
+
+def _decode(source, name: str, sampling_rate: int, read_with_ffmpeg, limits: AudioLimits | None) -> np.ndarray:
+    """soundfile first, ffmpeg for what libsndfile does not read; then mono, finite, at `sampling_rate`. The duration
+    and rate are checked against `limits` (default `AudioLimits.from_env()`) before decoding (from the header) or, for
+    ffmpeg, which decodes at most the limit, right after."""
+    limits = limits or AudioLimits.from_env()
+    soundfile = _import_optional("soundfile")
+    try:
+        info = soundfile.info(source)
+        limits.check(info.frames, info.samplerate, name)
+        if hasattr(source, "seek"):
+            source.seek(0)
+        audio, file_sr = soundfile.read(source, dtype="float32", always_2d=True)
+    except (soundfile.LibsndfileError, RuntimeError) as soundfile_error:
+        if not isinstance(source, str):  # the message would name the in-memory file object
+            soundfile_error = getattr(soundfile_error, "error_string", soundfile_error)
+        try:
+            audio, file_sr = read_with_ffmpeg(limits.max_duration_s)
+        except (FileNotFoundError, RuntimeError) as ffmpeg_error:
+            raise AudioDecodeError(
+                f"cannot decode audio {name}: soundfile: {soundfile_error}; ffmpeg: {ffmpeg_error}"
+            ) from None
+        limits.check(audio.shape[0], file_sr, name)
+    if audio.shape[0] == 0:
+        raise AudioDecodeError(f"audio {name} contains no samples")
+    audio = to_mono(audio)
+    if not np.isfinite(audio).all():
+        raise AudioDecodeError(f"audio {name} contains NaN or infinite samples")
+    return resample(audio, file_sr, sampling_rate)
 
 
 def load_audio(path: str | os.PathLike, sampling_rate: int = 16000, limits: AudioLimits | None = None) -> np.ndarray:
@@ -168,40 +207,14 @@ def load_audio(path: str | os.PathLike, sampling_rate: int = 16000, limits: Audi
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"audio file not found (or not a regular file): {path}")
-    with open(path, "rb") as file:
-        return decode_audio_file(file, path, sampling_rate, limits)
+    return _decode(path, f"file {path}", sampling_rate, lambda limit: _read_with_ffmpeg(path, limit), limits)
 
 
 def load_audio_bytes(
-    data: bytes, sampling_rate: int = 16000, source: str = "the audio bytes", limits: AudioLimits | None = None
+    data: bytes, sampling_rate: int = 16000, name: str = "data", limits: AudioLimits | None = None
 ) -> np.ndarray:
-    """`load_audio` for the bytes of an audio file (`source` names them in messages)."""
-    return decode_audio_file(io.BytesIO(data), source, sampling_rate, limits)
-
-
-def decode_audio_file(file, source: str, sampling_rate: int, limits: AudioLimits | None) -> np.ndarray:
-    """Decodes an open binary audio file (soundfile first, else ffmpeg) into float32 mono at `sampling_rate` Hz."""
-    limits = limits or AudioLimits.from_env()
-    soundfile = _import_optional("soundfile")
-    try:
-        info = soundfile.info(file)
-        limits.check(info.frames, info.samplerate, source)
-        file.seek(0)
-        audio, file_sr = soundfile.read(file, dtype="float32", always_2d=True)
-    except (soundfile.LibsndfileError, RuntimeError) as soundfile_error:
-        file.seek(0)
-        try:
-            audio, file_sr = _read_with_ffmpeg(
-                file.read() if isinstance(file, io.BytesIO) else source, limits.max_duration_s
-            )
-        except (FileNotFoundError, RuntimeError) as ffmpeg_error:
-            raise AudioDecodeError(
-                f"cannot decode audio file {source}: soundfile: {soundfile_error}; ffmpeg: {ffmpeg_error}"
-            ) from None
-        limits.check(audio.shape[0], file_sr, source)
-    if audio.shape[0] == 0:
-        raise AudioDecodeError(f"audio file {source} contains no samples")
-    audio = to_mono(audio)
-    if not np.isfinite(audio).all():
-        raise AudioDecodeError(f"audio file {source} contains NaN or infinite samples")
-    return resample(audio, file_sr, sampling_rate)
+    """Reads the bytes of an audio file (an upload, an object from remote storage) like `load_audio` reads a file;
+    `name` says where they come from in error messages."""
+    if not data:
+        raise AudioDecodeError(f"audio {name} is empty")
+    return _decode(io.BytesIO(data), name, sampling_rate, lambda limit: _read_bytes_with_ffmpeg(data, limit), limits)

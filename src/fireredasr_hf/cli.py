@@ -1,116 +1,35 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
-"""The `fireredasr-hf` command line: `transcribe`, `eval`, `convert` and `finetune`.
+"""The `fireredasr-hf` command line: `transcribe`, `eval`, `convert`, `finetune` and `serve`.
 
     fireredasr-hf transcribe --model MODEL speech.wav recordings/ data/wav.scp --output-format srt --output subs/
+    fireredasr-hf transcribe --ray --model MODEL manifest.parquet --output results/ --replicas 4   # on a Ray cluster
     fireredasr-hf eval --model MODEL --data data/test            # Kaldi directory (wav.scp + text) or a dataset
     fireredasr-hf convert FireRedASR-AED-L fireredasr-aed-l-hf
     fireredasr-hf finetune --model MODEL --train-data data/train --eval-data data/dev --output-dir my-model
+    fireredasr-hf serve --model MODEL --port 8000                # OpenAI-compatible /v1/audio/transcriptions
 
-Each subcommand is a `Command` in `COMMANDS`; a new one (e.g. fine-tuning) is a `Command` subclass in its own
-module, listed there. This module only parses arguments and reports: transcription jobs are the engine's
+Each subcommand is a `Command` (see `commands.py`) in `COMMANDS`; a new one is a `Command` subclass in its own
+module (e.g. `serving/command.py`), listed there. This module only parses arguments and reports: transcription jobs are the engine's
 (`fireredasr_hf.transcription`), scoring is `fireredasr_hf.evaluation`. Heavy imports (torch, transformers,
 datasets) happen only when a command needs them.
 """
 
-import abc
 import argparse
+import re
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-
-class Command(abc.ABC):
-    """A subcommand: its name, help line, arguments and what it does (returning the process exit code)."""
-
-    name: str
-    help: str
-
-    @abc.abstractmethod
-    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
-
-    @abc.abstractmethod
-    def run(self, args: argparse.Namespace) -> int: ...
-
-
-class CommandError(Exception):
-    """A problem with the command's arguments or inputs, reported as one line and exit code 2."""
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Shared by transcribe and eval: the engine's options as command-line arguments.
-
-# Decoding options: (flag, generate() argument, help). Which model variants each applies to is the engine's
-# `GENERATION_OPTIONS`.
-DECODING_OPTIONS = [
-    ("--num-beams", "num_beams", int, "beam size (default: the model's generation_config, 3)"),
-    ("--max-new-tokens", "max_new_tokens", int, "cap on tokens per segment"),
-    ("--softmax-smoothing", "softmax_smoothing", float, "AED: logit temperature (release: 1.25)"),
-    ("--aed-length-penalty", "gnmt_length_penalty", float, "AED: GNMT length penalty (release: 0.6)"),
-    ("--eos-penalty", "eos_penalty", float, "AED: <eos> log-probability scale (release: 1.0)"),
-    ("--repetition-penalty", "repetition_penalty", float, "LLM: repetition penalty (release: 3.0)"),
-    ("--llm-length-penalty", "length_penalty", float, "LLM: beam length penalty (release: 1.0)"),
-]
-FLAGS = {name: flag for flag, name, _, _ in DECODING_OPTIONS}
-
-
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model and decoding")
-    group.add_argument(
-        "--model",
-        required=True,
-        help="converted model directory, original FireRedASR directory or Hub repo id (converted once, cached)",
-    )
-    group.add_argument("--revision", help="branch, tag or commit of a Hub model")
-    group.add_argument("--device", help="cpu, cuda, cuda:1, mps, ... (default: cuda if available, else cpu)")
-    group.add_argument(
-        "--dtype",
-        choices=["auto", "float32", "bfloat16", "float16"],
-        default="auto",
-        help="weights and compute dtype (default: as stored: float32 for AED, bfloat16 for LLM conversions)",
-    )
-    group.add_argument("--batch-size", type=int, default=8, help="segments decoded together (default: 8)")
-    group.add_argument("--num-threads", type=int, help="CPU threads for torch (default: torch's choice)")
-    for flag, name, kind, help_text in DECODING_OPTIONS:
-        group.add_argument(flag, dest=name, type=kind, help=help_text)
-    group.add_argument(
-        "--vad",
-        choices=["silero", "energy"],
-        default="silero",
-        help="voice activity detector that splits long audio (default: silero)",
-    )
-    group.add_argument(
-        "--max-segment-s",
-        type=float,
-        help="audio longer than this is split into segments of at most this length (default: the model's trained "
-        "limit, 60 s for AED, 30 s for LLM)",
-    )
-
-
-def add_input_arguments(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("datasets saved with save_to_disk")
-    group.add_argument("--split", help="split of a DatasetDict (default: its only split)")
-    group.add_argument("--audio-column", default="audio", help="audio column (default: audio)")
-    group.add_argument("--id-column", default="id", help="utterance id column (default: id; else the row number)")
-
-
-def build_transcriber(args: argparse.Namespace, timestamps: bool = False):
-    """The engine's `Transcriber` for `--model` and the decoding options given on the command line."""
-    from .transcription import Transcriber
-
-    return Transcriber(
-        args.model,
-        revision=args.revision,
-        device=args.device,
-        dtype=args.dtype,
-        num_threads=args.num_threads,
-        batch_size=args.batch_size,
-        generate_kwargs={name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None},
-        option_label=FLAGS.get,
-        vad=args.vad,
-        max_segment_s=args.max_segment_s,
-        timestamps=timestamps,
-    )
+from .commands import (
+    Command,
+    CommandError,
+    add_input_arguments,
+    add_model_arguments,
+    build_transcriber,
+    transcriber_options,
+)
+from .serving.command import ServeCommand
 
 
 class ProgressBar:
@@ -166,6 +85,10 @@ def report(job) -> int:
 # ----------------------------------------------------------------------------------------------------------------
 
 
+# What `--ray ADDRESS` takes as a cluster address (anything else there is the first input).
+RAY_ADDRESS = re.compile(r"auto|local|(ray|https?)://\S+|[\w.-]+:\d+")
+
+
 class TranscribeCommand(Command):
     name = "transcribe"
     help = "transcribe audio files, folders, wav.scp lists or saved datasets"
@@ -175,20 +98,20 @@ class TranscribeCommand(Command):
 
         parser.add_argument(
             "inputs",
-            nargs="+",
+            nargs="*",  # at least one, checked in run(): `--ray INPUT` may have taken the only one as an address
             metavar="INPUT",
-            help="audio file, folder (searched recursively), Kaldi wav.scp or dataset saved with save_to_disk",
+            help="audio file, folder (searched recursively), Kaldi wav.scp, manifest (.jsonl, .parquet), file list "
+            "(.lst), fsspec URL (s3://..., a file, folder or manifest) or dataset saved with save_to_disk",
         )
         add_model_arguments(parser)
         add_input_arguments(parser)
         group = parser.add_argument_group("output")
         group.add_argument(
             "--output-format",
-            choices=OUTPUT_FORMATS,
-            default="txt",
+            choices=[*OUTPUT_FORMATS, "parquet"],
             help="txt: `uttid<TAB>text` lines; jsonl: one JSON object per recording; srt/vtt: one subtitle file "
             "per recording (from segment timestamps; utterance ids become relative file paths inside --output); "
-            "kaldi: a Kaldi `text` file (default: txt)",
+            "kaldi: a Kaldi `text` file; with --ray: jsonl or parquet shards (default: txt; with --ray: jsonl)",
         )
         group.add_argument(
             "--output",
@@ -205,10 +128,32 @@ class TranscribeCommand(Command):
             help="continue an interrupted job: recordings already transcribed into this --output are not redone",
         )
         group.add_argument("--no-progress", action="store_true", help="no progress bar")
+        group = parser.add_argument_group("cluster (Ray Data; see docs/cluster.md)")
+        group.add_argument(
+            "--ray",
+            nargs="?",
+            const="",
+            metavar="ADDRESS",
+            help="decode on a Ray cluster (ADDRESS: auto, ray://head:10001, host:port; without: $RAY_ADDRESS, else a "
+            "local cluster); --output is then a folder (local or fsspec URL) of result shards",
+        )
+        group.add_argument("--replicas", type=int, default=1, help="model replicas (Ray actors) (default: 1)")
+        group.add_argument("--gpus-per-replica", type=float, default=0, help="GPUs per replica (default: 0)")
+        group.add_argument("--cpus-per-replica", type=float, default=1, help="CPUs per replica (default: 1)")
 
     def run(self, args):
         from .transcription import SUBTITLE_FORMATS, OutputTarget, collect_inputs, transcribe_files
 
+        if args.ray and not RAY_ADDRESS.fullmatch(args.ray):
+            args.inputs.insert(0, args.ray)  # `--ray INPUT ...`: an input, not a cluster address
+            args.ray = ""
+        if not args.inputs:
+            raise CommandError("give at least one INPUT (audio file, folder, wav.scp, manifest, URL or dataset)")
+        if args.ray is not None:
+            return self.run_on_ray(args)
+        args.output_format = args.output_format or "txt"
+        if args.output_format == "parquet":
+            raise CommandError("--output-format parquet writes the shards of a --ray job; use jsonl here")
         subtitles = args.output_format in SUBTITLE_FORMATS
         if subtitles and args.output is None:
             raise CommandError(f"--output-format {args.output_format} writes one file per recording: give --output DIR")
@@ -223,6 +168,47 @@ class TranscribeCommand(Command):
             args,
             len(inputs.items),
             lambda progress: transcribe_files(transcriber, inputs, target, resume=args.resume, progress=progress),
+        )
+        return report(job)
+
+    def run_on_ray(self, args):
+        from .distributed import transcribe_on_ray
+        from .transcription import collect_inputs
+
+        try:
+            import ray.data  # noqa: F401 (checked before the inputs are listed)
+        except ImportError:
+            raise CommandError("--ray needs Ray Data (not installed): pip install 'fireredasr-hf[cluster]'") from None
+
+        output_format = args.output_format or "jsonl"
+        if output_format not in ("jsonl", "parquet"):
+            raise CommandError(f"--ray writes jsonl or parquet shards, not {output_format}")
+        if args.output is None:
+            raise CommandError("--ray writes result shards into a folder: give --output DIR (or an fsspec URL)")
+        inputs = collect_inputs(args.inputs, args.split, args.audio_column, args.id_column)
+        options = transcriber_options(args, timestamps=args.timestamps)
+        batch_size = options.pop("batch_size")
+        if options["device"] is None:
+            del options["device"]  # the runner's default: cuda with --gpus-per-replica, else cpu
+        if options["num_threads"] is None:
+            del options["num_threads"]  # the runner's default: --cpus-per-replica
+        job = run_job(
+            args,
+            len(inputs.items),
+            lambda progress: transcribe_on_ray(
+                inputs,
+                args.output,
+                args.model,
+                output_format=output_format,
+                address=args.ray or None,
+                replicas=args.replicas,
+                gpus_per_replica=args.gpus_per_replica,
+                cpus_per_replica=args.cpus_per_replica,
+                batch_size=batch_size,
+                transcriber_options=options,
+                resume=args.resume,
+                progress=progress,
+            ),
         )
         return report(job)
 
@@ -345,7 +331,7 @@ class FinetuneCommand(Command):
             raise CommandError(str(error)) from error
 
 
-COMMANDS: list[Command] = [TranscribeCommand(), EvalCommand(), ConvertCommand(), FinetuneCommand()]
+COMMANDS: list[Command] = [TranscribeCommand(), EvalCommand(), ConvertCommand(), FinetuneCommand(), ServeCommand()]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,7 +31,7 @@ import torch
 from transformers.utils import logging
 
 from .audio import AudioLimits, load_audio, load_audio_bytes, resample, to_mono
-from .transcript_io import read_text_lines
+from .text_files import read_text_lines
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -138,8 +138,7 @@ def decode_audio(audio: Any, sampling_rate: int = 16000) -> np.ndarray:
         return load_audio(audio, sampling_rate=sampling_rate)
     if isinstance(audio, dict) and "array" not in audio:
         if audio.get("bytes") is not None:
-            source = f"the audio bytes of {audio.get('path')!r}"
-            return load_audio_bytes(audio["bytes"], sampling_rate=sampling_rate, source=source)
+            return load_audio_bytes(audio["bytes"], sampling_rate, name=f"bytes of {audio.get('path')!r}")
         if audio.get("path") is not None:
             return load_audio(audio["path"], sampling_rate=sampling_rate)
         raise ValueError("audio dict has neither `array`, `bytes` nor `path`")

@@ -158,7 +158,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             else:
                 return load_audio(inputs, sampling_rate=sampling_rate), {}
         if isinstance(inputs, bytes):
-            return load_audio_bytes(inputs, sampling_rate=sampling_rate), {}
+            return load_audio_bytes(inputs, sampling_rate=sampling_rate, name="given as bytes"), {}
         # A datasets audio value decoded by torchcodec (channels first).
         if hasattr(inputs, "get_all_samples"):
             samples = inputs.get_all_samples()

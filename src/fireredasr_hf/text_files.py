@@ -12,16 +12,19 @@ from pathlib import Path
 def read_text_lines(path: str | os.PathLike) -> list[str]:
     """The lines of a UTF-8 text file (a byte order mark is dropped; line breaks as `open` reads them). A file in
     another encoding is one clear error naming the file and line, not a UnicodeDecodeError from deep inside."""
-    data = Path(path).read_bytes()
+    return io.StringIO(decode_text(Path(path).read_bytes(), str(path)), newline=None).readlines()
+
+
+def decode_text(data: bytes, name: str) -> str:
+    """The UTF-8 text of a file's bytes (without a byte order mark); `name` (a path or URL) names it in the error."""
     try:
-        text = data.decode("utf-8-sig")
+        return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
         raise ValueError(
-            f"{path}, line {line}: not UTF-8 text (byte {data[error.start]:#04x}); save the file as UTF-8 (for "
-            f"example `iconv -f GBK -t UTF-8 {Path(path).name}`)"
+            f"{name}, line {line}: not UTF-8 text (byte {data[error.start]:#04x}); save the file as UTF-8 (for "
+            f"example `iconv -f GBK -t UTF-8 {Path(name).name}`)"
         ) from None
-    return io.StringIO(text, newline=None).readlines()
 
 
-__all__ = ["read_text_lines"]
+__all__ = ["decode_text", "read_text_lines"]

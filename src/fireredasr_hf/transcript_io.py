@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AUDIO_EXTENSIONS
-from .text_files import read_text_lines
+from .text_files import decode_text, read_text_lines
 
 
 def _read_keyed_lines(path: str | os.PathLike, what: str) -> dict[str, str]:
@@ -53,9 +53,24 @@ def read_wav_scp(path: str | os.PathLike) -> dict[str, str]:
             )
         if re.fullmatch(r".+\.ark:\d+", location):
             raise ValueError(f"{path}: uttid {uttid!r} points into a Kaldi archive ({location!r}); list audio files")
-        if not os.path.isabs(location) and not os.path.exists(location):
-            entries[uttid] = str(scp_dir / location)
+        entries[uttid] = resolve_listed_path(location, scp_dir)
     return entries
+
+
+def is_url(location: str | os.PathLike) -> bool:
+    """Whether an input names a location for fsspec (`s3://bucket/key`, `gs://...`, `https://...`, `file://...`)."""
+    return isinstance(location, str) and re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]+://", location) is not None
+
+
+def resolve_listed_path(location: str, base: str | os.PathLike) -> str:
+    """A path listed in a wav.scp, manifest or file list: URLs and absolute paths as they are; a relative path
+    relative to the current directory when it exists there (Kaldi's convention), otherwise relative to the folder
+    of the list (`base`, which may be a URL)."""
+    if is_url(location) or os.path.isabs(location):
+        return location
+    if is_url(str(base)):
+        return f"{str(base).rstrip('/')}/{location}"
+    return location if os.path.exists(location) else str(Path(base) / location)
 
 
 def read_kaldi_text(path: str | os.PathLike) -> dict[str, str]:
@@ -231,14 +246,150 @@ def _audio_files_below(directory: Path, unreadable: list[UnreadableFolder] | Non
     return sorted(found)
 
 
+MANIFEST_SUFFIXES = (".jsonl", ".parquet")
+FILE_LIST_SUFFIXES = (".lst", ".list")
+# Columns that name a recording's audio in common manifests, tried when the manifest has no `audio_column`.
+MANIFEST_AUDIO_COLUMNS = ("audio", "audio_filepath", "path", "wav")
+
+
+def _suffix(location: str) -> str:
+    return Path(location.split("?", 1)[0]).suffix.lower()
+
+
+def _stem(location: str) -> str:
+    return Path(location.split("?", 1)[0].rstrip("/")).stem
+
+
+def _parent(location: str) -> str:
+    return location.rsplit("/", 1)[0] if is_url(location) else str(Path(location).parent)
+
+
+def open_input(location: str):
+    """A binary file object for a local path or an fsspec URL."""
+    if not is_url(location):
+        return open(location, "rb")
+    try:
+        import fsspec
+    except ImportError as error:
+        raise ValueError(f"reading {location} needs `pip install fsspec` (and the package of its protocol)") from error
+    try:
+        return fsspec.open(location, "rb").open()
+    except ImportError as error:  # the protocol's package (s3fs, gcsfs, ...)
+        raise ValueError(f"reading {location} needs a package that is not installed: {error}") from None
+    except (FileNotFoundError, OSError) as error:
+        raise FileNotFoundError(f"input not found: {location} ({error})") from None
+
+
+def read_manifest(location: str, audio_column: str = "audio", id_column: str = "id") -> list[tuple[str, str]]:
+    """`(uttid, audio path or URL)` of each row of a JSON-lines (`.jsonl`) or Parquet (`.parquet`) manifest, local or
+    at an fsspec URL.
+
+    The audio is in `audio_column` (else the first of `MANIFEST_AUDIO_COLUMNS` the manifest has, e.g. NeMo's
+    `audio_filepath`), as a path or URL string or a `{"path": ...}` mapping; relative paths are relative to the
+    manifest's folder (see `resolve_listed_path`). The id is `id_column` when the manifest has it, else the audio
+    file's name without extension.
+    """
+    if _suffix(location) == ".parquet":
+        import pyarrow.parquet as pq
+
+        with open_input(location) as file:
+            table = pq.read_table(file)
+        columns = table.column_names
+        rows = table.to_pylist()
+    else:
+        rows, columns = [], []
+        with open_input(location) as file:
+            for number, line in enumerate(file, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                    raise ValueError(f"{location}:{number}: not a JSON line ({error})") from None
+                if not isinstance(row, dict):
+                    raise ValueError(f"{location}:{number}: a manifest line must be a JSON object")
+                rows.append(row)
+                columns.extend(key for key in row if key not in columns)
+    if not rows:
+        raise ValueError(f"manifest {location} lists no recordings")
+    if audio_column not in columns:
+        candidates = [name for name in MANIFEST_AUDIO_COLUMNS if name in columns]
+        if not candidates:
+            raise ValueError(
+                f"manifest {location} has no audio column {audio_column!r} (columns: {', '.join(map(str, columns))}); "
+                "name it with --audio-column"
+            )
+        audio_column = candidates[0]
+    base = _parent(location)
+    pairs = []
+    for number, row in enumerate(rows, 1):
+        audio = row.get(audio_column)
+        if isinstance(audio, Mapping):
+            audio = audio.get("path")
+        if not isinstance(audio, str) or not audio:
+            raise ValueError(f"{location}: row {number} has no audio path in column {audio_column!r}")
+        audio = resolve_listed_path(audio, base)
+        uttid = row.get(id_column)
+        pairs.append((str(uttid) if uttid is not None else _stem(audio), audio))
+    return pairs
+
+
+def read_file_list(location: str) -> list[tuple[str, str]]:
+    """`(uttid, audio path or URL)` of a file list (`.lst`, `.list`): one path per line, the id its file name without
+    extension; relative paths as in `resolve_listed_path`."""
+    with open_input(location) as file:
+        lines = [line.strip() for line in decode_text(file.read(), location).splitlines()]
+    base = _parent(location)
+    paths = [resolve_listed_path(line, base) for line in lines if line]
+    if not paths:
+        raise ValueError(f"file list {location} lists no recordings")
+    return [(_stem(path), path) for path in paths]
+
+
+def find_remote_audio(url: str) -> list[tuple[str, str]]:
+    """`(uttid, URL)` of the audio files below an fsspec URL (`s3://bucket/folder`), sorted; uttid = the path below
+    the folder without extension, as for local folders. A URL that names an audio file is that one file."""
+    if _suffix(url) in AUDIO_EXTENSIONS or url.startswith(("http://", "https://")):
+        return [(_stem(url), url)]
+    try:
+        import fsspec
+    except ImportError as error:
+        raise ValueError(f"reading {url} needs `pip install fsspec` (and the package of its protocol)") from error
+    try:
+        filesystem, root = fsspec.core.url_to_fs(url)
+    except ImportError as error:  # the protocol's package (s3fs, gcsfs, ...)
+        raise ValueError(f"reading {url} needs a package that is not installed: {error}") from None
+    protocol = url.split("://", 1)[0]
+    if not filesystem.exists(root):
+        raise FileNotFoundError(f"input not found: {url}")
+    root = root.rstrip("/")
+    found = []
+    for key in sorted(filesystem.find(root)):
+        relative = key[len(root) :].lstrip("/")
+        if any(part.startswith(".") for part in relative.split("/")) or _suffix(key) not in AUDIO_EXTENSIONS:
+            continue
+        found.append((relative[: -len(Path(relative).suffix)], f"{protocol}://{key}"))
+    if not found:
+        raise ValueError(f"no audio files ({', '.join(sorted(AUDIO_EXTENSIONS))}) found under {url}")
+    return found
+
+
 def iter_audio_inputs(
-    inputs: Iterable[str | os.PathLike], unreadable: list[UnreadableFolder] | None = None
+    inputs: Iterable[str | os.PathLike],
+    unreadable: list[UnreadableFolder] | None = None,
+    audio_column: str = "audio",
+    id_column: str = "id",
 ) -> list[tuple[str, str]]:
-    """Expands input arguments into `(uttid, audio path)` pairs, in order.
+    """Expands input arguments into `(uttid, audio path or URL)` pairs, in order.
 
     - a directory: every audio file below it (extensions in `AUDIO_EXTENSIONS`, any case; hidden files and
       folders skipped), sorted by relative path; uttid = relative path without extension (`sub/name`);
     - a `.scp` file: read as a Kaldi `wav.scp`;
+    - a `.jsonl` or `.parquet` file: a manifest (see `read_manifest`; `audio_column` and `id_column` name its
+      columns);
+    - a `.lst` or `.list` file: one audio path per line (see `read_file_list`);
+    - an fsspec URL (`s3://`, `gs://`, `https://`, ...): a manifest or file list as above, an audio file, or a
+      folder searched recursively (see `find_remote_audio`);
     - any other file: one audio file, uttid = file name without extension.
 
     Duplicate uttids, missing paths, directories without audio and `datasets` directories (see
@@ -248,8 +399,18 @@ def iter_audio_inputs(
     """
     pairs: list[tuple[str, str]] = []
     for item in inputs:
+        location = str(item)
+        suffix = _suffix(location)
         path = Path(item)
-        if path.is_dir():
+        if suffix in MANIFEST_SUFFIXES and (is_url(location) or path.is_file()):
+            pairs.extend(read_manifest(location, audio_column, id_column))
+        elif suffix in FILE_LIST_SUFFIXES and (is_url(location) or path.is_file()):
+            pairs.extend(read_file_list(location))
+        elif is_url(location):
+            if suffix == ".scp":
+                raise ValueError(f"{location}: a wav.scp must be a local file (list remote audio in a manifest)")
+            pairs.extend(find_remote_audio(location))
+        elif path.is_dir():
             if is_dataset_dir(path):
                 raise ValueError(f"{path} is a dataset saved with datasets' save_to_disk, not a folder of audio files")
             before = len(unreadable) if unreadable is not None else 0

@@ -26,6 +26,7 @@ Pieces, from the bottom up:
 ones it imports know no application (command line, server, ...).
 """
 
+import functools
 import os
 import sys
 import tempfile
@@ -49,20 +50,62 @@ class TranscriptionError(ValueError):
 
 @dataclass
 class AudioItem:
-    """One recording to transcribe: its id, where it comes from (for messages) and how to read it."""
+    """One recording to transcribe: its id, where it comes from (for messages) and how to read it. `location` says
+    the same in plain data (JSON-serialisable), so that another process can rebuild the item with
+    `item_at_location`: `{"path": file or fsspec URL}` or `{"dataset": folder, "split", "audio_column", "row"}`."""
 
     uttid: str
     source: str
     read: Callable[[int], "np.ndarray"]  # sampling rate -> float32 mono waveform at that rate
+    location: dict | None = None
 
 
 def file_item(uttid: str, path: str) -> AudioItem:
+    """A recording in an audio file, local or at an fsspec URL (`s3://...`, `https://...`)."""
+
     def read(sampling_rate):
-        from .audio import load_audio
+        from .audio import load_audio, load_audio_bytes
+        from .transcript_io import is_url, open_input
 
-        return load_audio(path, sampling_rate=sampling_rate)
+        if not is_url(path):
+            return load_audio(path, sampling_rate=sampling_rate)
+        with open_input(path) as file:
+            return load_audio_bytes(file.read(), sampling_rate=sampling_rate, name=path)
 
-    return AudioItem(uttid, path, read)
+    from .transcript_io import is_url
+
+    return AudioItem(uttid, path, read, {"path": path if is_url(path) else os.path.abspath(path)})
+
+
+def item_at_location(uttid: str, source: str, location: dict) -> AudioItem:
+    """The item that `AudioItem.location` describes (e.g. in a worker process of a cluster job)."""
+    if "path" in location:
+        return AudioItem(uttid, source, file_item(uttid, location["path"]).read, dict(location))
+    dataset = _open_dataset(location["dataset"], location.get("split"), location.get("audio_column", "audio"))
+    return AudioItem(uttid, source, _row_reader(dataset, location["audio_column"], location["row"]), dict(location))
+
+
+@functools.lru_cache(maxsize=4)
+def _open_dataset(path: str, split: str | None, audio_column: str):
+    return _undecoded(load_dataset_dir(path, split), audio_column)
+
+
+def _undecoded(dataset, audio_column: str):
+    # Rows are decoded here (soundfile/ffmpeg + soxr) rather than by datasets, which would need torchcodec.
+    from datasets import Audio
+
+    if isinstance(dataset.features[audio_column], Audio):
+        dataset = dataset.cast_column(audio_column, Audio(decode=False))
+    return dataset
+
+
+def _row_reader(dataset, audio_column: str, index: int):
+    def read(sampling_rate):
+        from .data import decode_audio
+
+        return decode_audio(dataset[index][audio_column], sampling_rate=sampling_rate)
+
+    return read
 
 
 @dataclass
@@ -94,28 +137,22 @@ def load_dataset_dir(path: str, split: str | None):
     return dataset
 
 
-def dataset_items(dataset, path: str, audio_column: str = "audio", id_column: str = "id") -> list[AudioItem]:
-    """One item per row of a dataset; ids from `id_column` (else the row number)."""
-    from datasets import Audio
-
+def dataset_items(
+    dataset, path: str, audio_column: str = "audio", id_column: str = "id", split: str | None = None
+) -> list[AudioItem]:
+    """One item per row of a dataset (the one saved at `path`, `split` of it); ids from `id_column` (else the row
+    number)."""
     if audio_column not in dataset.column_names:
         raise TranscriptionError(
             f"{path} has no audio column {audio_column!r} (columns: {', '.join(dataset.column_names)})"
         )
-    # Rows are decoded here (soundfile/ffmpeg + soxr) rather than by datasets, which would need torchcodec.
-    if isinstance(dataset.features[audio_column], Audio):
-        dataset = dataset.cast_column(audio_column, Audio(decode=False))
+    dataset = _undecoded(dataset, audio_column)
     ids = dataset[id_column] if id_column in dataset.column_names else [str(index) for index in range(len(dataset))]
-
-    def reader(index):
-        def read(sampling_rate):
-            from .data import decode_audio
-
-            return decode_audio(dataset[index][audio_column], sampling_rate=sampling_rate)
-
-        return read
-
-    return [AudioItem(str(uttid), f"{path}[{index}]", reader(index)) for index, uttid in enumerate(ids)]
+    location = {"dataset": os.path.abspath(path), "split": split, "audio_column": audio_column}
+    return [
+        AudioItem(str(uttid), f"{path}[{index}]", _row_reader(dataset, audio_column, index), {**location, "row": index})
+        for index, uttid in enumerate(ids)
+    ]
 
 
 def collect_inputs(
@@ -124,18 +161,20 @@ def collect_inputs(
     audio_column: str = "audio",
     id_column: str = "id",
 ) -> InputCollection:
-    """Files, folders (recursively), wav.scp files and saved datasets, in the order given. Missing inputs, folders
-    without audio and duplicate ids are errors; folders that cannot be read are failures of the job."""
+    """Files, folders (recursively), wav.scp files, manifests (JSON lines, Parquet), file lists, fsspec URLs and saved
+    datasets, in the order given (see `transcript_io.iter_audio_inputs`). Missing inputs, folders without audio and
+    duplicate ids are errors; folders that cannot be read are failures of the job."""
     from .transcript_io import UnreadableFolder, is_dataset_dir, iter_audio_inputs
 
     collection = InputCollection([])
     for item in map(str, inputs):
         if is_dataset_dir(item):
-            collection.items.extend(dataset_items(load_dataset_dir(item, split), item, audio_column, id_column))
+            dataset = load_dataset_dir(item, split)
+            collection.items.extend(dataset_items(dataset, item, audio_column, id_column, split))
             continue
         unreadable: list[UnreadableFolder] = []
         try:
-            pairs = iter_audio_inputs([item], unreadable=unreadable)
+            pairs = iter_audio_inputs([item], unreadable=unreadable, audio_column=audio_column, id_column=id_column)
         except (FileNotFoundError, ValueError, UnicodeDecodeError) as error:
             raise TranscriptionError(str(error)) from error
         collection.items.extend(file_item(uttid, path) for uttid, path in pairs)
@@ -280,15 +319,60 @@ class Transcriber:
         """The pipeline's result for one recording (path, array, `{"raw", "sampling_rate"}` dict, ...)."""
         return self.pipeline(audio, **{**self.call_kwargs, **call_kwargs})
 
+    def supports_timestamps(self, kind: bool | str) -> bool:
+        """Whether the pipeline gives timestamps of this kind (`True`: segments; `"word"`: words) for this model."""
+        try:
+            self.pipeline._sanitize_parameters(return_timestamps=kind)
+        except ValueError:
+            return False
+        return True
+
+    def decode_waveforms(
+        self, waveforms: Sequence["np.ndarray"], return_timestamps: bool | str | None = None
+    ) -> list[dict | Exception]:
+        """
+        Decodes recordings already read (float32 mono at `sampling_rate`) in one pipeline call: their segments are
+        decoded `batch_size` at a time, whatever recording they come from. Returns, per recording, its result
+        `{"text", "duration"[, "chunks"]}` or the exception that stopped it: when the batch fails, each recording is
+        decoded again alone, so that one bad recording fails alone. `return_timestamps` overrides the job's setting.
+
+        This is the call that the batch jobs, the server's dynamic batching and the cluster workers share.
+        """
+        call_kwargs = dict(self.call_kwargs)
+        if return_timestamps is not None:
+            call_kwargs.pop("return_timestamps", None)
+            if return_timestamps:
+                call_kwargs["return_timestamps"] = return_timestamps
+        sampling_rate = self.sampling_rate
+        inputs = [{"raw": waveform, "sampling_rate": sampling_rate} for waveform in waveforms]
+        if not inputs:
+            return []
+        try:
+            outputs = self.pipeline(inputs, batch_size=self.batch_size, **call_kwargs)
+        except Exception:  # noqa: BLE001 (find the recording that failed by decoding them one at a time)
+            outputs = None
+        results: list[dict | Exception] = []
+        for index, waveform in enumerate(waveforms):
+            try:
+                output = outputs[index] if outputs is not None else self.pipeline(inputs[index], **call_kwargs)
+            except Exception as error:  # noqa: BLE001
+                results.append(error)
+                continue
+            result = {"text": output["text"], "duration": round(len(waveform) / sampling_rate, 3)}
+            if "chunks" in output:  # segments, or words (with their confidence where the model gives it)
+                result["chunks"] = [{**chunk, "timestamp": list(chunk["timestamp"])} for chunk in output["chunks"]]
+            results.append(result)
+        return results
+
     def transcribe(
         self,
         items: Sequence[AudioItem],
         on_result: Callable[[AudioItem, dict], None],
         on_failure: Callable[[AudioItem, str], None],
     ) -> None:
-        """Decodes `items`, `batch_size` recordings per pipeline call, and reports each one as a result
-        (`{"text", "duration", "source"[, "chunks"]}`) or a failure message. A recording that cannot be read or
-        decoded fails alone: its batch is decoded again one recording at a time."""
+        """Decodes `items`, `batch_size` recordings per pipeline call (see `decode_waveforms`), and reports each one
+        as a result (`{"text", "duration", "source"[, "chunks"]}`) or a failure message. A recording that cannot be
+        read or decoded fails alone."""
         sampling_rate = self.sampling_rate
         for start in range(0, len(items), self.batch_size):
             group = []
@@ -297,26 +381,15 @@ class Transcriber:
                     group.append((item, item.read(sampling_rate)))
                 except Exception as error:  # noqa: BLE001 (any unreadable file is reported and skipped)
                     on_failure(item, f"{item.source}: {error}")
-            if not group:
-                continue
-            inputs = [{"raw": waveform, "sampling_rate": sampling_rate} for _, waveform in group]
-            try:
-                outputs = self.pipeline(inputs, batch_size=self.batch_size, **self.call_kwargs)
-            except Exception:  # noqa: BLE001 (find the recording that failed by decoding them one at a time)
-                outputs = None
-            for index, (item, waveform) in enumerate(group):
-                try:
-                    output = outputs[index] if outputs is not None else self.pipeline(inputs[index], **self.call_kwargs)
-                except Exception as error:  # noqa: BLE001
-                    on_failure(item, f"{item.source}: {type(error).__name__}: {error}")
-                    continue
-                result = {"text": output["text"], "duration": round(len(waveform) / sampling_rate, 3)}
-                result["source"] = item.source
-                if "chunks" in output:
-                    result["chunks"] = [
-                        {"text": chunk["text"], "timestamp": list(chunk["timestamp"])} for chunk in output["chunks"]
-                    ]
-                on_result(item, result)
+            results = self.decode_waveforms([waveform for _, waveform in group])
+            for (item, _), result in zip(group, results, strict=True):
+                if isinstance(result, Exception):
+                    on_failure(item, f"{item.source}: {type(result).__name__}: {result}")
+                else:
+                    # Keys in the order of the job's outputs: text, duration, source, chunks.
+                    on_result(
+                        item, {"text": result["text"], "duration": result["duration"], "source": item.source, **result}
+                    )
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -417,19 +490,7 @@ class OutputTarget:
 
     def lock(self):
         """A lock held while a job writes here, so that a second job naming the same output stops at once."""
-        from filelock import FileLock, Timeout
-
-        if self.lock_path is None:
-            return _NoLock()
-        lock = FileLock(str(self.lock_path), timeout=0)
-        try:
-            lock.acquire()
-        except Timeout:
-            raise TranscriptionError(
-                f"another transcription job is writing to {self.path} (lock {self.lock_path}); wait for it to finish "
-                "or choose another output"
-            ) from None
-        return _HeldLock(lock)
+        return _NoLock() if self.lock_path is None else lock_output(self.lock_path, self.path)
 
     def write(self, uttids: Sequence[str], results: dict[str, dict]) -> None:
         """Writes the results of `uttids` (in that order): every file is written to a temporary name and renamed into
@@ -445,14 +506,29 @@ class OutputTarget:
                 if not path.parent.resolve().is_relative_to(root):  # a symbolic link inside the folder
                     raise TranscriptionError(f"{path.parent} leads outside the output folder {self.directory}")
                 chunks = [(*chunk["timestamp"], chunk["text"]) for chunk in results[uttid]["chunks"]]
-                _write_atomically(path, format_subtitles(chunks))
+                write_atomically(path, format_subtitles(chunks))
             return
         text = format_text_outputs(uttids, results, self.format)
         if self.path is None:
             sys.stdout.write(text)
             sys.stdout.flush()
         else:
-            _write_atomically(self.path, text)
+            write_atomically(self.path, text)
+
+
+def lock_output(lock_path: Path, output) -> "_HeldLock":
+    """Takes the lock file of an output (released with `.release()`); another job holding it is an error."""
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(lock_path), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise TranscriptionError(
+            f"another transcription job is writing to {output} (lock {lock_path}); wait for it to finish or choose "
+            "another output"
+        ) from None
+    return _HeldLock(lock)
 
 
 class _NoLock:
@@ -468,11 +544,13 @@ class _HeldLock:
         self.lock.release()
 
 
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, content: str | bytes) -> None:
+    """Writes a file under a temporary name in its folder, then renames it into place: readers see the whole file or
+    none of it."""
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(content.encode("utf-8") if isinstance(content, str) else content)
             file.flush()
             os.fsync(file.fileno())
         # Readable like any file the user writes (mkstemp creates 0600 files).
@@ -631,6 +709,7 @@ __all__ = [
     "collect_inputs",
     "dataset_items",
     "file_item",
+    "item_at_location",
     "load_dataset_dir",
     "transcribe_files",
 ]

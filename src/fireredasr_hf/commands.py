@@ -1,0 +1,107 @@
+# Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
+"""What the `fireredasr-hf` subcommands share: the `Command` base class, `CommandError`, and the model and decoding
+arguments that build the engine's `Transcriber`.
+
+A subcommand is a `Command` subclass, in `cli.py` or in the module of the application it runs (e.g.
+`serving/command.py`), listed in `cli.COMMANDS`. This module imports no application, so any of them can import it.
+"""
+
+import abc
+import argparse
+
+
+class Command(abc.ABC):
+    """A subcommand: its name, help line, arguments and what it does (returning the process exit code)."""
+
+    name: str
+    help: str
+
+    @abc.abstractmethod
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
+
+    @abc.abstractmethod
+    def run(self, args: argparse.Namespace) -> int: ...
+
+
+class CommandError(Exception):
+    """A problem with the command's arguments or inputs, reported as one line and exit code 2."""
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The engine's options as command-line arguments (transcribe, eval, serve).
+
+# Decoding options: (flag, generate() argument, help). Which model variants each applies to is the engine's
+# `GENERATION_OPTIONS`.
+DECODING_OPTIONS = [
+    ("--num-beams", "num_beams", int, "beam size (default: the model's generation_config, 3)"),
+    ("--max-new-tokens", "max_new_tokens", int, "cap on tokens per segment"),
+    ("--softmax-smoothing", "softmax_smoothing", float, "AED: logit temperature (release: 1.25)"),
+    ("--aed-length-penalty", "gnmt_length_penalty", float, "AED: GNMT length penalty (release: 0.6)"),
+    ("--eos-penalty", "eos_penalty", float, "AED: <eos> log-probability scale (release: 1.0)"),
+    ("--repetition-penalty", "repetition_penalty", float, "LLM: repetition penalty (release: 3.0)"),
+    ("--llm-length-penalty", "length_penalty", float, "LLM: beam length penalty (release: 1.0)"),
+]
+FLAGS = {name: flag for flag, name, _, _ in DECODING_OPTIONS}
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model and decoding")
+    group.add_argument(
+        "--model",
+        required=True,
+        help="converted model directory, original FireRedASR directory or Hub repo id (converted once, cached)",
+    )
+    group.add_argument("--revision", help="branch, tag or commit of a Hub model")
+    group.add_argument("--device", help="cpu, cuda, cuda:1, mps, ... (default: cuda if available, else cpu)")
+    group.add_argument(
+        "--dtype",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        default="auto",
+        help="weights and compute dtype (default: as stored: float32 for AED, bfloat16 for LLM conversions)",
+    )
+    group.add_argument("--batch-size", type=int, default=8, help="segments decoded together (default: 8)")
+    group.add_argument("--num-threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    for flag, name, kind, help_text in DECODING_OPTIONS:
+        group.add_argument(flag, dest=name, type=kind, help=help_text)
+    group.add_argument(
+        "--vad",
+        choices=["silero", "energy"],
+        default="silero",
+        help="voice activity detector that splits long audio (default: silero)",
+    )
+    group.add_argument(
+        "--max-segment-s",
+        type=float,
+        help="audio longer than this is split into segments of at most this length (default: the model's trained "
+        "limit, 60 s for AED, 30 s for LLM)",
+    )
+
+
+def add_input_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("datasets saved with save_to_disk")
+    group.add_argument("--split", help="split of a DatasetDict (default: its only split)")
+    group.add_argument("--audio-column", default="audio", help="audio column (default: audio)")
+    group.add_argument("--id-column", default="id", help="utterance id column (default: id; else the row number)")
+
+
+def transcriber_options(args: argparse.Namespace, timestamps: bool = False) -> dict:
+    """The engine's `Transcriber` arguments (besides the model) for the options given on the command line."""
+    return {
+        "revision": args.revision,
+        "device": args.device,
+        "dtype": args.dtype,
+        "num_threads": args.num_threads,
+        "batch_size": args.batch_size,
+        "generate_kwargs": {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None},
+        "option_label": FLAGS.get,
+        "vad": args.vad,
+        "max_segment_s": args.max_segment_s,
+        "timestamps": timestamps,
+    }
+
+
+def build_transcriber(args: argparse.Namespace, timestamps: bool = False):
+    """The engine's `Transcriber` for `--model` and the decoding options given on the command line."""
+    from .transcription import Transcriber
+
+    return Transcriber(args.model, **transcriber_options(args, timestamps))
