@@ -17,6 +17,6 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/pip install -q -c constraints.txt torch==2.13.0
 .venv/bin/pip install -q -c constraints.txt -e ".[data,vad,dev,reference,serve,cluster]"
-# The original FireRedASR release code (Apache-2.0), a test-only reference; --no-deps avoids modelscope.
-.venv/bin/pip install -q --no-deps fireredasr==0.0.2
+# The original FireRedASR and FireRedVAD release code (Apache-2.0), test-only references; --no-deps avoids modelscope.
+.venv/bin/pip install -q --no-deps fireredasr==0.0.2 fireredvad==0.0.2
 echo "fireredasr-hf installed in .venv"

@@ -13,6 +13,41 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FIXTURES_DIR = Path(os.environ.get("FIREREDASR_FIXTURES", REPO_ROOT.parent / "shared" / "fixtures"))
+# The pipeline's and the CLI's default detector (FireRedVAD) comes from the released weights in the fixtures, as a
+# user points at a local copy (the Hub repository cannot be downloaded here).
+if (FIXTURES_DIR / "firered-vad" / "cmvn.ark").is_file():
+    os.environ.setdefault("FIREREDASR_HF_VAD_MODEL", str(FIXTURES_DIR / "firered-vad"))
+
+
+def run_without_the_package(script: str, cwd: Path, timeout: float = 300):
+    """Runs a Python script in a fresh process where fireredasr_hf cannot be imported (as for a user who loads a
+    converted directory with `trust_remote_code=True`); returns the CompletedProcess."""
+    import subprocess
+    import sys
+    import textwrap
+
+    preamble = textwrap.dedent("""
+        import sys
+        sys.path = [p for p in sys.path if "fireredasr" not in p and "/src" not in p]
+        sys.meta_path = [f for f in sys.meta_path if "editable" not in type(f).__name__.lower()
+                         and "editable" not in getattr(f, "__module__", "")]
+        try:
+            import fireredasr_hf
+            raise SystemExit("fireredasr_hf is importable; the test would prove nothing")
+        except ImportError:
+            pass
+    """)
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    env["HF_HUB_OFFLINE"] = "1"
+    return subprocess.run(
+        [sys.executable, "-c", preamble + textwrap.dedent(script)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +72,71 @@ def converted_llm_dir(fixtures_dir, tmp_path_factory) -> Path:
     from fireredasr_hf.conversion import convert_checkpoint
 
     return convert_checkpoint(fixtures_dir / "llm-tiny", tmp_path_factory.mktemp("llm-tiny-hf"), dtype="float32")
+
+
+def build_original_punc(root: Path, max_positions: int = 40, permute_model_vocab: bool = False) -> Path:
+    """A tiny random FireRedPunc directory in the release's layout: `chinese-lert-base/` (BERT config, vocab,
+    pretrained weights the release starts from), `chinese-bert-wwm-ext_vocab.txt`, `out_dict` and `model.pth.tar`
+    (`{"args": Namespace, "model_state_dict": bert.* + classifier.*}`). With `permute_model_vocab`, the model's
+    vocabulary lists the tokens in another order than the tokenizer's."""
+    import argparse
+    import json
+
+    import torch
+    from transformers import BertConfig, BertModel
+
+    chars = "今天气很好我想去北京看长城们开会吧请把窗户打一下让新鲜空进来这个问题明上午再讨论火车站离里不远"
+    chars += "他每早跑步半小时谢大家你世界的是了在有人中国年月日号点分"
+    words = "hello world turn on the light let us start meeting speech recognition is a lot of fun see you tomorrow"
+    words += " i am"
+    pieces = ["##s", "##ing", "##ed", "##lo", "##er", "##t", "##o", "##n", "##e", "##a"]
+    digits = [str(d) for d in range(10)] + [f"##{d}" for d in range(10)] + ["2024", "100"]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "，", "。", "？", "！", "'", *chars, *words.split()]
+    vocab = list(dict.fromkeys([*vocab, *pieces, *digits, *"abcdefghijklmnopqrstuvwxyz"]))
+    bert_dir = root / "chinese-lert-base"
+    bert_dir.mkdir(parents=True)
+    (bert_dir / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    (bert_dir / "tokenizer_config.json").write_text(json.dumps({"do_lower_case": True}))
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=48,
+        max_position_embeddings=max_positions,
+    )
+    torch.manual_seed(0)
+    BertModel(config, add_pooling_layer=False).save_pretrained(bert_dir)
+    torch.manual_seed(1)
+    state = {f"bert.{key}": value for key, value in BertModel(config, add_pooling_layer=False).state_dict().items()}
+    state.update({f"classifier.{key}": value for key, value in torch.nn.Linear(32, 5).state_dict().items()})
+    model_vocab = list(vocab)
+    if permute_model_vocab:
+        model_vocab = model_vocab[:5] + model_vocab[5:][::-1]
+        order = [vocab.index(token) for token in model_vocab]
+        state["bert.embeddings.word_embeddings.weight"] = state["bert.embeddings.word_embeddings.weight"][order].clone()
+    (root / "chinese-bert-wwm-ext_vocab.txt").write_text("\n".join(model_vocab) + "\n", encoding="utf-8")
+    (root / "out_dict").write_text("<space>\n，\n。\n？\n！\n", encoding="utf-8")
+    args = argparse.Namespace(
+        odim=5,
+        cls_id=model_vocab.index("[CLS]"),
+        classifier_dropout=0.1,
+        ignore_index=-100,
+        pretrained_bert="chinese-lert-base",
+        bert=None,
+    )
+    torch.save({"args": args, "model_state_dict": state}, root / "model.pth.tar")
+    return root
+
+
+@pytest.fixture(scope="session")
+def original_punc_dir(tmp_path_factory) -> Path:
+    """A tiny random FireRedPunc model in the release's layout (see `build_original_punc`)."""
+    return build_original_punc(tmp_path_factory.mktemp("FireRedPunc"))
+
+
+@pytest.fixture(scope="session")
+def converted_punc_dir(original_punc_dir, tmp_path_factory) -> Path:
+    from fireredasr_hf.conversion import convert_checkpoint
+
+    return convert_checkpoint(original_punc_dir, tmp_path_factory.mktemp("fireredpunc-hf"))

@@ -2,10 +2,6 @@
 save/load, remote code, dtypes, batching)."""
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -341,27 +337,18 @@ def test_long_input_warns_and_runs_past_the_original_limit(caplog):
 def test_trust_remote_code_in_a_fresh_process(converted_aed_dir, goldens, tmp_path):
     """The converted directory carries its code: it loads where fireredasr_hf cannot be imported."""
     np.save(tmp_path / "feats.npy", goldens["features"]["feats.p01"])
-    script = textwrap.dedent(f"""
-        import sys
-        sys.path = [p for p in sys.path if "fireredasr" not in p and "/src" not in p]
-        sys.meta_path = [f for f in sys.meta_path if "editable" not in type(f).__name__.lower()
-                         and "editable" not in getattr(f, "__module__", "")]
-        try:
-            import fireredasr_hf
-            raise SystemExit("fireredasr_hf is importable; the test would prove nothing")
-        except ImportError:
-            pass
+    from conftest import run_without_the_package
+
+    result = run_without_the_package(
+        f"""
         import numpy as np, torch
         from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
         model = AutoModelForSpeechSeq2Seq.from_pretrained({str(converted_aed_dir)!r}, trust_remote_code=True)
         processor = AutoProcessor.from_pretrained({str(converted_aed_dir)!r}, trust_remote_code=True)
         feats = torch.from_numpy(np.load({str(tmp_path / "feats.npy")!r}))[None]
         print("TEXT=" + processor.batch_decode(model.generate(feats), skip_special_tokens=True)[0])
-    """)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["HF_HUB_OFFLINE"] = "1"
-    result = subprocess.run(
-        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+        """,
+        cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "TEXT=" + goldens["decode"]["b"]["bs1"]["p01"]["nbest"][0]["text"] in result.stdout

@@ -308,12 +308,20 @@ def test_remote_code_pipeline_in_a_process_without_the_package(
         save_pipeline_code(config, model_dir)
         config.save_pretrained(model_dir)
         model_dirs.append(str(model_dir))
-    assert {"pipeline_fireredasr.py", "audio.py", "vad.py"} <= {path.name for path in (tmp_path / "aed").iterdir()}
+    assert {"pipeline_fireredasr.py", "audio.py", "vad.py", "modeling_fireredvad.py"} <= {
+        path.name for path in (tmp_path / "aed").iterdir()
+    }
 
     script = tmp_path / "remote.py"
     script.write_text(REMOTE_SCRIPT)
     result_file = tmp_path / "result.json"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    # Without the package, the default detector (FireRedVAD) is read from a converted copy.
+    if "FIREREDASR_HF_VAD_MODEL" in os.environ:
+        from fireredasr_hf import FireRedVad
+
+        FireRedVad.from_pretrained().save_pretrained(tmp_path / "fireredvad")
+        env["FIREREDASR_HF_VAD_MODEL"] = str(tmp_path / "fireredvad")
     completed = subprocess.run(
         [sys.executable, str(script), str(result_file), str(fixtures_dir / "audio" / "p01.wav"), *model_dirs],
         check=False,

@@ -10,6 +10,7 @@ from transformers import (
     AutoConfig,
     AutoFeatureExtractor,
     AutoModel,
+    AutoModelForAudioFrameClassification,
     AutoModelForSpeechSeq2Seq,
     AutoProcessor,
     AutoTokenizer,
@@ -18,22 +19,29 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from . import configuration_fireredasr
 from .configuration_fireredasr import FireRedAedConfig, FireRedEncoderConfig, FireRedLlmConfig
+from .configuration_fireredvad import FireRedVadConfig
 from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 from .modeling_fireredasr_aed import FireRedAedForConditionalGeneration, FireRedAedModel
 from .modeling_fireredasr_encoder import FireRedEncoder
 from .modeling_fireredasr_llm import FireRedLlmForSpeechSeq2Seq
+from .modeling_fireredvad import FireRedVadForAudioFrameClassification, FireRedVadModel
 from .pipeline_fireredasr import FireRedAsrPipeline, SpeechRecognitionPipelineSelector
 from .processing_fireredasr import FireRedAsrProcessor
 from .processing_fireredasr_llm import FireRedLlmProcessor
 from .tokenization_fireredasr import FireRedAsrTokenizer
+from .vad import FireRedAudioEventDetector, FireRedStreamVad, FireRedVad
 
 __version__ = "0.1.0"
 
 AutoConfig.register(FireRedEncoderConfig.model_type, FireRedEncoderConfig, exist_ok=True)
 AutoConfig.register(FireRedAedConfig.model_type, FireRedAedConfig, exist_ok=True)
 AutoConfig.register(FireRedLlmConfig.model_type, FireRedLlmConfig, exist_ok=True)
+AutoConfig.register(FireRedVadConfig.model_type, FireRedVadConfig, exist_ok=True)
 AutoModel.register(FireRedEncoderConfig, FireRedEncoder, exist_ok=True)
 AutoModel.register(FireRedAedConfig, FireRedAedModel, exist_ok=True)
+AutoModel.register(FireRedVadConfig, FireRedVadModel, exist_ok=True)
+AutoModelForAudioFrameClassification.register(FireRedVadConfig, FireRedVadForAudioFrameClassification, exist_ok=True)
+AutoFeatureExtractor.register(FireRedVadConfig, FireRedAsrFeatureExtractor, exist_ok=True)
 AutoModelForSpeechSeq2Seq.register(FireRedAedConfig, FireRedAedForConditionalGeneration, exist_ok=True)
 AutoModelForSpeechSeq2Seq.register(FireRedLlmConfig, FireRedLlmForSpeechSeq2Seq, exist_ok=True)
 AutoFeatureExtractor.register(FireRedAedConfig, FireRedAsrFeatureExtractor, exist_ok=True)
@@ -49,6 +57,12 @@ PIPELINE_REGISTRY.supported_tasks["automatic-speech-recognition"]["impl"] = Spee
 configuration_fireredasr.USE_INSTALLED_PIPELINE = True
 
 __all__ = [
+    "FireRedAudioEventDetector",
+    "FireRedStreamVad",
+    "FireRedVad",
+    "FireRedVadConfig",
+    "FireRedVadForAudioFrameClassification",
+    "FireRedVadModel",
     "FireRedAedConfig",
     "FireRedAedForConditionalGeneration",
     "FireRedAedModel",

@@ -94,7 +94,13 @@ class TranscribeCommand(Command):
     help = "transcribe audio files, folders, wav.scp lists or saved datasets"
 
     def add_arguments(self, parser):
-        from .transcription import DEFAULT_OUTPUT_NAMES, OUTPUT_FORMATS
+        from .transcription import (
+            AUTO_PUNCTUATION,
+            DEFAULT_OUTPUT_NAMES,
+            MAX_CUE_SECONDS,
+            MAX_CUE_WIDTH,
+            OUTPUT_FORMATS,
+        )
 
         parser.add_argument(
             "inputs",
@@ -110,8 +116,9 @@ class TranscribeCommand(Command):
             "--output-format",
             choices=[*OUTPUT_FORMATS, "parquet"],
             help="txt: `uttid<TAB>text` lines; jsonl: one JSON object per recording; srt/vtt: one subtitle file "
-            "per recording (from segment timestamps; utterance ids become relative file paths inside --output); "
-            "kaldi: a Kaldi `text` file; with --ray: jsonl or parquet shards (default: txt; with --ray: jsonl)",
+            "per recording (a cue per sentence with punctuation, else per segment; utterance ids become relative "
+            "file paths inside --output); kaldi: a Kaldi `text` file; with --ray: jsonl or parquet shards (default: "
+            "txt; with --ray: jsonl)",
         )
         group.add_argument(
             "--output",
@@ -120,7 +127,31 @@ class TranscribeCommand(Command):
             f"formats: written there as {', '.join(DEFAULT_OUTPUT_NAMES.values())})",
         )
         group.add_argument(
-            "--timestamps", action="store_true", help="jsonl: add segment timestamps (srt/vtt always have them)"
+            "--timestamps",
+            action="store_true",
+            help="jsonl: add timed chunks, sentences with punctuation, else segments (srt/vtt always have them)",
+        )
+        group.add_argument(
+            "--punctuation",
+            metavar="MODEL",
+            default=AUTO_PUNCTUATION,
+            help="FireRedPunc model that punctuates the transcripts and cuts them into sentences: a directory "
+            "(original or converted) or a Hub repo id; none: no punctuation (default: "
+            "$FIREREDASR_HF_PUNCTUATION_MODEL, else FireRedTeam/FireRedPunc, if it can be obtained; otherwise the "
+            "transcripts stay unpunctuated, with a note)",
+        )
+        group.add_argument(
+            "--max-cue-width",
+            type=int,
+            default=MAX_CUE_WIDTH,
+            help=f"srt/vtt: longer cues are cut, between words (a Chinese character counts two; default: "
+            f"{MAX_CUE_WIDTH})",
+        )
+        group.add_argument(
+            "--max-cue-s",
+            type=float,
+            default=MAX_CUE_SECONDS,
+            help=f"srt/vtt: cues lasting longer are cut (default: {MAX_CUE_SECONDS:g} s)",
         )
         group.add_argument(
             "--resume",
@@ -161,9 +192,10 @@ class TranscribeCommand(Command):
             raise CommandError("--resume needs --output (the results are logged next to it)")
         inputs = collect_inputs(args.inputs, args.split, args.audio_column, args.id_column)
         # The output location and every id are checked before the model is loaded.
-        target = OutputTarget(args.output, args.output_format)
+        target = OutputTarget(args.output, args.output_format, args.max_cue_width, args.max_cue_s)
         target.check_ids(item.uttid for item in inputs.items)
-        transcriber = build_transcriber(args, timestamps=subtitles or args.timestamps)
+        punctuation = None if args.punctuation.lower() == "none" else args.punctuation
+        transcriber = build_transcriber(args, timestamps=subtitles or args.timestamps, punctuation=punctuation)
         job = run_job(
             args,
             len(inputs.items),
@@ -173,7 +205,7 @@ class TranscribeCommand(Command):
 
     def run_on_ray(self, args):
         from .distributed import transcribe_on_ray
-        from .transcription import collect_inputs
+        from .transcription import AUTO_PUNCTUATION, collect_inputs
 
         try:
             import ray.data  # noqa: F401 (checked before the inputs are listed)
@@ -186,7 +218,9 @@ class TranscribeCommand(Command):
         if args.output is None:
             raise CommandError("--ray writes result shards into a folder: give --output DIR (or an fsspec URL)")
         inputs = collect_inputs(args.inputs, args.split, args.audio_column, args.id_column)
-        options = transcriber_options(args, timestamps=args.timestamps)
+        # Replicas print nothing, so the default punctuation model (used only if it can be obtained) is not assumed.
+        punctuation = None if args.punctuation.lower() in ("none", AUTO_PUNCTUATION) else args.punctuation
+        options = transcriber_options(args, timestamps=args.timestamps, punctuation=punctuation)
         batch_size = options.pop("batch_size")
         if options["device"] is None:
             del options["device"]  # the runner's default: cuda with --gpus-per-replica, else cpu
@@ -277,10 +311,13 @@ class EvalCommand(Command):
 
 class ConvertCommand(Command):
     name = "convert"
-    help = "convert an original FireRedASR directory (AED or LLM) to a transformers directory"
+    help = "convert an original FireRedASR (AED or LLM), FireRedVAD or FireRedPunc directory to a transformers one"
 
     def add_arguments(self, parser):
-        parser.add_argument("input_dir", help="original model directory (model.pth.tar, cmvn.ark, ...)")
+        parser.add_argument(
+            "input_dir",
+            help="original model directory (model.pth.tar, cmvn.ark, ...; FireRedVAD: also the ONNX exports)",
+        )
         parser.add_argument("output_dir", help="where to write the converted model")
         parser.add_argument(
             "--dtype",

@@ -65,9 +65,16 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         group.add_argument(flag, dest=name, type=kind, help=help_text)
     group.add_argument(
         "--vad",
-        choices=["silero", "energy"],
-        default="silero",
-        help="voice activity detector that splits long audio (default: silero)",
+        choices=["firered", "silero", "energy"],
+        default="firered",
+        help="voice activity detector that splits long audio: firered (FireRedVAD, the default), silero (Silero VAD, "
+        "from the silero-vad package) or energy (a frame-energy threshold, for clean recordings)",
+    )
+    group.add_argument(
+        "--vad-model",
+        metavar="MODEL",
+        help="the FireRedVAD model: a directory (as downloaded from the Hub, the ONNX exports with cmvn.ark, or "
+        "converted) or a Hub repo id (default: $FIREREDASR_HF_VAD_MODEL, else FireRedTeam/FireRedVAD)",
     )
     group.add_argument(
         "--max-segment-s",
@@ -84,8 +91,10 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--id-column", default="id", help="utterance id column (default: id; else the row number)")
 
 
-def transcriber_options(args: argparse.Namespace, timestamps: bool = False) -> dict:
+def transcriber_options(args: argparse.Namespace, timestamps: bool = False, punctuation=None) -> dict:
     """The engine's `Transcriber` arguments (besides the model) for the options given on the command line."""
+    if args.vad_model is not None and args.vad != "firered":
+        raise CommandError("--vad-model names a FireRedVAD model: it goes with --vad firered")
     return {
         "revision": args.revision,
         "device": args.device,
@@ -95,13 +104,21 @@ def transcriber_options(args: argparse.Namespace, timestamps: bool = False) -> d
         "generate_kwargs": {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None},
         "option_label": FLAGS.get,
         "vad": args.vad,
+        "vad_model": args.vad_model,
         "max_segment_s": args.max_segment_s,
         "timestamps": timestamps,
+        "punctuation": punctuation,
     }
 
 
-def build_transcriber(args: argparse.Namespace, timestamps: bool = False):
-    """The engine's `Transcriber` for `--model` and the decoding options given on the command line."""
+def build_transcriber(args: argparse.Namespace, timestamps: bool = False, punctuation=None):
+    """The engine's `Transcriber` for `--model` and the decoding options given on the command line; prints the
+    engine's notes (e.g. that the default punctuation model is not available) once."""
+    import sys
+
     from .transcription import Transcriber
 
-    return Transcriber(args.model, **transcriber_options(args, timestamps))
+    transcriber = Transcriber(args.model, **transcriber_options(args, timestamps, punctuation))
+    for note in transcriber.notes:
+        print(note, file=sys.stderr)
+    return transcriber

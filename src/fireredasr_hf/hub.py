@@ -149,6 +149,9 @@ def resolve_local_dir(path: Path, cache_root: Path) -> str:
         return str(path)
     try:
         variant = detect_variant(path)
+        if variant in ("vad", "punc"):
+            companion = {"vad": "FireRedVAD (--vad-model)", "punc": "FireRedPunc (--punctuation)"}[variant]
+            raise ConversionError(f"It holds a {companion} model, not a speech recognition model.")
         if variant == "llm":
             check_llm_dir(path)
         else:
@@ -185,20 +188,9 @@ def checkpoint_fingerprint(path: Path, variant: str) -> str:
 
 def resolve_hub_repo(repo_id: str, revision: str | None, cache_root: Path, token) -> str:
     repo_cache = cache_root / "hub" / repo_folder_name(repo_id=repo_id, repo_type="model")
-    if constants.HF_HUB_OFFLINE:
-        return resolve_hub_repo_offline(repo_id, revision, repo_cache, reason="HF_HUB_OFFLINE=1 is set")
-    try:
-        info = HfApi(token=token).model_info(repo_id, revision=revision, files_metadata=True)
-    except RevisionNotFoundError as error:
-        raise ModelResolutionError(f"The Hub repository {repo_id} has no revision {revision!r}.") from error
-    except RepositoryNotFoundError as error:
-        raise ModelResolutionError(
-            f"{repo_id!r} is not a local directory, and the Hub has no model repository of that name that you can "
-            "access (for a private or gated one, log in with `hf auth login` or pass `token`)."
-        ) from error
-    except (OfflineModeIsEnabled, httpx.TransportError, HfHubHTTPError) as error:
-        logger.warning(f"Could not reach the Hugging Face Hub ({error}); looking for {repo_id} in the local cache.")
-        return resolve_hub_repo_offline(repo_id, revision, repo_cache, reason=f"the Hub is unreachable ({error})")
+    info, unreachable = query_hub(repo_id, revision, token)
+    if info is None:
+        return resolve_hub_repo_offline(repo_id, revision, repo_cache, reason=unreachable)
 
     entry = repo_cache / info.sha
     if is_complete(entry):
@@ -247,9 +239,9 @@ def resolve_hub_repo_offline(repo_id: str, revision: str | None, repo_cache: Pat
                 found += f"; but not {BASE_LLM_REPO}, which FireRedASR-LLM needs"
 
     name = revision or constants.DEFAULT_REVISION
-    sha = name if len(name) == COMMIT_SHA_LENGTH else read_refs(repo_cache).get(name)
-    if sha is not None and is_complete(repo_cache / sha):
-        return str(repo_cache / sha)
+    converted = converted_for_revision(repo_cache, revision)
+    if converted is not None:
+        return str(converted)
 
     revision_option = f" --revision {revision}" if revision else ""
     raise ModelResolutionError(
@@ -260,6 +252,34 @@ def resolve_hub_repo_offline(repo_id: str, revision: str | None, repo_cache: Pat
         "`python conversion/convert_fireredasr_to_hf.py --input_dir ORIGINAL_DIR --output_dir CONVERTED_DIR` and "
         "pass CONVERTED_DIR instead."
     )
+
+
+def query_hub(repo_id: str, revision: str | None, token):
+    """`(model info, None)` from the Hub, or `(None, why not)` when it cannot be asked (HF_HUB_OFFLINE, no network):
+    the caller then looks in the caches. A repository or revision the Hub does not have is an error."""
+    if constants.HF_HUB_OFFLINE:
+        return None, "HF_HUB_OFFLINE=1 is set"
+    try:
+        # With the files' sizes, which the first-run message of an original repository states.
+        return HfApi(token=token).model_info(repo_id, revision=revision, files_metadata=True), None
+    except RevisionNotFoundError as error:
+        raise ModelResolutionError(f"The Hub repository {repo_id} has no revision {revision!r}.") from error
+    except RepositoryNotFoundError as error:
+        raise ModelResolutionError(
+            f"{repo_id!r} is not a local directory, and the Hub has no model repository of that name that you can "
+            "access (for a private or gated one, log in with `hf auth login` or pass `token`)."
+        ) from error
+    except (OfflineModeIsEnabled, httpx.TransportError, HfHubHTTPError) as error:
+        logger.warning(f"Could not reach the Hugging Face Hub ({error}); looking for {repo_id} in the local cache.")
+        return None, f"the Hub is unreachable ({error})"
+
+
+def converted_for_revision(repo_cache: Path, revision: str | None, folder: str = "") -> Path | None:
+    """Our last complete conversion of a revision (a commit, or a name recorded in refs.json), if any."""
+    name = revision or constants.DEFAULT_REVISION
+    sha = name if len(name) == COMMIT_SHA_LENGTH else read_refs(repo_cache).get(name)
+    entry = repo_cache / sha / folder if sha is not None else None
+    return entry if entry is not None and is_complete(entry) else None
 
 
 def convert_snapshot(
@@ -451,3 +471,225 @@ def remember_revision(repo_cache: Path, revision: str | None, sha: str) -> None:
     with tempfile.NamedTemporaryFile("w", dir=repo_cache, prefix=".refs-", suffix=".json", delete=False) as handle:
         json.dump(refs, handle, indent=2, sort_keys=True)
     os.replace(handle.name, repo_cache / "refs.json")
+
+
+# ---- FireRedVAD -----------------------------------------------------------------------------------------------------
+
+
+def load_vad_model(
+    name_or_path: str | Path,
+    kind: str = "vad",
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    token: bool | str | None = None,
+):
+    """
+    A released FireRedVAD model (`kind` "vad", "stream-vad" or "aed") that is not a converted directory, as
+    `(model, feature_extractor)`: an original local directory (`VAD/model.pth.tar` + `cmvn.ark` as on the Hub, one
+    model's folder, or the ONNX exports with `cmvn.ark`) is read in memory (the models are small); a Hub repo id
+    (e.g. FireRedTeam/FireRedVAD) is downloaded (only the model's folder), converted once per commit into the
+    converted-model cache and loaded from there, also offline afterwards.
+    """
+    from .conversion.vad import load_original_vad
+    from .vad import load_fireredvad_model
+
+    name = str(name_or_path)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        try:
+            return load_original_vad(path, kind)
+        except ConversionError as error:
+            raise ModelResolutionError(str(error)) from error
+    if path.exists():
+        raise ModelResolutionError(f"{name} is a file; expected a FireRedVAD model directory or a Hub repo id.")
+    try:
+        validate_repo_id(name)
+    except HFValidationError as error:
+        raise ModelResolutionError(
+            f"{name!r} is neither an existing directory nor a Hub repo id of the form owner/name."
+        ) from error
+    directory = resolve_vad_hub_repo(name, kind, revision, converted_cache_dir(cache_dir), token)
+    return load_fireredvad_model(directory, kind)
+
+
+def resolve_vad_hub_repo(repo_id: str, kind: str, revision: str | None, cache_root: Path, token) -> str:
+    """The local directory of the `kind` model of a FireRedVAD Hub repository: its converted folder if the repository
+    holds converted models, else our conversion of its original folder (`<cache>/hub/models--.../<sha>/VAD`)."""
+    from .configuration_fireredvad import KIND_DIRS
+
+    folder = KIND_DIRS[kind]
+    repo_cache = cache_root / "hub" / repo_folder_name(repo_id=repo_id, repo_type="model")
+    info, unreachable = query_hub(repo_id, revision, token)
+    if info is None:
+        return resolve_vad_hub_repo_offline(repo_id, folder, revision, repo_cache, reason=unreachable)
+    entry = repo_cache / info.sha / folder
+    if is_complete(entry):
+        remember_revision(repo_cache, revision, info.sha)
+        return str(entry)
+    files = [sibling.rfilename for sibling in info.siblings or []]
+    has_original = all(f"{folder}/{name}" in files for name in ("model.pth.tar", "cmvn.ark"))
+    if f"{folder}/config.json" not in files and not has_original:
+        shown = ", ".join(sorted(files)[:40]) or "nothing"
+        raise ModelResolutionError(
+            f"The Hub repository {repo_id} (revision {info.sha}) has no FireRedVAD {kind} model: expected "
+            f"{folder}/model.pth.tar and {folder}/cmvn.ark (as in FireRedTeam/FireRedVAD) or a converted "
+            f"{folder}/config.json. Found: {shown}."
+        )
+    snapshot = Path(snapshot_download(repo_id, revision=info.sha, allow_patterns=[f"{folder}/*"], token=token))
+    converted = convert_vad_snapshot(repo_id, snapshot, folder, repo_cache)
+    repo_cache.mkdir(parents=True, exist_ok=True)
+    remember_revision(repo_cache, revision, info.sha)
+    return converted
+
+
+def convert_vad_snapshot(repo_id: str, snapshot: Path, folder: str, repo_cache: Path) -> str:
+    from .vad import _is_converted_fireredvad
+
+    if _is_converted_fireredvad(snapshot / folder):
+        return str(snapshot / folder)
+    marker = {"source": repo_id, "revision": snapshot.name, "variant": "vad", "folder": folder}
+    entry = repo_cache / snapshot.name / folder
+    return str(convert_once(entry, snapshot / folder, marker, source=f"{repo_id}/{folder}"))
+
+
+def resolve_vad_hub_repo_offline(repo_id: str, folder: str, revision: str | None, repo_cache: Path, reason: str) -> str:
+    """As `resolve_hub_repo_offline`, for one folder of a FireRedVAD repository."""
+    try:
+        snapshot = Path(
+            snapshot_download(repo_id, revision=revision, allow_patterns=[f"{folder}/*"], local_files_only=True)
+        )
+    except LocalEntryNotFoundError:
+        snapshot = None
+    if snapshot is not None and (
+        is_complete(repo_cache / snapshot.name / folder)
+        or (snapshot / folder / "config.json").is_file()
+        or all((snapshot / folder / name).is_file() for name in ("model.pth.tar", "cmvn.ark"))
+    ):
+        return convert_vad_snapshot(repo_id, snapshot, folder, repo_cache)
+    name = revision or constants.DEFAULT_REVISION
+    converted = converted_for_revision(repo_cache, revision, folder)
+    if converted is not None:
+        return str(converted)
+    from .vad import FIREREDVAD_MODEL_ENV_VAR
+
+    revision_option = f" --revision {revision}" if revision else ""
+    raise ModelResolutionError(
+        f"FireRedVAD ({repo_id}, folder {folder}/, revision {name}) is neither converted in {repo_cache} nor in the "
+        f"Hugging Face cache, and {reason}, so it cannot be downloaded. Either download it with network access: "
+        f"`hf download {repo_id} --include '{folder}/*'{revision_option}`; or use a local copy: a directory with "
+        f"{folder}/model.pth.tar + {folder}/cmvn.ark, or with the ONNX exports (fireredvad_vad.onnx, ...) and "
+        f"cmvn.ark, passed as the CLI's --vad-model DIR, as FireRedVad.from_pretrained(DIR), or in "
+        f"{FIREREDVAD_MODEL_ENV_VAR}=DIR; or choose another detector: --vad silero (vad='silero' in the pipeline)."
+    )
+
+
+# ---- FireRedPunc ----------------------------------------------------------------------------------------------------
+
+
+def punctuation_source_files(path: Path) -> list[Path]:
+    """The files of an original FireRedPunc directory that its conversion reads."""
+    from .conversion.punc import BERT_DIR, PUNC_FILES
+
+    bert_files = sorted(p for p in (path / BERT_DIR).glob("*") if p.suffix in (".json", ".txt"))
+    return [path / name for name in PUNC_FILES] + bert_files
+
+
+def punctuation_patterns() -> list[str]:
+    from .conversion.punc import BERT_DIR, PUNC_FILES
+
+    return [*PUNC_FILES, f"{BERT_DIR}/*.json", f"{BERT_DIR}/*.txt"]
+
+
+def resolve_punctuation_model(
+    name_or_path: str | Path,
+    revision: str | None = None,
+    cache_dir: str | Path | None = None,
+    token: bool | str | None = None,
+) -> str:
+    """
+    The converted directory of a FireRedPunc model: a converted directory as is; an original directory (model.pth.tar,
+    out_dict, chinese-bert-wwm-ext_vocab.txt, chinese-lert-base/) converted once into the cache (again when its files
+    change); a Hub repo id (FireRedTeam/FireRedPunc) downloaded (only what the converter reads), converted once per
+    commit and found offline afterwards.
+    """
+    from .conversion.punc import check_punc_dir, is_converted_punc_dir
+
+    name = str(name_or_path)
+    path = Path(name).expanduser()
+    cache_root = converted_cache_dir(cache_dir)
+    if path.is_dir():
+        path = path.resolve()
+        if is_converted_punc_dir(path):
+            return str(path)
+        try:
+            check_punc_dir(path)
+        except ConversionError as error:
+            raise ModelResolutionError(f"{path} is not a FireRedPunc model (converted or original). {error}") from error
+        digest = hashlib.sha256()
+        for file in punctuation_source_files(path):
+            stat = file.stat()
+            digest.update(f"{file.relative_to(path).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        source_dir = cache_root / "local" / f"{path.name}-{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
+        marker = {"source": str(path), "variant": "punc"}
+        entry = source_dir / digest.hexdigest()[:16]
+        return str(convert_once(entry, path, marker, source=str(path), replace_siblings=True))
+    if path.exists():
+        raise ModelResolutionError(f"{name} is a file; expected a FireRedPunc model directory or a Hub repo id.")
+    try:
+        validate_repo_id(name)
+    except HFValidationError as error:
+        raise ModelResolutionError(
+            f"{name!r} is neither an existing directory nor a Hub repo id of the form owner/name."
+        ) from error
+    repo_cache = cache_root / "hub" / repo_folder_name(repo_id=name, repo_type="model")
+    info, unreachable = query_hub(name, revision, token)
+    if info is None:
+        return resolve_punctuation_offline(name, revision, repo_cache, reason=unreachable)
+    entry = repo_cache / info.sha
+    if is_complete(entry):
+        remember_revision(repo_cache, revision, info.sha)
+        return str(entry)
+    files = [sibling.rfilename for sibling in info.siblings or []]
+    if "config.json" in files:
+        snapshot = snapshot_download(name, revision=info.sha, token=token)
+        if is_converted_punc_dir(Path(snapshot)):
+            return snapshot
+    patterns = punctuation_patterns()
+    snapshot = Path(snapshot_download(name, revision=info.sha, allow_patterns=patterns, token=token))
+    try:
+        check_punc_dir(snapshot)
+    except ConversionError as error:
+        raise ModelResolutionError(f"The Hub repository {name} (revision {info.sha}) {error}") from error
+    marker = {"source": name, "revision": info.sha, "variant": "punc"}
+    converted = str(convert_once(entry, snapshot, marker, source=name))
+    remember_revision(repo_cache, revision, info.sha)
+    return converted
+
+
+def resolve_punctuation_offline(repo_id: str, revision: str | None, repo_cache: Path, reason: str) -> str:
+    from .conversion.punc import is_converted_punc_dir
+
+    try:
+        snapshot = Path(
+            snapshot_download(repo_id, revision=revision, allow_patterns=punctuation_patterns(), local_files_only=True)
+        )
+    except LocalEntryNotFoundError:
+        snapshot = None
+    if snapshot is not None:
+        if is_complete(repo_cache / snapshot.name):
+            return str(repo_cache / snapshot.name)
+        if is_converted_punc_dir(snapshot):
+            return str(snapshot)
+        if all(file.is_file() for file in punctuation_source_files(snapshot)[:3]):
+            marker = {"source": repo_id, "revision": snapshot.name, "variant": "punc"}
+            return str(convert_once(repo_cache / snapshot.name, snapshot, marker, source=repo_id))
+    name = revision or constants.DEFAULT_REVISION
+    converted = converted_for_revision(repo_cache, revision)
+    if converted is not None:
+        return str(converted)
+    revision_option = f" --revision {revision}" if revision else ""
+    raise ModelResolutionError(
+        f"FireRedPunc ({repo_id}, revision {name}) is neither converted in {repo_cache} nor in the Hugging Face cache, "
+        f"and {reason}, so it cannot be downloaded. Download it with network access: `hf download {repo_id}"
+        f"{revision_option}`; or pass a local copy (the original directory or a converted one) as --punctuation DIR."
+    )

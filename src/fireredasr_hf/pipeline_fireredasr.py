@@ -9,7 +9,9 @@
   30 s for LLM) are cut into speech segments by voice activity detection and the segments are decoded in batches
   of `batch_size`; the segment texts are joined (see `join_segment_texts`);
 - `return_timestamps=True` returns `chunks`, one per speech segment, `{"text", "timestamp": (start, end)}` in
-  seconds (the stock pipeline refuses timestamps for sequence-to-sequence models other than Whisper).
+  seconds (the stock pipeline refuses timestamps for sequence-to-sequence models other than Whisper);
+- `punctuation_model=` (FireRedPunc, see `punctuation.py`) punctuates the transcript; the `chunks` are then
+  sentences, each with its start and end.
 
 Converted checkpoints declare it in `config.json` (`custom_pipelines`) and carry this file, so
 `pipeline("automatic-speech-recognition", model=DIR, trust_remote_code=True)` builds it where fireredasr-hf is not
@@ -17,6 +19,7 @@ installed. This module is therefore remote code: it imports only transformers, t
 """
 
 import math
+import os
 import re
 from collections import defaultdict
 
@@ -25,11 +28,13 @@ from huggingface_hub.utils import httpx
 from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline
 
 from .audio import AudioLimits, load_audio, load_audio_bytes
-from .vad import EnergyVad, SileroVad, SpeechSegment, split_into_segments
+from .punctuation import FireRedPunctuator
+from .vad import EnergyVad, FireRedVad, SileroVad, SpeechSegment, split_into_segments
 
 # The feature extractor works on int16-scale samples; the pipeline keeps audio in [-1, 1] as VADs expect.
 INT16_SCALE = 32768.0
-VAD_NAMES = ("silero", "energy")
+VAD_NAMES = ("firered", "silero", "energy")
+DEFAULT_VAD = "firered"
 # Ideographs, kana, CJK punctuation and full-width forms: scripts written without spaces between words.
 _UNSPACED_CHAR = re.compile(
     "[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003134f]"
@@ -72,12 +77,19 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
     Call options (also accepted when the pipeline is built):
         return_timestamps (`bool`): add `chunks`, one per decoded segment: `{"text", "timestamp": (start, end)}`
             in seconds. The audio is then always segmented by the VAD, whatever its length.
-        vad (`"silero"`, `"energy"` or a `VoiceActivityDetector`): how speech is found in long audio. Silero VAD
-            (`pip install silero-vad`, model inside the wheel) is the default; `"energy"` is a frame-energy
-            threshold for clean recordings; any object called as `vad(audio, sampling_rate)` that returns
-            segments with `start` and `end` in seconds plugs in (e.g. FireRedVAD, see `fireredasr_hf.vad`).
+        vad (`"firered"`, `"silero"`, `"energy"` or a `VoiceActivityDetector`): how speech is found in long audio.
+            `"firered"` (the default) is FireRedVAD with the release's settings, from `$FIREREDASR_HF_VAD_MODEL` if
+            set, else the Hub repository FireRedTeam/FireRedVAD (downloaded and converted once); pass
+            `FireRedVad.from_pretrained(DIR, ...)` for another copy or other settings. `"silero"` is Silero VAD
+            (`pip install silero-vad`, model inside the wheel); `"energy"` a frame-energy threshold for clean
+            recordings; any object called as `vad(audio, sampling_rate)` that returns segments with `start` and
+            `end` in seconds plugs in.
         max_segment_s (`float`): longer inputs are segmented, and no segment is longer. Defaults to the model's
             trained limit `config.max_audio_seconds`.
+        punctuation_model (`str`, `FireRedPunctuator` or `None`): punctuates the transcript with FireRedPunc (a
+            converted or original directory, or a Hub id such as FireRedTeam/FireRedPunc, loaded once per
+            pipeline). `text` is then punctuated, and with `return_timestamps=True` the `chunks` are sentences (cut
+            after 。？！.?!), each timed from its words (segment times spread over their characters).
         generate_kwargs / generation options: passed to `model.generate` (e.g. `num_beams=1`).
 
     Without segmentation (an input within `max_segment_s` and no timestamps) the result equals
@@ -93,6 +105,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
 
     def __init__(self, model, feature_extractor=None, tokenizer=None, device=None, **kwargs):
         self._detectors = {}
+        self._punctuators = {}
         super().__init__(model, feature_extractor=feature_extractor, tokenizer=tokenizer, device=device, **kwargs)
         # Both variants decode with generate(); the stock pipeline would take an unlisted class for CTC.
         self.type = "seq2seq"
@@ -107,6 +120,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         return_timestamps=None,
         vad=None,
         max_segment_s=None,
+        punctuation_model=None,
         chunk_length_s=None,
         stride_length_s=None,
         **kwargs,
@@ -140,14 +154,31 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             ):
                 raise ValueError(f"max_segment_s must be a finite number of seconds >= 2, got {max_segment_s!r}.")
             preprocess_params["max_segment_s"] = float(max_segment_s)
+        if punctuation_model is not None:
+            postprocess_params["punctuator"] = self._punctuator(punctuation_model)
         return preprocess_params, forward_params, postprocess_params
 
     def _detector(self, vad):
         if not isinstance(vad, str):
             return vad
         if vad not in self._detectors:
-            self._detectors[vad] = SileroVad() if vad == "silero" else EnergyVad()
+            detectors = {"firered": FireRedVad.from_pretrained, "silero": SileroVad, "energy": EnergyVad}
+            self._detectors[vad] = detectors[vad]()
         return self._detectors[vad]
+
+    def _punctuator(self, punctuation_model):
+        """The punctuator for `punctuation_model` (False disables punctuation for a call)."""
+        if punctuation_model is False or isinstance(punctuation_model, FireRedPunctuator):
+            return punctuation_model or None
+        if not isinstance(punctuation_model, (str, os.PathLike)):
+            raise ValueError(
+                f"punctuation_model must be a FireRedPunc directory or Hub id, a FireRedPunctuator or False, got "
+                f"{punctuation_model!r}."
+            )
+        name = str(punctuation_model)
+        if name not in self._punctuators:
+            self._punctuators[name] = FireRedPunctuator.from_pretrained(name, device=self.device)
+        return self._punctuators[name]
 
     def _read_audio(self, inputs) -> tuple[np.ndarray, dict]:
         """The input as float32 mono samples in [-1, 1] at the feature extractor's rate, and its extra keys."""
@@ -202,7 +233,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         waveform = self.feature_extractor._to_mono_waveform(inputs, int(input_rate), "")
         return waveform / np.float32(INT16_SCALE), extra
 
-    def preprocess(self, inputs, return_timestamps=False, vad="silero", max_segment_s=None):
+    def preprocess(self, inputs, return_timestamps=False, vad=DEFAULT_VAD, max_segment_s=None):
         audio, extra = self._read_audio(inputs)
         sampling_rate = self.feature_extractor.sampling_rate
         if max_segment_s is None:
@@ -244,7 +275,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             features = features.to(dtype=self.dtype)
         return dict(features)
 
-    def postprocess(self, model_outputs, return_timestamps=False):
+    def postprocess(self, model_outputs, return_timestamps=False, punctuator=None):
         texts, chunks = [], []
         extra = defaultdict(list)
         for output in model_outputs:
@@ -260,6 +291,10 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             texts.append(text)
             chunks.append({"text": text.strip(), "timestamp": (round(segment[0], 3), round(segment[1], 3))})
         result = {"text": join_segment_texts(texts) if texts else ""}
+        if punctuator is not None:
+            # Sentences over the whole recording: the punctuation model sees neighbouring segments together.
+            chunks = punctuator.punctuate_chunks([chunk for chunk in chunks if chunk["text"]])
+            result["text"] = join_segment_texts([chunk["text"] for chunk in chunks])
         if return_timestamps:
             result["chunks"] = chunks
         return {**result, **extra}

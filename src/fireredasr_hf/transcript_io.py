@@ -3,13 +3,14 @@ subtitles, and a resume log so an interrupted job does not redo finished files.
 
 Subtitle writers take the timed pieces of one recording, each either a `(start, end, text)` tuple or a mapping
 `{"timestamp": (start, end), "text": ...}` (the `chunks` of transformers' speech-recognition pipeline), times in
-seconds. Each piece with text becomes one cue.
+seconds. Each piece with text becomes one cue; `split_cues` first cuts pieces that are too long or too wide for a cue.
 """
 
 import json
 import math
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
@@ -175,6 +176,64 @@ def _cues(chunks) -> list[tuple[float, float, str]]:
         lines = [line.strip() for line in str(text).splitlines() if line.strip()]
         if lines:
             cues.append((start, end, "\n".join(lines)))
+    return cues
+
+
+# Marks after which a long cue is best cut.
+_SOFT_BREAKS = tuple("，、；：,;:。？！.?!")
+# A cue unit: a Chinese/Japanese character with the marks after it, or a run of other non-space characters; then
+# the spaces after it.
+_WIDE = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+_CUE_UNIT = re.compile(f"(?:[{_WIDE}][^\\w\\s]*|[^\\s{_WIDE}]+)\\s*")
+
+
+def text_width(text: str) -> int:
+    """Display width: two for wide (Chinese, Japanese, full-width) characters, one for the others."""
+    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+
+
+def split_cues(chunks, max_width: int | None = None, max_seconds: float | None = None) -> list[dict]:
+    """
+    Timed chunks (`{"text", "timestamp": (start, end)}`) cut into subtitle cues of at most `max_width` (see
+    `text_width`: a Chinese character counts two) and `max_seconds`. A chunk over a limit is cut between words or
+    characters, at the last comma or other mark that keeps the cue at least half full, else where the limit is
+    reached; times are shared in proportion to the text's width. A single word longer than a cue stays whole.
+    """
+    cues = []
+    for start, end, text in _cues(chunks):
+        total = text_width(text)
+        if (max_width is None or total <= max_width) and (max_seconds is None or end - start <= max_seconds):
+            cues.append({"text": text, "timestamp": (start, end)})
+            continue
+        seconds_per_width = (end - start) / max(total, 1)
+        units = _CUE_UNIT.findall(text.replace("\n", " "))
+        pieces, current = [], []
+        for unit in units:
+            width = text_width("".join(current) + unit.rstrip())
+            if current and (
+                (max_width is not None and width > max_width)
+                or (max_seconds is not None and width * seconds_per_width > max_seconds)
+            ):
+                full = text_width("".join(current))
+                cut = len(current)
+                for index in range(len(current) - 1, 0, -1):
+                    head = "".join(current[:index])
+                    if head.rstrip().endswith(_SOFT_BREAKS) and text_width(head) >= full / 2:
+                        cut = index
+                        break
+                pieces.append(current[:cut])
+                current = current[cut:]
+            current.append(unit)
+        pieces.append(current)
+        position = start
+        for piece in pieces:
+            piece_text = "".join(piece)
+            piece_end = min(end, position + text_width(piece_text) * seconds_per_width)
+            if piece is pieces[-1]:
+                piece_end = end
+            if piece_text.strip():
+                cues.append({"text": piece_text.strip(), "timestamp": (round(position, 3), round(piece_end, 3))})
+            position = piece_end
     return cues
 
 

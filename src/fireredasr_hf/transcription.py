@@ -212,6 +212,10 @@ class ProgressCallback(Protocol):
     def __call__(self, item: AudioItem, audio_seconds: float | None) -> None: ...
 
 
+# `Transcriber(punctuation=AUTO_PUNCTUATION)`: the default punctuation model if it can be obtained, else none.
+AUTO_PUNCTUATION = "auto"
+
+
 def check_device(device: str | None) -> str:
     """The torch device to run on: `device` when this machine has it (default: cuda if available, else cpu)."""
     import torch
@@ -242,8 +246,15 @@ class Transcriber:
         batch_size: recordings per pipeline call; their segments are decoded together.
         generate_kwargs: generate() options (see `GENERATION_OPTIONS`; each is checked against the model variant).
         option_label: how an option is named in error messages (e.g. its command-line flag).
-        vad, max_segment_s: segmentation of long audio (see `FireRedAsrPipeline`).
-        timestamps: add segment `chunks` to every result.
+        vad, max_segment_s: segmentation of long audio (see `FireRedAsrPipeline`). The default detector, FireRedVAD
+            (`vad=None` or "firered"), is loaded here from `vad_model` (a directory or Hub id; default:
+            `$FIREREDASR_HF_VAD_MODEL`, else FireRedTeam/FireRedVAD), so that a missing model is reported once,
+            before any decoding, with what to do.
+        timestamps: add `chunks` to every result (segments; sentences with punctuation).
+        punctuation: FireRedPunc model (directory, Hub id or `FireRedPunctuator`) that punctuates the transcripts
+            (and makes the chunks sentences); `AUTO_PUNCTUATION` takes the default model
+            (`$FIREREDASR_HF_PUNCTUATION_MODEL`, else FireRedTeam/FireRedPunc) if it can be obtained and otherwise
+            goes without, noting why in `notes`; None: no punctuation.
     """
 
     def __init__(
@@ -258,8 +269,10 @@ class Transcriber:
         generate_kwargs: dict | None = None,
         option_label: Callable[[str], str] = str,
         vad=None,
+        vad_model: str | os.PathLike | None = None,
         max_segment_s: float | None = None,
         timestamps: bool = False,
+        punctuation=None,
     ):
         import torch
 
@@ -294,14 +307,54 @@ class Transcriber:
                     f"{option_label(name)} applies to FireRedASR-{variants[0].upper()} models only"
                 )
         self.call_kwargs: dict[str, Any] = {}
-        if vad is not None:
-            self.call_kwargs["vad"] = vad
+        self.notes: list[str] = []
+        self.vad_name = str(vad_model) if vad_model is not None else None
+        if vad is None or vad == "firered":
+            vad = self._load_fireredvad(vad_model)
+        elif vad_model is not None:
+            raise TranscriptionError(f"a VAD model is only used by the FireRedVAD detector, not by {vad!r}")
+        self.call_kwargs["vad"] = vad
+        self.punctuation_name = None
+        punctuator = self._load_punctuation(punctuation)
+        if punctuator is not None:
+            self.call_kwargs["punctuation_model"] = punctuator
         if max_segment_s is not None:
             self.call_kwargs["max_segment_s"] = max_segment_s
         if timestamps:
             self.call_kwargs["return_timestamps"] = True
         if generate_kwargs:
             self.call_kwargs["generate_kwargs"] = generate_kwargs
+
+    def _load_fireredvad(self, name):
+        from .vad import FireRedVad, default_fireredvad_model
+
+        self.vad_name = str(name) if name is not None else default_fireredvad_model()
+        try:
+            return FireRedVad.from_pretrained(self.vad_name)
+        except (ValueError, OSError) as error:  # ModelResolutionError, ConversionError, unreadable files
+            raise TranscriptionError(f"the voice activity detector (FireRedVAD) cannot be loaded: {error}") from None
+
+    def _load_punctuation(self, punctuation):
+        from .punctuation import FireRedPunctuator, default_punctuation_model
+
+        if punctuation is None or isinstance(punctuation, FireRedPunctuator):
+            self.punctuation_name = None if punctuation is None else type(punctuation).__name__
+            return punctuation
+        automatic = punctuation == AUTO_PUNCTUATION
+        name = default_punctuation_model() if automatic else str(punctuation)
+        try:
+            punctuator = FireRedPunctuator.from_pretrained(name, device=self.pipeline.device)
+        except (ValueError, OSError) as error:
+            if not automatic:
+                raise TranscriptionError(f"the punctuation model {name} cannot be loaded: {error}") from None
+            self.notes.append(
+                f"note: transcripts are not punctuated: the default punctuation model {name} is not available "
+                f"({str(error).split('. ')[0]}). Download it with `hf download {name}` or name a local copy; "
+                "turning punctuation off (--punctuation none on the command line) silences this note."
+            )
+            return None
+        self.punctuation_name = name
+        return punctuator
 
     @property
     def sampling_rate(self) -> int:
@@ -313,6 +366,10 @@ class Transcriber:
             key: (value if isinstance(value, str | int | float | bool | dict) else type(value).__name__)
             for key, value in self.call_kwargs.items()
         }
+        if self.vad_name is not None:
+            options["vad_model"] = self.vad_name
+        if self.punctuation_name is not None:
+            options["punctuation_model"] = self.punctuation_name
         return {"model": str(self.pipeline.model.name_or_path), "options": options}
 
     def transcribe_audio(self, audio, **call_kwargs) -> dict:
@@ -397,6 +454,9 @@ class Transcriber:
 
 OUTPUT_FORMATS = ("txt", "jsonl", "srt", "vtt", "kaldi")
 SUBTITLE_FORMATS = ("srt", "vtt")
+# Subtitle cues longer than this are cut (width: a Chinese character counts two; two lines of 40 Latin letters).
+MAX_CUE_WIDTH = 80
+MAX_CUE_SECONDS = 7.0
 DEFAULT_OUTPUT_NAMES = {"txt": "transcripts.txt", "jsonl": "transcripts.jsonl", "kaldi": "text"}
 RESUME_LOG_NAME = ".fireredasr-resume.jsonl"
 LOCK_NAME = ".fireredasr-hf.lock"
@@ -429,11 +489,25 @@ class OutputTarget:
 
     Creating one checks the location (the folder is created, must be writable); `check_ids` checks every utterance id
     against the format before decoding; `write` writes atomically. Nothing is ever written outside the folder named.
+    Subtitle cues are the result's chunks (sentences with punctuation, else segments), cut where longer than
+    `max_cue_width` or `max_cue_seconds` (None: no limit; see `transcript_io.split_cues`).
     """
 
-    def __init__(self, path: str | os.PathLike | None, output_format: str):
+    def __init__(
+        self,
+        path: str | os.PathLike | None,
+        output_format: str,
+        max_cue_width: int | None = MAX_CUE_WIDTH,
+        max_cue_seconds: float | None = MAX_CUE_SECONDS,
+    ):
         if output_format not in OUTPUT_FORMATS:
             raise TranscriptionError(f"unknown output format {output_format!r} (one of {', '.join(OUTPUT_FORMATS)})")
+        if max_cue_width is not None and max_cue_width < 2:
+            raise TranscriptionError(f"the maximum cue width must be at least 2, got {max_cue_width}")
+        if max_cue_seconds is not None and not max_cue_seconds > 0:
+            raise TranscriptionError(f"the maximum cue duration must be positive, got {max_cue_seconds}")
+        self.max_cue_width = max_cue_width
+        self.max_cue_seconds = max_cue_seconds
         self.format = output_format
         self.subtitles = output_format in SUBTITLE_FORMATS
         if path is None:
@@ -495,7 +569,7 @@ class OutputTarget:
     def write(self, uttids: Sequence[str], results: dict[str, dict]) -> None:
         """Writes the results of `uttids` (in that order): every file is written to a temporary name and renamed into
         place, so a failure leaves earlier outputs intact and never a half-written file."""
-        from .transcript_io import format_srt, format_vtt
+        from .transcript_io import format_srt, format_vtt, split_cues
 
         if self.subtitles:
             format_subtitles = format_srt if self.format == "srt" else format_vtt
@@ -505,8 +579,8 @@ class OutputTarget:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 if not path.parent.resolve().is_relative_to(root):  # a symbolic link inside the folder
                     raise TranscriptionError(f"{path.parent} leads outside the output folder {self.directory}")
-                chunks = [(*chunk["timestamp"], chunk["text"]) for chunk in results[uttid]["chunks"]]
-                write_atomically(path, format_subtitles(chunks))
+                cues = split_cues(results[uttid]["chunks"], self.max_cue_width, self.max_cue_seconds)
+                write_atomically(path, format_subtitles(cues))
             return
         text = format_text_outputs(uttids, results, self.format)
         if self.path is None:
@@ -697,6 +771,7 @@ def _run_job(transcriber, collection, target, resume, progress, write) -> JobRep
 
 
 __all__ = [
+    "AUTO_PUNCTUATION",
     "AudioItem",
     "GENERATION_OPTIONS",
     "InputCollection",

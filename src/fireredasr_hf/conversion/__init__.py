@@ -1,16 +1,24 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
-"""Conversion of original FireRedASR checkpoints (AED and LLM directories) into transformers model directories."""
+"""Conversion of original checkpoints into transformers model directories: FireRedASR (AED and LLM directories) and
+the FireRedASR2S companions FireRedVAD and FireRedPunc."""
 
 from pathlib import Path
 
-from .common import ConversionError, load_original_checkpoint
+from .common import ConversionError, atomic_output_dir, load_original_checkpoint
 
 
 def detect_variant(input_dir: str | Path) -> str:
-    """ "aed" or "llm" for an original model directory; a clear error listing what was found otherwise."""
+    """ "aed", "llm", "vad" (FireRedVAD) or "punc" (FireRedPunc) for an original model directory; a clear error
+    listing what was found otherwise."""
+    from .vad import is_original_vad_dir
+
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise ConversionError(f"Not a directory: {input_dir}")
+    if (input_dir / "out_dict").is_file():
+        return "punc"
+    if is_original_vad_dir(input_dir):
+        return "vad"
     if (input_dir / "asr_encoder.pth.tar").is_file():
         return "llm"
     if (input_dir / "model.pth.tar").is_file():
@@ -25,7 +33,9 @@ def detect_variant(input_dir: str | Path) -> str:
     found = ", ".join(sorted(p.name for p in input_dir.iterdir())) or "nothing"
     raise ConversionError(
         f"{input_dir} is not an original FireRedASR directory: expected model.pth.tar (AED) or model.pth.tar + "
-        f"asr_encoder.pth.tar + Qwen2-7B-Instruct/ (LLM); found: {found}."
+        f"asr_encoder.pth.tar + Qwen2-7B-Instruct/ (LLM), or a FireRedVAD (VAD/model.pth.tar + cmvn.ark, or the "
+        f"ONNX exports with cmvn.ark) or FireRedPunc (model.pth.tar, out_dict, chinese-lert-base/) model; "
+        f"found: {found}."
     )
 
 
@@ -56,10 +66,22 @@ def convert_checkpoint(
     source: str | None = None,
     repo_id: str | None = None,
 ) -> Path:
-    """Convert an original AED or LLM directory (detected from its files). dtype defaults: AED float32, LLM
-    bfloat16. `source` names the original in the model card (default: `input_dir`), `repo_id` the Hub repository
-    the result is meant for (used in the card's examples)."""
+    """Convert an original AED, LLM, FireRedVAD or FireRedPunc directory (detected from its files). dtype defaults:
+    AED float32, LLM bfloat16 (FireRedVAD and FireRedPunc stay float32). `source` names the original in the model
+    card (default: `input_dir`), `repo_id` the Hub repository the result is meant for (used in the card's
+    examples)."""
     variant = detect_variant(input_dir)
+    if variant in ("vad", "punc"):
+        from .punc import convert_punc_checkpoint
+        from .vad import convert_vad_checkpoint
+
+        # Written all at once, as the AED and LLM converters write theirs.
+        with atomic_output_dir(output_dir) as work_dir:
+            if variant == "vad":
+                convert_vad_checkpoint(input_dir, work_dir)
+            else:
+                convert_punc_checkpoint(input_dir, work_dir, source=source)
+        return Path(output_dir)
     if variant == "aed":
         from .aed import convert_aed_checkpoint
 

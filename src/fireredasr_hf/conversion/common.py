@@ -290,13 +290,24 @@ def save_pipeline_code(config, output_dir: Path) -> None:
 PARTIAL_PREFIX = ".partial-"
 
 
+# Model types of the folders the converters write (FireRedPunc's is a stock BERT, told apart by its model card).
+CONVERTED_MODEL_TYPES = ("fireredasr_aed", "fireredasr_llm", "fireredvad")
+
+
 def is_converted_dir(path: Path) -> bool:
-    """Whether `path` holds a converted FireRedASR model (its config.json names a FireRedASR model type)."""
+    """Whether `path` holds a conversion written by this package: a config.json (in it, or in a sub-folder for
+    FireRedVAD's several models) naming one of its model types, or FireRedPunc's model card."""
+    path = Path(path)
+    for config_file in [path / "config.json", *path.glob("*/config.json")]:
+        try:
+            if json.loads(config_file.read_text(encoding="utf-8")).get("model_type") in CONVERTED_MODEL_TYPES:
+                return True
+        except (OSError, ValueError, AttributeError):
+            continue
     try:
-        model_type = json.loads((Path(path) / "config.json").read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError, AttributeError):
+        return "# FireRedPunc (converted)" in (path / "README.md").read_text(encoding="utf-8")
+    except OSError:
         return False
-    return model_type in ("fireredasr_aed", "fireredasr_llm")
 
 
 @contextmanager

@@ -35,7 +35,16 @@ from .shards import ShardedOutput
 logger = logging.getLogger(__name__)
 
 # Transcriber options that change the transcripts, recorded with the results (a resumed job must match them).
-RESULT_OPTIONS = ("revision", "dtype", "generate_kwargs", "vad", "max_segment_s", "timestamps")
+RESULT_OPTIONS = (
+    "revision",
+    "dtype",
+    "generate_kwargs",
+    "vad",
+    "vad_model",
+    "max_segment_s",
+    "timestamps",
+    "punctuation",
+)
 
 
 def transcribe_on_ray(
