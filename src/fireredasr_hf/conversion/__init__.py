@@ -17,18 +17,19 @@ def detect_variant(input_dir: str | Path) -> str:
         raise ConversionError(f"Not a directory: {input_dir}")
     if (input_dir / "out_dict").is_file():
         return "punc"
-    if is_original_vad_dir(input_dir):
-        return "vad"
     if (input_dir / "asr_encoder.pth.tar").is_file():
         return "llm"
+    # Before the FireRedVAD check: an LLM folder without asr_encoder.pth.tar has VAD's model.pth.tar + cmvn.ark.
+    llm_hint = llm_without_encoder_args(input_dir) if (input_dir / "model.pth.tar").is_file() else None
+    if llm_hint:
+        raise ConversionError(
+            f"{input_dir} looks like an original FireRedASR-LLM directory ({llm_hint}) but lacks "
+            "asr_encoder.pth.tar, which holds the encoder's arguments: download it with the rest of the release "
+            "(e.g. `hf download FireRedTeam/FireRedASR-LLM-L asr_encoder.pth.tar --local-dir DIR`)."
+        )
+    if is_original_vad_dir(input_dir):
+        return "vad"
     if (input_dir / "model.pth.tar").is_file():
-        llm_hint = llm_without_encoder_args(input_dir)
-        if llm_hint:
-            raise ConversionError(
-                f"{input_dir} looks like an original FireRedASR-LLM directory ({llm_hint}) but lacks "
-                "asr_encoder.pth.tar, which holds the encoder's arguments: download it with the rest of the release "
-                "(e.g. `hf download FireRedTeam/FireRedASR-LLM-L asr_encoder.pth.tar --local-dir DIR`)."
-            )
         return "aed"
     found = ", ".join(sorted(p.name for p in input_dir.iterdir())) or "nothing"
     raise ConversionError(
