@@ -1,8 +1,11 @@
 #!/usr/bin/env python
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
-"""Convert an original FireRedASR model directory (AED or LLM) to a transformers directory with safetensors.
+"""Convert an original FireRedASR or FireRedASR2 model directory (AED or LLM) to a transformers directory with
+safetensors.
 
     python conversion/convert_fireredasr_to_hf.py --input_dir FireRedASR-AED-L --output_dir fireredasr-aed-l-hf
+    python conversion/convert_fireredasr_to_hf.py --input_dir FireRedASR2-AED --output_dir fireredasr2-aed-hf \
+        --lm_dir FireRedASR2-AED/lm      # optional: FireRedASR2's LSTM language model, for lm_weight > 0
 
 The original `*.pth.tar` files are read with `torch.load(weights_only=True)` and an allow-list of the
 `argparse.Namespace` they pickle, so nothing in them runs as code; damaged files are refused (see
@@ -29,6 +32,19 @@ def main(argv=None):
     parser.add_argument(
         "--keep_lora", action="store_true", help="LLM only: keep the LoRA as a separate PEFT adapter (not merged)"
     )
+    parser.add_argument(
+        "--lm_dir",
+        default=None,
+        help="FireRedASR2-AED only: directory of FireRedASR2's LSTM language model (model.pth.tar), converted into "
+        "the output for shallow fusion (generate's lm_weight)",
+    )
+    parser.add_argument(
+        "--fireredasr_version",
+        type=int,
+        choices=[1, 2],
+        default=None,
+        help="the release (default: AED from its CTC head; LLM 2 when the directory name contains FireRedASR2)",
+    )
     parser.add_argument("--push_to_hub", metavar="REPO_ID", default=None, help="upload the result to this Hub repo")
     args = parser.parse_args(argv)
 
@@ -39,6 +55,8 @@ def main(argv=None):
         max_shard_size=args.max_shard_size,
         merge_lora=not args.keep_lora,
         repo_id=args.push_to_hub,
+        lm_dir=args.lm_dir,
+        fireredasr_version=args.fireredasr_version,
     )
     print(f"Converted model written to {output_dir}")
     if args.push_to_hub:

@@ -19,4 +19,7 @@ PY=${PYTHON:-python3}
 .venv/bin/pip install -q -c constraints.txt -e ".[data,vad,dev,reference,serve,cluster]"
 # The original FireRedASR and FireRedVAD release code (Apache-2.0), test-only references; --no-deps avoids modelscope.
 .venv/bin/pip install -q --no-deps fireredasr==0.0.2 fireredvad==0.0.2
+# The FireRedASR2 reference (its `fireredasr2/` package is FireRedASR2S's code), test-only too; the tests import its
+# submodules directly (its package __init__ and torchaudio are not needed).
+.venv/bin/pip install -q --no-deps fasr-asr-firered==0.5.8
 echo "fireredasr-hf installed in .venv"

@@ -74,6 +74,92 @@ def converted_llm_dir(fixtures_dir, tmp_path_factory) -> Path:
     return convert_checkpoint(fixtures_dir / "llm-tiny", tmp_path_factory.mktemp("llm-tiny-hf"), dtype="float32")
 
 
+@pytest.fixture(scope="session")
+def fireredasr2():
+    """
+    The FireRedASR2 reference code (`fireredasr2/` of PyPI fasr-asr-firered 0.5.8), test-only: its package `__init__`
+    imports the LLM path and sys.path hacks, so a bare `fireredasr2` package is registered and the submodules are
+    imported one by one. Where torchaudio is missing (it cannot be installed next to this torch), the reference's
+    `torchaudio.functional.forced_align` is served by our `ctc_forced_align`, which tests/test_timestamps.py checks
+    against torchaudio itself; the stub is visible to the reference module only.
+    """
+    import importlib
+    import importlib.util
+    import sys
+    import types
+
+    spec = importlib.util.find_spec("fireredasr2")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.skip("the FireRedASR2 reference (pip install --no-deps fasr-asr-firered==0.5.8) is not installed")
+    if not isinstance(sys.modules.get("fireredasr2"), types.ModuleType) or not hasattr(
+        sys.modules["fireredasr2"], "__path__"
+    ):
+        package = types.ModuleType("fireredasr2")
+        package.__path__ = list(spec.submodule_search_locations)
+        sys.modules["fireredasr2"] = package
+
+    stubbed = importlib.util.find_spec("torchaudio") is None
+    if stubbed:
+        from fireredasr_hf.timestamps_fireredasr import ctc_forced_align
+
+        def forced_align(log_probs, targets, input_lengths=None, target_lengths=None, blank=0):
+            alignment = ctc_forced_align(log_probs, targets, input_lengths, target_lengths, blank=blank)
+            return alignment, log_probs.gather(2, alignment.clamp(min=0)[..., None])[..., 0]
+
+        torchaudio = types.ModuleType("torchaudio")
+        torchaudio.functional = types.SimpleNamespace(forced_align=forced_align)
+        sys.modules["torchaudio"] = torchaudio
+    try:
+        modules = {
+            name: importlib.import_module(f"fireredasr2.{path}")
+            for name, path in {
+                "aed": "models.fireredasr_aed",
+                "lstm_lm": "models.lstm_lm",
+                "asr": "asr",
+                "feat": "data.asr_feat",
+                "llm": "models.fireredasr_llm",
+            }.items()
+        }
+    finally:
+        if stubbed:
+            del sys.modules["torchaudio"]
+    modules["torchaudio_is_real"] = not stubbed
+    return types.SimpleNamespace(**modules)
+
+
+@pytest.fixture(scope="session")
+def aed2_tiny_dir(fixtures_dir, tmp_path_factory) -> Path:
+    """
+    A FireRedASR2-AED directory in the original format: the fixtures' tiny trained AED (which transcribes the
+    training utterances) with a random CTC head `ctc.ctc_lo` added, as FireRedASR2's `FireRedAsrAed` stores it.
+    """
+    import torch
+
+    from fireredasr_hf.conversion.common import load_original_checkpoint
+
+    source = fixtures_dir / "aed-tiny"
+    target = tmp_path_factory.mktemp("aed2-tiny") / "FireRedASR2-AED"
+    target.mkdir()
+    for name in ("cmvn.ark", "dict.txt", "train_bpe1000.model"):
+        (target / name).symlink_to(source / name)
+    package = load_original_checkpoint(source / "model.pth.tar")
+    state_dict = {key: tensor.clone() for key, tensor in package["model_state_dict"].items()}
+    generator = torch.Generator().manual_seed(0)
+    d_model, vocab_size = package["args"].d_model, package["args"].odim
+    state_dict["ctc.ctc_lo.weight"] = torch.randn(vocab_size, d_model, generator=generator) * 0.3
+    state_dict["ctc.ctc_lo.bias"] = torch.randn(vocab_size, generator=generator)
+    torch.save({"args": package["args"], "model_state_dict": state_dict}, target / "model.pth.tar")
+    return target
+
+
+@pytest.fixture(scope="session")
+def converted_aed2_dir(aed2_tiny_dir, tmp_path_factory) -> Path:
+    """`aed2_tiny_dir` converted once per test session (float32)."""
+    from fireredasr_hf.conversion import convert_checkpoint
+
+    return convert_checkpoint(aed2_tiny_dir, tmp_path_factory.mktemp("aed2-tiny-hf") / "model")
+
+
 def build_original_punc(root: Path, max_positions: int = 40, permute_model_vocab: bool = False) -> Path:
     """A tiny random FireRedPunc directory in the release's layout: `chinese-lert-base/` (BERT config, vocab,
     pretrained weights the release starts from), `chinese-bert-wwm-ext_vocab.txt`, `out_dict` and `model.pth.tar`

@@ -21,7 +21,6 @@ from fireredasr_hf.modeling_fireredasr_aed import FireRedAedForConditionalGenera
 from fireredasr_hf.modeling_fireredasr_llm import FireRedLlmForSpeechSeq2Seq
 from fireredasr_hf.processing_fireredasr import FireRedAsrProcessor
 from fireredasr_hf.training import (
-    FireRedAedWithCtcLoss,
     add_ctc_loss,
     apply_lora,
     build_aed_from_scratch,
@@ -132,6 +131,23 @@ def test_finetune_llm_with_lora_saves_merged_weights(converted_llm_dir, held_out
     assert isinstance(transcribe(output_dir, fixtures_dir / "audio" / "p09.wav"), str)
 
 
+def test_finetune_with_ctc_weight_saves_the_new_head_of_a_v1_model(
+    converted_aed_dir, held_out_dir, fixtures_dir, tmp_path, capsys
+):
+    output_dir = tmp_path / "aed-ctc"
+    args = finetune_args(converted_aed_dir, held_out_dir, output_dir, "--max-steps", "2", "--ctc-weight", "0.3")
+    assert finetune_main(args) == 0
+    assert "--ctc-weight adds a freshly initialised one" in capsys.readouterr().out
+    config = json.loads((output_dir / "config.json").read_text())
+    assert (config["use_ctc_head"], config["ctc_loss_weight"]) == (True, 0.3)
+    assert "ctc_head.weight" in load_file(output_dir / "model.safetensors")
+    from transformers import pipeline
+
+    asr = pipeline("automatic-speech-recognition", model=str(output_dir))
+    result = asr(str(fixtures_dir / "audio" / "p01.wav"), return_timestamps="word", vad="energy")
+    assert all(len(chunk["timestamp"]) == 2 for chunk in result["chunks"])
+
+
 def test_finetune_refuses_options_of_the_other_variant(converted_aed_dir, held_out_dir, tmp_path, capsys):
     args = finetune_args(converted_aed_dir, held_out_dir, tmp_path / "out", "--freeze-adapter")
     assert finetune_main(args) == 2
@@ -219,15 +235,19 @@ def test_spec_augment_masks_in_training_only(converted_aed_dir):
         configure_spec_augment(model, mask_prob=0.1)
 
 
-def test_ctc_loss_is_added_to_the_attention_loss_and_removed_for_saving(converted_aed_dir, tmp_path):
+def test_ctc_loss_adds_a_declared_head_to_a_v1_model_and_saves_it(converted_aed_dir, tmp_path, caplog):
     model = FireRedAedForConditionalGeneration.from_pretrained(converted_aed_dir).eval()
     processor = FireRedAsrProcessor.from_pretrained(converted_aed_dir)
     features, mask = torch.randn(2, 80, 80), torch.ones(2, 80, dtype=torch.long)
     mask[1, 50:] = 0
     labels = torch.tensor([[10, 11, 12, 4], [13, 4, -100, -100]])
     attention_loss = model(input_features=features, attention_mask=mask, labels=labels).loss
-    add_ctc_loss(model, ctc_weight=0.25)
-    assert isinstance(model, FireRedAedWithCtcLoss)
+    assert model.ctc_head is None
+    with caplog.at_level("WARNING"):
+        add_ctc_loss(model, ctc_weight=0.25)
+    assert "freshly initialised" in caplog.text
+    assert type(model) is FireRedAedForConditionalGeneration
+    assert (model.config.use_ctc_head, model.config.ctc_loss_weight, model.config.ctc_blank_id) == (True, 0.25, 0)
     encoder_outputs = model.model.encoder(features, attention_mask=mask)
     log_probs = model.ctc_head(encoder_outputs.last_hidden_state).log_softmax(-1)
     ctc_sum = torch.nn.functional.ctc_loss(
@@ -239,12 +259,31 @@ def test_ctc_loss_is_added_to_the_attention_loss_and_removed_for_saving(converte
     assert model.generate(features, attention_mask=mask, max_new_tokens=3).shape[0] == 2
 
     save_fine_tuned_model(model, processor, tmp_path / "saved")
-    assert type(model) is FireRedAedForConditionalGeneration and not hasattr(model, "ctc_head")
-    assert not [key for key in load_file(tmp_path / "saved" / "model.safetensors") if "ctc" in key]
+    saved = load_file(tmp_path / "saved" / "model.safetensors")
+    assert torch.equal(saved["ctc_head.weight"], model.ctc_head.weight)
+    reloaded = FireRedAedForConditionalGeneration.from_pretrained(tmp_path / "saved")
+    assert reloaded.config.use_ctc_head and torch.equal(reloaded.ctc_head.bias, model.ctc_head.bias)
+    out = reloaded.generate(features[:1], max_new_tokens=3, return_token_timestamps=True)
+    assert out.token_timestamps.shape[:2] == out.sequences.shape
     with pytest.raises(ValueError, match="ctc_weight must be in"):
         add_ctc_loss(model, ctc_weight=1.0)
     with pytest.raises(TypeError, match="for FireRedASR-AED"):
         add_ctc_loss(torch.nn.Linear(2, 2))
+
+
+def test_ctc_loss_keeps_the_head_a_v2_model_declares(converted_aed2_dir):
+    model = FireRedAedForConditionalGeneration.from_pretrained(converted_aed2_dir)
+    head = model.ctc_head.weight.detach().clone()
+    add_ctc_loss(model, ctc_weight=0.3)
+    assert torch.equal(model.ctc_head.weight, head) and model.config.ctc_loss_weight == 0.3
+    with pytest.raises(ValueError, match="blank id 0, not 5"):
+        add_ctc_loss(model, ctc_weight=0.3, blank_token_id=5)
+    # Without the CTC loss the head takes no part in training: frozen, so that DDP finds no unused parameter.
+    model.config.ctc_loss_weight = 0.0
+    from fireredasr_hf.training import freeze_unused_parameters
+
+    freeze_unused_parameters(model)
+    assert not model.ctc_head.weight.requires_grad and model.proj_out.weight.requires_grad
 
 
 def test_lora_on_the_llm_trains_the_language_model_adapters_and_merges_exactly(converted_llm_dir):

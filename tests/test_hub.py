@@ -401,13 +401,28 @@ def test_hub_llm_repo_gets_the_base_llm_linked_in(fixtures_dir, fake_hub, online
     assert not list(entry.parent.glob(".partial-*"))
 
 
-def test_hub_llm_repo_with_bundled_base_llm(fixtures_dir, fake_hub, online, conversions, converted_llm_dir):
+def test_hub_llm_repo_with_bundled_base_llm(fixtures_dir, fake_hub, online, conversions, tmp_path):
+    """FireRedASR2-LLM's repository bundles Qwen2-7B-Instruct/; its name makes it a FireRedASR2 conversion."""
+    from fireredasr_hf.conversion import convert_checkpoint
+
     fake_hub.add("FireRedTeam/FireRedASR2-LLM", fixtures_dir / "llm-tiny")
     entry = resolve_model("FireRedTeam/FireRedASR2-LLM")
 
     assert len(conversions) == 1
     assert all(repo == "FireRedTeam/FireRedASR2-LLM" for repo, name in fake_hub.downloads)
-    assert_same_weights(entry, converted_llm_dir)
+    assert_same_weights(entry, convert_checkpoint(fixtures_dir / "llm-tiny", tmp_path / "v2", fireredasr_version=2))
+    assert json.loads((Path(entry) / "generation_config.json").read_text())["repetition_penalty"] == 1.0
+    assert "FireRedASR2-LLM" in (Path(entry) / "README.md").read_text()
+
+
+def test_hub_fireredasr2_aed_repo_converts_with_its_ctc_head(
+    aed2_tiny_dir, fake_hub, online, conversions, fixtures_dir
+):
+    fake_hub.add("FireRedTeam/FireRedASR2-AED", aed2_tiny_dir)
+    asr = load_asr_pipeline("FireRedTeam/FireRedASR2-AED")
+    assert asr.model.config.use_ctc_head and len(conversions) == 1
+    result = asr(read_audio(fixtures_dir, "p02"), return_timestamps="word", vad="energy")
+    assert result["text"] == "turn on the light" and [chunk["text"] for chunk in result["chunks"]][:2] == ["turn", "on"]
 
 
 def test_offline_llm_needs_the_cached_base_llm(fixtures_dir, fake_hub):

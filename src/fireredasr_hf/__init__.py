@@ -18,7 +18,7 @@ from transformers import (
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from . import configuration_fireredasr
-from .configuration_fireredasr import FireRedAedConfig, FireRedEncoderConfig, FireRedLlmConfig
+from .configuration_fireredasr import FireRedAedConfig, FireRedEncoderConfig, FireRedLlmConfig, FireRedLstmLmConfig
 from .configuration_fireredvad import FireRedVadConfig
 from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 from .modeling_fireredasr_aed import FireRedAedForConditionalGeneration, FireRedAedModel
@@ -29,6 +29,7 @@ from .pipeline_fireredasr import FireRedAsrPipeline, SpeechRecognitionPipelineSe
 from .processing_fireredasr import FireRedAsrProcessor
 from .processing_fireredasr_llm import FireRedLlmProcessor
 from .tokenization_fireredasr import FireRedAsrTokenizer
+from .tokenization_fireredasr_llm import FireRedLlmTokenizer
 from .vad import FireRedAudioEventDetector, FireRedStreamVad, FireRedVad
 
 __version__ = "0.1.0"
@@ -36,6 +37,7 @@ __version__ = "0.1.0"
 AutoConfig.register(FireRedEncoderConfig.model_type, FireRedEncoderConfig, exist_ok=True)
 AutoConfig.register(FireRedAedConfig.model_type, FireRedAedConfig, exist_ok=True)
 AutoConfig.register(FireRedLlmConfig.model_type, FireRedLlmConfig, exist_ok=True)
+AutoConfig.register(FireRedLstmLmConfig.model_type, FireRedLstmLmConfig, exist_ok=True)
 AutoConfig.register(FireRedVadConfig.model_type, FireRedVadConfig, exist_ok=True)
 AutoModel.register(FireRedEncoderConfig, FireRedEncoder, exist_ok=True)
 AutoModel.register(FireRedAedConfig, FireRedAedModel, exist_ok=True)
@@ -47,6 +49,8 @@ AutoModelForSpeechSeq2Seq.register(FireRedLlmConfig, FireRedLlmForSpeechSeq2Seq,
 AutoFeatureExtractor.register(FireRedAedConfig, FireRedAsrFeatureExtractor, exist_ok=True)
 AutoFeatureExtractor.register(FireRedLlmConfig, FireRedAsrFeatureExtractor, exist_ok=True)
 AutoTokenizer.register(FireRedAedConfig, tokenizer_class=FireRedAsrTokenizer, exist_ok=True)
+# FireRedASR2-LLM conversions name it in tokenizer_config.json; FireRedASR-LLM ones keep the Qwen2 tokenizer.
+AutoTokenizer.register(FireRedLlmConfig, tokenizer_class=FireRedLlmTokenizer, exist_ok=True)
 AutoProcessor.register(FireRedAedConfig, FireRedAsrProcessor, exist_ok=True)
 AutoProcessor.register(FireRedLlmConfig, FireRedLlmProcessor, exist_ok=True)
 
@@ -75,4 +79,6 @@ __all__ = [
     "FireRedLlmConfig",
     "FireRedLlmForSpeechSeq2Seq",
     "FireRedLlmProcessor",
+    "FireRedLlmTokenizer",
+    "FireRedLstmLmConfig",
 ]

@@ -116,9 +116,9 @@ class TranscribeCommand(Command):
             "--output-format",
             choices=[*OUTPUT_FORMATS, "parquet"],
             help="txt: `uttid<TAB>text` lines; jsonl: one JSON object per recording; srt/vtt: one subtitle file "
-            "per recording (a cue per sentence with punctuation, else per segment; utterance ids become relative "
-            "file paths inside --output); kaldi: a Kaldi `text` file; with --ray: jsonl or parquet shards (default: "
-            "txt; with --ray: jsonl)",
+            "per recording (a cue per sentence with punctuation, else per segment, or per line of words with "
+            "--timestamps word; utterance ids become relative file paths inside --output); kaldi: a Kaldi `text` "
+            "file; with --ray: jsonl or parquet shards (default: txt; with --ray: jsonl)",
         )
         group.add_argument(
             "--output",
@@ -128,8 +128,19 @@ class TranscribeCommand(Command):
         )
         group.add_argument(
             "--timestamps",
+            nargs="?",
+            const="segment",
+            metavar="{segment,word}",
+            help="jsonl: add timed chunks (`--timestamps` or `--timestamps segment`: sentences with punctuation, else "
+            "segments), or word timestamps (`--timestamps word`: FireRedASR2-AED; `words` with times and "
+            "confidences, and `chunks` grouping them into subtitle lines); srt/vtt: cues per sentence or segment "
+            "(default) or per line of words (`--timestamps word`)",
+        )
+        group.add_argument(
+            "--keep-pauses",
             action="store_true",
-            help="jsonl: add timed chunks, sentences with punctuation, else segments (srt/vtt always have them)",
+            help="word timestamps: keep the pauses the alignment finds before words (default: FireRedASR2's times, "
+            "each word starting where the previous one ended)",
         )
         group.add_argument(
             "--punctuation",
@@ -173,8 +184,11 @@ class TranscribeCommand(Command):
         group.add_argument("--cpus-per-replica", type=float, default=1, help="CPUs per replica (default: 1)")
 
     def run(self, args):
-        from .transcription import SUBTITLE_FORMATS, OutputTarget, collect_inputs, transcribe_files
+        from .transcription import SUBTITLE_FORMATS, TIMESTAMP_LEVELS, OutputTarget, collect_inputs, transcribe_files
 
+        if args.timestamps not in (None, *TIMESTAMP_LEVELS):
+            args.inputs.insert(0, args.timestamps)  # `--timestamps INPUT ...`: an input, not a level
+            args.timestamps = "segment"
         if args.ray and not RAY_ADDRESS.fullmatch(args.ray):
             args.inputs.insert(0, args.ray)  # `--ray INPUT ...`: an input, not a cluster address
             args.ray = ""
@@ -194,8 +208,11 @@ class TranscribeCommand(Command):
         # The output location and every id are checked before the model is loaded.
         target = OutputTarget(args.output, args.output_format, args.max_cue_width, args.max_cue_s)
         target.check_ids(item.uttid for item in inputs.items)
+        if args.keep_pauses and args.timestamps != "word":
+            raise CommandError("--keep-pauses applies to word timestamps: add --timestamps word")
+        timestamps = args.timestamps or ("segment" if subtitles else False)
         punctuation = None if args.punctuation.lower() == "none" else args.punctuation
-        transcriber = build_transcriber(args, timestamps=subtitles or args.timestamps, punctuation=punctuation)
+        transcriber = build_transcriber(args, timestamps=timestamps, punctuation=punctuation)
         job = run_job(
             args,
             len(inputs.items),
@@ -311,7 +328,10 @@ class EvalCommand(Command):
 
 class ConvertCommand(Command):
     name = "convert"
-    help = "convert an original FireRedASR (AED or LLM), FireRedVAD or FireRedPunc directory to a transformers one"
+    help = (
+        "convert an original FireRedASR or FireRedASR2 (AED or LLM), FireRedVAD or FireRedPunc directory to a "
+        "transformers one"
+    )
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -328,6 +348,20 @@ class ConvertCommand(Command):
         parser.add_argument(
             "--keep-lora", action="store_true", help="LLM only: keep the LoRA as a separate PEFT adapter (not merged)"
         )
+        parser.add_argument(
+            "--lm_dir",
+            "--lm-dir",
+            dest="lm_dir",
+            metavar="LM_DIR",
+            help="FireRedASR2-AED: directory of FireRedASR2's LSTM language model (model.pth.tar), converted into the "
+            "output for shallow fusion (--lm-weight when transcribing)",
+        )
+        parser.add_argument(
+            "--fireredasr-version",
+            type=int,
+            choices=[1, 2],
+            help="the release (default: an AED from its CTC head, an LLM 2 when the directory name says FireRedASR2)",
+        )
         parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the result to this Hub repository")
 
     def run(self, args):
@@ -341,6 +375,8 @@ class ConvertCommand(Command):
                 max_shard_size=args.max_shard_size,
                 merge_lora=not args.keep_lora,
                 repo_id=args.push_to_hub,
+                lm_dir=args.lm_dir,
+                fireredasr_version=args.fireredasr_version,
             )
         except ConversionError as error:
             raise CommandError(str(error)) from error

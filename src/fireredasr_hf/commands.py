@@ -38,6 +38,15 @@ DECODING_OPTIONS = [
     ("--softmax-smoothing", "softmax_smoothing", float, "AED: logit temperature (release: 1.25)"),
     ("--aed-length-penalty", "gnmt_length_penalty", float, "AED: GNMT length penalty (release: 0.6)"),
     ("--eos-penalty", "eos_penalty", float, "AED: <eos> log-probability scale (release: 1.0)"),
+    (
+        "--lm-weight",
+        "lm_weight",
+        float,
+        (
+            "AED: weight of the model's LSTM language model in the beam search (FireRedASR2's --elm_weight; needs a "
+            "model converted with --lm_dir; default 0)"
+        ),
+    ),
     ("--repetition-penalty", "repetition_penalty", float, "LLM: repetition penalty (release: 3.0)"),
     ("--llm-length-penalty", "length_penalty", float, "LLM: beam length penalty (release: 1.0)"),
 ]
@@ -91,7 +100,7 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--id-column", default="id", help="utterance id column (default: id; else the row number)")
 
 
-def transcriber_options(args: argparse.Namespace, timestamps: bool = False, punctuation=None) -> dict:
+def transcriber_options(args: argparse.Namespace, timestamps: bool | str | None = False, punctuation=None) -> dict:
     """The engine's `Transcriber` arguments (besides the model) for the options given on the command line."""
     if args.vad_model is not None and args.vad != "firered":
         raise CommandError("--vad-model names a FireRedVAD model: it goes with --vad firered")
@@ -107,11 +116,12 @@ def transcriber_options(args: argparse.Namespace, timestamps: bool = False, punc
         "vad_model": args.vad_model,
         "max_segment_s": args.max_segment_s,
         "timestamps": timestamps,
+        "keep_pauses": getattr(args, "keep_pauses", False),
         "punctuation": punctuation,
     }
 
 
-def build_transcriber(args: argparse.Namespace, timestamps: bool = False, punctuation=None):
+def build_transcriber(args: argparse.Namespace, timestamps: bool | str | None = False, punctuation=None):
     """The engine's `Transcriber` for `--model` and the decoding options given on the command line; prints the
     engine's notes (e.g. that the default punctuation model is not available) once."""
     import sys

@@ -1,5 +1,6 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
-"""Configurations of the FireRedASR models: the shared Conformer encoder, the AED model and the LLM model."""
+"""Configurations of the FireRedASR models: the shared Conformer encoder, the AED model (with its optional CTC head
+and LSTM language model) and the LLM model."""
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
@@ -79,6 +80,37 @@ class FireRedEncoderConfig(PreTrainedConfig):
 
 
 @strict
+class FireRedLstmLmConfig(PreTrainedConfig):
+    r"""
+    Configuration of the LSTM language model that FireRedASR2-AED can fuse into its beam search (shallow fusion,
+    `lm_weight` in the generation config): token embedding, a stack of LSTM layers and an output projection over the
+    AED's vocabulary, fed one token per decoding step from `<sos>`.
+
+    Args:
+        vocab_size (`int`, defaults to 7832): vocabulary size; it must be the AED's.
+        hidden_size (`int`, defaults to 512): embedding and LSTM width (the release uses one size for both).
+        num_hidden_layers (`int`, defaults to 2): LSTM layers.
+        dropout (`float`, defaults to 0.0): dropout between LSTM layers (training only).
+        tie_word_embeddings (`bool`, defaults to `True`): whether the output projection is the embedding matrix.
+        eos_weight (`float`, defaults to 3.0): the release multiplies the language model's `<eos>` log-probability by
+            3 before fusing it (`models/module/transformer_decoder.py` of FireRedASR2), which discourages ending early.
+    """
+
+    model_type = "fireredasr_lstm_lm"
+
+    vocab_size: int = 7832
+    hidden_size: int = 512
+    num_hidden_layers: int = 2
+    dropout: float = 0.0
+    initializer_range: float = 0.02
+    tie_word_embeddings: bool = True
+    eos_weight: float = 3.0
+    pad_token_id: int | None = 2
+    bos_token_id: int | None = 3
+    eos_token_id: int | None = 4
+
+
+@strict
 class FireRedAedConfig(PreTrainedConfig):
     r"""
     Configuration of FireRedASR-AED: the Conformer encoder (`encoder_config`) and a pre-LayerNorm Transformer
@@ -97,12 +129,24 @@ class FireRedAedConfig(PreTrainedConfig):
         attention_dropout (`float`, defaults to 0.0): dropout on decoder attention probabilities.
         max_audio_seconds (`float`, defaults to 60.0): longest input the model was trained on; longer inputs get a
             warning here and are split by voice activity detection in the long-form pipeline.
+        use_ctc_head (`bool`, defaults to `False`): whether the model has a CTC head (a linear layer from the encoder
+            output to the vocabulary, as FireRedASR2-AED). It gives token timestamps by forced alignment
+            (`generate(..., return_token_timestamps=True)`) and, with `ctc_loss_weight`, an auxiliary training loss.
+        ctc_blank_id (`int`, defaults to 0): the CTC blank (`<blank>`, id 0 in the release's vocabulary).
+        ctc_loss_weight (`float`, defaults to 0.0): with labels, the loss is `(1 - w) * attention + w * CTC` (both
+            per label token); 0 trains the attention decoder alone (the CTC head then stays as it is).
+        lm_config (`dict` or [`FireRedLstmLmConfig`], *optional*): an LSTM language model for shallow fusion in the
+            beam search (`lm_weight` in the generation config); `None` for none.
     """
 
     model_type = "fireredasr_aed"
-    sub_configs_defaults = {"encoder_config": FireRedEncoderConfig}
+    sub_configs_defaults = {
+        "encoder_config": FireRedEncoderConfig,
+        "lm_config": SubConfigSpec(config_class=FireRedLstmLmConfig, optional=True),
+    }
 
     encoder_config: dict | PreTrainedConfig | None = None
+    lm_config: dict | PreTrainedConfig | None = None
     vocab_size: int = 7832
     hidden_size: int = 1280
     num_hidden_layers: int = 16
@@ -121,6 +165,9 @@ class FireRedAedConfig(PreTrainedConfig):
     bos_token_id: int | None = 3
     eos_token_id: int | None = 4
     decoder_start_token_id: int | None = 3
+    use_ctc_head: bool = False
+    ctc_blank_id: int = 0
+    ctc_loss_weight: float = 0.0
 
     def __post_init__(self, **kwargs):
         drop_remote_pipeline_declaration(kwargs)
@@ -131,6 +178,17 @@ class FireRedAedConfig(PreTrainedConfig):
             raise ValueError(
                 f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
                 f"({self.num_attention_heads})."
+            )
+        if not 0 <= self.ctc_blank_id < self.vocab_size:
+            raise ValueError(f"ctc_blank_id {self.ctc_blank_id} is outside the vocabulary of {self.vocab_size}.")
+        if not 0.0 <= self.ctc_loss_weight < 1.0:
+            raise ValueError(f"ctc_loss_weight must be in [0, 1), got {self.ctc_loss_weight}.")
+        if self.ctc_loss_weight > 0 and not self.use_ctc_head:
+            raise ValueError("ctc_loss_weight > 0 needs the CTC head (use_ctc_head=True).")
+        if self.lm_config is not None and self.lm_config.vocab_size != self.vocab_size:
+            raise ValueError(
+                f"The language model predicts {self.lm_config.vocab_size} tokens but the AED {self.vocab_size}: "
+                "shallow fusion needs the same vocabulary."
             )
         if self.encoder_config.hidden_size != self.hidden_size:
             raise ValueError(
@@ -232,4 +290,4 @@ class FireRedLlmConfig(PreTrainedConfig):
         return self.text_config
 
 
-__all__ = ["FireRedEncoderConfig", "FireRedAedConfig", "FireRedLlmConfig"]
+__all__ = ["FireRedAedConfig", "FireRedEncoderConfig", "FireRedLlmConfig", "FireRedLstmLmConfig"]

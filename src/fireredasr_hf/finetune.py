@@ -84,8 +84,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ctc-weight",
         type=float,
         default=0.0,
-        help="AED: add a CTC loss on the encoder with this weight, e.g. 0.3 (speeds up learning the alignment on "
-        "little data or from scratch; the head is dropped when saving)",
+        help="AED: add the CTC loss of the model's CTC head with this weight, e.g. 0.3 (speeds up learning the "
+        "alignment on little data or from scratch). FireRedASR2-AED has a head; a FireRedASR-AED (v1) model gets a new "
+        "one. The head is saved with the model and gives word timestamps",
     )
 
     regularisation = parser.add_argument_group("regularisation")
@@ -253,7 +254,13 @@ def training_arguments(args: argparse.Namespace):
 
 def configure_model(model, args: argparse.Namespace) -> None:
     """LoRA, freezing, SpecAugment, label smoothing and the CTC loss as the options say, in place."""
-    from .training import add_ctc_loss, apply_lora, configure_spec_augment, enable_label_smoothing
+    from .training import (
+        add_ctc_loss,
+        apply_lora,
+        configure_spec_augment,
+        enable_label_smoothing,
+        freeze_unused_parameters,
+    )
 
     if args.lora:
         apply_lora(
@@ -280,7 +287,13 @@ def configure_model(model, args: argparse.Namespace) -> None:
         )
     enable_label_smoothing(model, args.label_smoothing)
     if args.ctc_weight:
+        if getattr(model, "ctc_head", None) is None:
+            print(
+                "note: the model has no CTC head (a FireRedASR-AED v1 model): --ctc-weight adds a freshly initialised "
+                "one, trained from scratch and saved with the model (it gives word timestamps once trained)."
+            )
         add_ctc_loss(model, args.ctc_weight)
+    freeze_unused_parameters(model)  # so that the count of trainable parameters printed next is the true one
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,11 +1,15 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
-"""The FireRedASR-AED beam search as a generation strategy of `generate()`."""
+"""The FireRedASR-AED beam search as a generation strategy of `generate()`, with FireRedASR2's language-model fusion,
+token confidences and CTC token timestamps."""
+
+from dataclasses import dataclass
 
 import torch
 from transformers import GenerationMixin
 from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 
 from .modeling_fireredasr_encoder import check_decoding_settings, check_input_features, warn_if_longer_than_trained
+from .timestamps_fireredasr import alignment_to_token_times, ctc_forced_align, hypothesis_end
 
 # FireRed decoding knobs, stored in `generation_config.json` and overridable per `generate()` call. The values here
 # are the neutral ones (plain beam search ranking by accumulated log-probability).
@@ -19,7 +23,36 @@ FIRERED_GENERATION_DEFAULTS = {
     "gnmt_length_penalty": 0.0,
     # Multiplies the log-probability of `<eos>` at every step; values below 1 make ending more likely.
     "eos_penalty": 1.0,
+    # Shallow fusion with the model's LSTM language model (FireRedASR2's `elm_weight`): every step adds lm_weight
+    # times the language model's log-probabilities (its `<eos>` column scaled by `lm_config.eos_weight`) to the AED's.
+    # 0 disables it; a positive weight needs a model converted with its language model (`--lm_dir`).
+    "lm_weight": 0.0,
 }
+
+
+@dataclass
+class FireRedAedGenerateOutput(GenerateBeamEncoderDecoderOutput):
+    r"""
+    The output of `generate(..., return_dict_in_generate=True)` for FireRedASR-AED: transformers' beam-search
+    output with, from the FireRed beam search, confidences, and with `return_token_timestamps=True`, token times.
+
+    sequences_confidences (`torch.FloatTensor` of shape `(num_sequences,)`):
+        Confidence of each returned hypothesis: the mean of its token confidences (`<eos>` excluded), as
+        FireRedASR2's `confidence`; NaN for a hypothesis without tokens.
+    token_confidences (`torch.FloatTensor` of shape `(num_sequences, sequence_length)`):
+        Per position of `sequences`: exp of the step score that chose the token (log-probability after softmax
+        smoothing, language-model fusion and EOS penalty), in [0, 1]. NaN at `<sos>` and padding.
+    token_timestamps (`torch.DoubleTensor` of shape `(num_sequences, sequence_length, 2)`):
+        Per position of `sequences`: start and end (seconds from the start of the input) of the token, from the
+        CTC forced alignment of the hypothesis (FireRedASR2's `ctc_alignment_to_timestamp`, before the 0.06 s shift
+        and the clamps that need the audio's duration, see `timestamps_fireredasr.fix_token_times`). NaN at
+        `<sos>`, `<eos>`, padding and blank tokens, and for every token of a hypothesis that cannot be aligned (more
+        tokens than CTC frames allow): FireRedASR2 then spreads the tokens uniformly over the audio.
+    """
+
+    sequences_confidences: torch.FloatTensor | None = None
+    token_confidences: torch.FloatTensor | None = None
+    token_timestamps: torch.DoubleTensor | None = None
 
 
 def check_generate_inputs(model, input_features, attention_mask, generation_config, firered_settings, model_kwargs):
@@ -38,6 +71,7 @@ def check_generate_inputs(model, input_features, attention_mask, generation_conf
             "softmax_smoothing": (firered_settings["softmax_smoothing"], 0.0, None, False),
             "gnmt_length_penalty": (firered_settings["gnmt_length_penalty"], 0.0, None, True),
             "eos_penalty": (firered_settings["eos_penalty"], 0.0, 1.0, False),
+            "lm_weight": (firered_settings["lm_weight"], 0.0, None, True),
         },
     )
 
@@ -46,20 +80,40 @@ class FireRedAedGenerationMixin(GenerationMixin):
     """
     `generate()` for FireRedASR-AED. With `use_fireredasr_beam_search=True` (the setting of converted checkpoints) it
     runs the release's `batch_beam_search`: log-softmax of smoothed logits with a scaled `<eos>` column, finished beams
-    carried at zero cost, one GNMT length penalty at the end. Unlike the release, each utterance stops at its own
-    encoder length rather than the padded batch's, so a batch gives every utterance the transcript it gets alone
-    (exactly in float32; in half precision padding changes the rounding, see docs/parity.md). Otherwise transformers'
-    own strategies run (greedy, beam search, sampling).
+    carried at zero cost, one GNMT length penalty at the end, optionally fused with the model's LSTM language model
+    (`lm_weight`, FireRedASR2). Unlike the release, each utterance stops at its own encoder length rather than the
+    padded batch's, so a batch gives every utterance the transcript it gets alone (exactly in float32; in half
+    precision padding changes the rounding, see docs/parity.md). Otherwise transformers' own strategies run (greedy,
+    beam search, sampling).
+
+    With `return_dict_in_generate=True` the FireRed beam search also returns token and hypothesis confidences, and
+    with `return_token_timestamps=True` (models with a CTC head) every strategy returns token times; see
+    [`FireRedAedGenerateOutput`].
     """
 
     @torch.no_grad()
     def generate(self, input_features=None, attention_mask=None, generation_config=None, **kwargs):
         firered_settings = {name: kwargs.pop(name) for name in FIRERED_GENERATION_DEFAULTS if name in kwargs}
+        return_token_timestamps = kwargs.pop("return_token_timestamps", None)
         max_new_tokens_given = "max_new_tokens" in kwargs or "max_length" in kwargs
         generation_config, model_kwargs = self._prepare_generation_config(generation_config, **kwargs)
         for name, default in FIRERED_GENERATION_DEFAULTS.items():
             firered_settings.setdefault(name, getattr(generation_config, name, default))
         model_kwargs.pop("labels", None)  # passed by Seq2SeqTrainer; decoding does not use them
+        if return_token_timestamps is None:
+            return_token_timestamps = bool(getattr(generation_config, "return_token_timestamps", False))
+        if return_token_timestamps:
+            if getattr(self, "ctc_head", None) is None:
+                raise ValueError(
+                    "return_token_timestamps=True needs a model with a CTC head (config.use_ctc_head), such as "
+                    "FireRedASR2-AED; this model has none."
+                )
+            # Times come with the sequences, in the output object.
+            generation_config.return_dict_in_generate = True
+        use_firered_search = firered_settings["use_fireredasr_beam_search"] and not generation_config.do_sample
+        if firered_settings["lm_weight"] and not use_firered_search:
+            raise ValueError("lm_weight (language-model fusion) works with the FireRed beam search only.")
+
         encoder_outputs = model_kwargs.pop("encoder_outputs", None)
         check_generate_inputs(self, input_features, attention_mask, generation_config, firered_settings, model_kwargs)
 
@@ -71,20 +125,23 @@ class FireRedAedGenerationMixin(GenerationMixin):
         encoder_lengths = encoder_outputs.attention_mask.sum(-1)
         max_new_tokens = self._max_new_tokens(generation_config, max_new_tokens_given)
 
-        if firered_settings["use_fireredasr_beam_search"] and not generation_config.do_sample:
-            return self._fireredasr_beam_search(
+        if use_firered_search:
+            outputs = self._fireredasr_beam_search(
                 encoder_outputs, encoder_lengths, generation_config, firered_settings, max_new_tokens
             )
-
-        # transformers' strategies: by default stop at the longest encoder length, as the release does.
-        generation_config.max_new_tokens = int(min(max_new_tokens, encoder_lengths.max().item()))
-        generation_config.max_length = None
-        return super().generate(
-            attention_mask=attention_mask,
-            encoder_outputs=encoder_outputs,
-            generation_config=generation_config,
-            **model_kwargs,
-        )
+        else:
+            # transformers' strategies: by default stop at the longest encoder length, as the release does.
+            generation_config.max_new_tokens = int(min(max_new_tokens, encoder_lengths.max().item()))
+            generation_config.max_length = None
+            outputs = super().generate(
+                attention_mask=attention_mask,
+                encoder_outputs=encoder_outputs,
+                generation_config=generation_config,
+                **model_kwargs,
+            )
+        if return_token_timestamps:
+            outputs = self._add_token_timestamps(outputs, encoder_outputs, generation_config)
+        return outputs
 
     def _max_new_tokens(self, generation_config, given: bool) -> int:
         """The decoder's position capacity, or a smaller user limit."""
@@ -102,6 +159,13 @@ class FireRedAedGenerationMixin(GenerationMixin):
             raise ValueError(
                 f"num_return_sequences ({num_return_sequences}) cannot exceed num_beams ({num_beams}) in the FireRed "
                 "beam search."
+            )
+        lm_weight = settings["lm_weight"]
+        if lm_weight > 0.0 and getattr(self, "lm", None) is None:
+            raise ValueError(
+                f"lm_weight={lm_weight} needs a language model, and this model has none: convert the original with "
+                "its LSTM language model (`convert_fireredasr_to_hf.py --lm_dir LM_DIR` or `fireredasr-hf convert "
+                "--lm_dir LM_DIR`)."
             )
 
         eos_id = generation_config.eos_token_id
@@ -131,10 +195,13 @@ class FireRedAedGenerationMixin(GenerationMixin):
         finished = torch.zeros(rows, dtype=torch.bool, device=device)
         utterance_offsets = torch.arange(batch_size, device=device).unsqueeze(1) * num_beams
         identity = torch.arange(rows, device=device).view(batch_size, num_beams)
+        # Per position of `tokens`: exp of the step score that chose the token (0 for the start token).
+        confidences = torch.zeros(rows, 1, device=device)
         beam_history = []
         step_scores = [] if generation_config.output_scores else None
         step_logits = [] if generation_config.output_logits else None
         cache = None
+        lm_state = None
 
         for step in range(int(max_steps.max().item())):
             active = (step < max_steps) & ~finished.view(batch_size, num_beams).all(-1)
@@ -149,6 +216,13 @@ class FireRedAedGenerationMixin(GenerationMixin):
             cache = outputs.cache
             logits = outputs.logits[:, -1].float()
             log_probs = torch.log_softmax(logits / settings["softmax_smoothing"], dim=-1)
+            if lm_weight > 0.0:
+                lm_outputs = self.lm(input_ids=tokens[:, -1:], state=lm_state)
+                lm_state = lm_outputs.state
+                # Finished beams get no language-model score (the release multiplies by 1 - finished).
+                lm_log_probs = lm_outputs.logits[:, -1].float().log_softmax(-1).masked_fill(finished[:, None], 0.0)
+                lm_log_probs[:, eos_id] *= self.lm.config.eos_weight
+                log_probs = log_probs + lm_weight * lm_log_probs
             if settings["eos_penalty"] != 1.0:
                 log_probs[:, eos_id] *= settings["eos_penalty"]
             if step_logits is not None:
@@ -164,6 +238,7 @@ class FireRedAedGenerationMixin(GenerationMixin):
             new_scores, candidates = torch.topk(candidate_scores, k=num_beams, dim=1)
             source_rows = candidates // num_beams + utterance_offsets
             new_tokens = torch.gather(top_tokens.view(batch_size, num_beams * num_beams), 1, candidates)
+            new_confidences = torch.gather(top_scores.view(batch_size, num_beams * num_beams), 1, candidates).exp()
 
             # Utterances past their own limit (or all finished) stay as they are.
             keep = ~active.unsqueeze(1)
@@ -172,9 +247,12 @@ class FireRedAedGenerationMixin(GenerationMixin):
             new_tokens = new_tokens.masked_fill(keep, eos_id).view(rows)
 
             tokens = torch.cat([tokens[source_rows], new_tokens.unsqueeze(1)], dim=1)
+            confidences = torch.cat([confidences[source_rows], new_confidences.view(rows, 1)], dim=1)
             lengths = lengths[source_rows] + (new_tokens != eos_id).long() * active.repeat_interleave(num_beams)
             finished = finished[source_rows] | ((new_tokens == eos_id) & active.repeat_interleave(num_beams))
             cache.self_attention_cache.reorder_cache(source_rows)
+            if lm_state is not None:
+                lm_state = (lm_state[0][:, source_rows], lm_state[1][:, source_rows])
             beam_history.append(source_rows)
 
         final_scores = scores.view(batch_size, num_beams)
@@ -187,9 +265,14 @@ class FireRedAedGenerationMixin(GenerationMixin):
         sequences = self._assemble_sequences(tokens[best_rows], lengths[best_rows], finished[best_rows], eos_id, pad_id)
         if not generation_config.return_dict_in_generate:
             return sequences
-        return GenerateBeamEncoderDecoderOutput(
+        token_confidences, sequences_confidences = self._hypothesis_confidences(
+            confidences[best_rows], lengths[best_rows], finished[best_rows], sequences.shape[1]
+        )
+        return FireRedAedGenerateOutput(
             sequences=sequences,
             sequences_scores=best_scores.view(-1),
+            sequences_confidences=sequences_confidences,
+            token_confidences=token_confidences,
             scores=tuple(step_scores) if step_scores is not None else None,
             logits=tuple(step_logits) if step_logits is not None else None,
             beam_indices=self._trace_beams(beam_history, best_rows, sequences.shape[1]),
@@ -197,6 +280,65 @@ class FireRedAedGenerationMixin(GenerationMixin):
             encoder_hidden_states=encoder_outputs.hidden_states,
             cache=cache,
         )
+
+    @staticmethod
+    def _hypothesis_confidences(confidences, lengths, finished, width):
+        """Token confidences aligned with the returned sequences (NaN at the start token and padding) and each
+        hypothesis' mean over its tokens without `<eos>` (FireRedASR2's utterance confidence)."""
+        token_confidences = torch.full((confidences.shape[0], width), float("nan"), device=confidences.device)
+        sequences_confidences = torch.empty(confidences.shape[0], device=confidences.device)
+        for row, (length, ended) in enumerate(zip(lengths.tolist(), finished.tolist())):
+            end = length + int(ended)  # the tokens and <eos>
+            token_confidences[row, 1:end] = confidences[row, 1:end]
+            # Mean of the tokens between <sos> and <eos>, computed as the release does (NaN when there are none).
+            sequences_confidences[row] = confidences[row, 1:length].mean()
+        return token_confidences, sequences_confidences
+
+    def _add_token_timestamps(self, outputs, encoder_outputs, generation_config):
+        """`outputs` as a [`FireRedAedGenerateOutput`] with `token_timestamps` from the CTC forced alignment of each
+        returned hypothesis (FireRedASR2's `get_token_timestamp_torchaudio`)."""
+        sequences = outputs.sequences
+        num_sequences = sequences.shape[0]
+        batch_size = encoder_outputs.last_hidden_state.shape[0]
+        utterance = torch.arange(num_sequences, device=sequences.device) // (num_sequences // batch_size)
+        eos_id = generation_config.eos_token_id
+        eos_id = eos_id[0] if isinstance(eos_id, (list, tuple)) else eos_id
+        blank_id = self.config.ctc_blank_id
+
+        log_probs = self.get_ctc_log_probs(encoder_outputs.last_hidden_state)[utterance]
+        frames = encoder_outputs.attention_mask.sum(-1)[utterance]
+        # The hypothesis tokens, without blanks (FireRedASR2 aligns `yseq[yseq != 0]`).
+        aligned = torch.zeros_like(sequences, dtype=torch.bool)
+        for row, ids in enumerate(sequences.tolist()):
+            aligned[row, 1 : hypothesis_end(ids, eos_id, generation_config.pad_token_id)] = True
+        aligned &= sequences != blank_id
+        num_labels = aligned.sum(-1)
+        repeats = torch.zeros_like(num_labels)
+        targets = torch.full((num_sequences, max(int(num_labels.max()), 1)), blank_id, device=sequences.device)
+        for row in range(num_sequences):
+            labels = sequences[row][aligned[row]]
+            targets[row, : labels.numel()] = labels
+            repeats[row] = (labels[1:] == labels[:-1]).sum()
+        # FireRedASR2 gives no alignment to an empty hypothesis or one that does not fit the frames.
+        alignable = (num_labels > 0) & (num_labels + repeats <= frames.to(num_labels.device))
+
+        timestamps = torch.full((num_sequences, sequences.shape[1], 2), float("nan"), dtype=torch.float64)
+        if alignable.any():
+            rows = alignable.nonzero()[:, 0]
+            alignments = ctc_forced_align(
+                log_probs[rows], targets[rows], frames[rows], num_labels[rows], blank=blank_id
+            ).tolist()
+            subsampling = self.config.encoder_config.subsampling_factor
+            for row, alignment, num_frames in zip(rows.tolist(), alignments, frames[rows].tolist()):
+                starts, ends = alignment_to_token_times(alignment[:num_frames], subsampling, blank_id)
+                token_positions = aligned[row].nonzero()[:, 0].cpu()
+                if len(starts) == len(token_positions):
+                    timestamps[row, token_positions] = torch.tensor(list(zip(starts, ends)), dtype=torch.float64)
+        timestamps = timestamps.to(sequences.device)
+        if isinstance(outputs, FireRedAedGenerateOutput):
+            outputs.token_timestamps = timestamps
+            return outputs
+        return FireRedAedGenerateOutput(**dict(outputs), token_timestamps=timestamps)
 
     @staticmethod
     def _assemble_sequences(tokens, lengths, finished, eos_id, pad_id):
@@ -220,4 +362,4 @@ class FireRedAedGenerationMixin(GenerationMixin):
         return beam_indices
 
 
-__all__ = ["FireRedAedGenerationMixin", "FIRERED_GENERATION_DEFAULTS"]
+__all__ = ["FIRERED_GENERATION_DEFAULTS", "FireRedAedGenerateOutput", "FireRedAedGenerationMixin"]

@@ -1,8 +1,10 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
-"""FireRedASR-AED: the Conformer encoder and a Transformer decoder with cross-attention."""
+"""FireRedASR-AED: the Conformer encoder and a Transformer decoder with cross-attention; optionally a CTC head on the
+encoder (FireRedASR2-AED) and an LSTM language model for shallow fusion in the beam search."""
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -14,12 +16,12 @@ from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions, Seq2SeqLMOutput, Seq2SeqModelOutput
 from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 from transformers.models.auto.modeling_auto import MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES
-from transformers.utils import logging
+from transformers.utils import ModelOutput, logging
 from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple, merge_with_config_defaults
 from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 
-from .configuration_fireredasr import FireRedAedConfig
+from .configuration_fireredasr import FireRedAedConfig, FireRedLstmLmConfig
 from .generation_fireredasr import FireRedAedGenerationMixin
 from .modeling_fireredasr_encoder import (
     FireRedCheckpointMixin,
@@ -36,13 +38,15 @@ logger = logging.get_logger(__name__)
 # registering at import time also covers loading with trust_remote_code.
 MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES.setdefault("fireredasr_aed", "FireRedAedForConditionalGeneration")
 
-# The release's recommended decoding (README): beam 3, softmax smoothing 1.25, GNMT length penalty 0.6.
+# The releases' recommended decoding (FireRedASR README, FireRedASR2S README and `FireRedAsr2Config`): beam 3, softmax
+# smoothing 1.25, GNMT length penalty 0.6, EOS penalty 1.0, language-model weight 0 (`elm_weight`).
 AED_RELEASE_DECODING = {
     "num_beams": 3,
     "use_fireredasr_beam_search": True,
     "softmax_smoothing": 1.25,
     "gnmt_length_penalty": 0.6,
     "eos_penalty": 1.0,
+    "lm_weight": 0.0,
 }
 
 
@@ -347,8 +351,74 @@ def shift_tokens_right(labels: torch.Tensor, pad_token_id: int, decoder_start_to
     return shifted.masked_fill(shifted == -100, pad_token_id)
 
 
+@dataclass
+class FireRedLstmLmOutput(ModelOutput):
+    r"""
+    logits (`torch.FloatTensor` of shape `(batch_size, sequence_length, vocab_size)`):
+        Next-token logits.
+    state (`tuple(torch.FloatTensor)`):
+        The LSTM's `(h, c)`, each of shape `(num_hidden_layers, batch_size, hidden_size)`, to continue from.
+    """
+
+    logits: torch.FloatTensor | None = None
+    state: tuple[torch.FloatTensor, torch.FloatTensor] | None = None
+
+
+class FireRedLstmLm(PreTrainedModel):
+    """
+    The LSTM language model of FireRedASR2-AED's shallow fusion: embedding, LSTM layers, output projection (tied to
+    the embedding when `tie_word_embeddings`). The beam search feeds it one token per step, starting from `<sos>`.
+    """
+
+    config: FireRedLstmLmConfig
+    base_model_prefix = "lm"
+    main_input_name = "input_ids"
+    _tied_weights_keys = {"proj_out.weight": "embed_tokens.weight"}
+
+    def __init__(self, config: FireRedLstmLmConfig):
+        super().__init__(config)
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
+        self.lstm = nn.LSTM(
+            config.hidden_size,
+            config.hidden_size,
+            config.num_hidden_layers,
+            batch_first=True,
+            dropout=config.dropout if config.num_hidden_layers > 1 else 0.0,
+        )
+        self.proj_out = nn.Linear(config.hidden_size, config.vocab_size)
+        self.post_init()
+
+    def get_input_embeddings(self):
+        return self.embed_tokens
+
+    def get_output_embeddings(self):
+        return self.proj_out
+
+    def forward(
+        self,
+        input_ids: torch.LongTensor,
+        state: tuple[torch.Tensor, torch.Tensor] | None = None,
+        **kwargs,
+    ) -> FireRedLstmLmOutput:
+        r"""
+        input_ids (`torch.LongTensor` of shape `(batch_size, sequence_length)`):
+            Token ids (the first one `<sos>` for a new sequence).
+        state (`tuple(torch.Tensor)`, *optional*):
+            The `(h, c)` of a previous call, to continue the sequences; zeros when omitted.
+        """
+        hidden_states, state = self.lstm(self.embed_tokens(input_ids), state)
+        return FireRedLstmLmOutput(logits=self.proj_out(hidden_states), state=state)
+
+
 class FireRedAedForConditionalGeneration(FireRedAedGenerationMixin, FireRedAedPreTrainedModel):
-    """FireRedASR-AED with its output projection (tied to the decoder embedding); transcribes with `generate`."""
+    """
+    FireRedASR-AED with its output projection (tied to the decoder embedding); transcribes with `generate`.
+
+    With `config.use_ctc_head` it has `ctc_head`, a linear layer from the encoder output to the vocabulary
+    (FireRedASR2-AED's CTC branch): `generate(..., return_token_timestamps=True)` aligns the hypotheses with it, and
+    `config.ctc_loss_weight` adds its CTC loss to the training loss. With `config.lm_config` it has `lm`, an LSTM
+    language model that the beam search fuses with weight `lm_weight` (generation config; 0 by default).
+    """
 
     _tied_weights_keys = {"proj_out.weight": "model.decoder.embed_tokens.weight"}
     release_decoding = tuple(AED_RELEASE_DECODING)
@@ -357,6 +427,8 @@ class FireRedAedForConditionalGeneration(FireRedAedGenerationMixin, FireRedAedPr
         super().__init__(config)
         self.model = FireRedAedModel(config)
         self.proj_out = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.ctc_head = nn.Linear(config.hidden_size, config.vocab_size) if config.use_ctc_head else None
+        self.lm = FireRedLstmLm(config.lm_config) if config.lm_config is not None else None
         self.post_init()
 
     def release_generation_config(self) -> GenerationConfig:
@@ -379,6 +451,33 @@ class FireRedAedForConditionalGeneration(FireRedAedGenerationMixin, FireRedAedPr
         self.model.decoder.requires_grad_(False)
         self.proj_out.requires_grad_(False)
 
+    def get_ctc_log_probs(self, encoder_hidden_states: torch.Tensor) -> torch.FloatTensor:
+        """Per-frame CTC log-probabilities (float32) of encoder outputs, `(batch, frames, vocab_size)`."""
+        if self.ctc_head is None:
+            raise ValueError(
+                "This model has no CTC head (config.use_ctc_head is False): FireRedASR2-AED checkpoints have one; "
+                "a FireRedASR-AED (v1) model gets one by fine-tuning with a CTC loss (`fireredasr-hf finetune "
+                "--ctc-weight`)."
+            )
+        return self.ctc_head(encoder_hidden_states).float().log_softmax(-1)
+
+    def _ctc_loss(self, encoder_outputs, labels: torch.LongTensor, num_items_in_batch) -> torch.Tensor:
+        log_probs = self.get_ctc_log_probs(encoder_outputs.last_hidden_state)
+        targets = (labels >= 0) & (labels != self.config.eos_token_id)
+        loss = nn.functional.ctc_loss(
+            log_probs.transpose(0, 1),
+            labels[targets],
+            encoder_outputs.attention_mask.sum(-1),
+            targets.sum(-1),
+            blank=self.config.ctc_blank_id,
+            reduction="sum",
+            # An utterance with more tokens than encoder frames cannot be aligned: it adds nothing.
+            zero_infinity=True,
+        )
+        # Normalised like the attention loss: per label token of the (accumulated) batch.
+        num_items = (labels >= 0).sum() if num_items_in_batch is None else num_items_in_batch
+        return loss / (num_items.to(loss.device) if torch.is_tensor(num_items) else num_items)
+
     @can_return_tuple
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
@@ -398,10 +497,15 @@ class FireRedAedForConditionalGeneration(FireRedAedGenerationMixin, FireRedAedPr
         r"""
         labels (`torch.LongTensor` of shape `(batch_size, target_length)`, *optional*):
             Transcript token ids ending with `<eos>`, padded with -100. Without `decoder_input_ids` the decoder is
-            fed the labels shifted right behind the decoder start token (`<sos>`).
+            fed the labels shifted right behind the decoder start token (`<sos>`). With `config.ctc_loss_weight`
+            w > 0 the loss is `(1 - w) * attention loss + w * CTC loss` (the CTC head on the encoder output; hybrid
+            CTC/attention training, Watanabe et al., 2017), both per label token.
         """
         if labels is not None and decoder_input_ids is None and decoder_inputs_embeds is None:
             decoder_input_ids = shift_tokens_right(labels, self.config.pad_token_id, self.config.decoder_start_token_id)
+        ctc_loss_weight = self.config.ctc_loss_weight if labels is not None else 0.0
+        if ctc_loss_weight > 0 and encoder_outputs is None:
+            encoder_outputs = self.model.encoder(input_features, attention_mask=attention_mask)
 
         outputs = self.model(
             input_features,
@@ -423,6 +527,9 @@ class FireRedAedForConditionalGeneration(FireRedAedGenerationMixin, FireRedAedPr
             loss = self.loss_function(
                 logits=logits, labels=labels, vocab_size=self.config.vocab_size, shift_labels=labels, **kwargs
             )
+            if ctc_loss_weight > 0:
+                ctc_loss = self._ctc_loss(encoder_outputs, labels, kwargs.get("num_items_in_batch"))
+                loss = (1 - ctc_loss_weight) * loss + ctc_loss_weight * ctc_loss
 
         return Seq2SeqLMOutput(
             loss=loss,
@@ -443,5 +550,6 @@ __all__ = [
     "FireRedAedForConditionalGeneration",
     "FireRedAedModel",
     "FireRedAedPreTrainedModel",
+    "FireRedLstmLm",
     "aed_release_generation_config",
 ]

@@ -42,17 +42,21 @@ FLOAT16_UNSUPPORTED = (
 
 # The release README's decoding settings (beam 3, repetition penalty 3.0, length penalty 1.0, greedy selection).
 LLM_RELEASE_DECODING = {"num_beams": 3, "repetition_penalty": 3.0, "length_penalty": 1.0, "do_sample": False}
+# FireRedASR2's defaults (`FireRedAsr2Config`: beam 3, repetition penalty 1.0, length penalty 0.0).
+LLM2_RELEASE_DECODING = {"num_beams": 3, "repetition_penalty": 1.0, "length_penalty": 0.0, "do_sample": False}
 
 
 def llm_release_generation_config(config: FireRedLlmConfig) -> GenerationConfig:
-    """The generation config of converted FireRedASR-LLM checkpoints: the release's decoding settings."""
+    """The generation config of converted FireRedASR-LLM checkpoints: the release's decoding settings (FireRedASR2's
+    for a config with `fireredasr_version` 2, as the converter records it)."""
+    decoding = LLM2_RELEASE_DECODING if getattr(config, "fireredasr_version", 1) == 2 else LLM_RELEASE_DECODING
     return GenerationConfig(
         bos_token_id=config.bos_token_id,
         eos_token_id=config.eos_token_id,
         pad_token_id=config.pad_token_id,
         # An explicit cap (the LLM's context): each utterance still stops after its number of speech positions.
         max_new_tokens=config.text_config.max_position_embeddings,
-        **LLM_RELEASE_DECODING,
+        **decoding,
     )
 
 
@@ -443,6 +447,7 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
 
 
 __all__ = [
+    "LLM2_RELEASE_DECODING",
     "LLM_RELEASE_DECODING",
     "FireRedLlmAdapter",
     "FireRedLlmForSpeechSeq2Seq",

@@ -10,7 +10,11 @@
   of `batch_size`; the segment texts are joined (see `join_segment_texts`);
 - `return_timestamps=True` returns `chunks`, one per speech segment, `{"text", "timestamp": (start, end)}` in
   seconds (the stock pipeline refuses timestamps for sequence-to-sequence models other than Whisper);
-- `punctuation_model=` (FireRedPunc, see `punctuation.py`) punctuates the transcript; the `chunks` are then
+  `return_timestamps="word"` (models with a CTC head, FireRedASR2-AED) one per word, shaped like Whisper's word
+  chunks;
+- FireRedASR2-AED results carry the beam search's `confidence` (per utterance, per segment chunk and per word), as
+  FireRedASR2 reports it; `return_confidence=True` asks any AED model for it;
+- `punctuation_model=` (FireRedPunc, see `punctuation.py`) punctuates the transcript; the segment `chunks` are then
   sentences, each with its start and end.
 
 Converted checkpoints declare it in `config.json` (`custom_pipelines`) and carry this file, so
@@ -29,10 +33,13 @@ from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechR
 
 from .audio import AudioLimits, load_audio, load_audio_bytes
 from .punctuation import FireRedPunctuator
+from .timestamps_fireredasr import hypothesis_end, word_timestamps
 from .vad import EnergyVad, FireRedVad, SileroVad, SpeechSegment, split_into_segments
 
 # The feature extractor works on int16-scale samples; the pipeline keeps audio in [-1, 1] as VADs expect.
 INT16_SCALE = 32768.0
+# What the pipeline takes from FireRedASR-AED's generate output besides the sequences.
+GENERATE_OUTPUTS = ("sequences_confidences", "token_confidences", "token_timestamps")
 VAD_NAMES = ("firered", "silero", "energy")
 DEFAULT_VAD = "firered"
 # Ideographs, kana, CJK punctuation and full-width forms: scripts written without spaces between words.
@@ -75,8 +82,17 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
     output, as in transformers.
 
     Call options (also accepted when the pipeline is built):
-        return_timestamps (`bool`): add `chunks`, one per decoded segment: `{"text", "timestamp": (start, end)}`
-            in seconds. The audio is then always segmented by the VAD, whatever its length.
+        return_timestamps (`bool` or `"word"`): add `chunks`, one per decoded segment: `{"text", "timestamp":
+            (start, end)}` in seconds; with `"word"` one per word instead (English words merged from their pieces,
+            one chunk per Chinese character), from the CTC forced alignment of models with a CTC head
+            (FireRedASR2-AED), as FireRedASR2 times its words. The audio is then always segmented by the VAD,
+            whatever its length, and word times are offset by their segment's start.
+        keep_pauses (`bool`, defaults to `False`): word times as FireRedASR2 gives them (`False`: every word starts
+            where the previous one ends, so pauses vanish, upstream FireRedASR2S issues #41 and #58), or with the
+            gaps the alignment finds before a word (`True`).
+        return_confidence (`bool`, *optional*): add `"confidence"` to the result and its chunks. Defaults to `True`
+            for models with a CTC head (FireRedASR2-AED, which reports it) and `False` otherwise; any AED model
+            decoding with the FireRed beam search has it, FireRedASR-LLM has none.
         vad (`"firered"`, `"silero"`, `"energy"` or a `VoiceActivityDetector`): how speech is found in long audio.
             `"firered"` (the default) is FireRedVAD with the release's settings, from `$FIREREDASR_HF_VAD_MODEL` if
             set, else the Hub repository FireRedTeam/FireRedVAD (downloaded and converted once); pass
@@ -92,8 +108,10 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             after 。？！.?!), each timed from its words (segment times spread over their characters).
         generate_kwargs / generation options: passed to `model.generate` (e.g. `num_beams=1`).
 
-    Without segmentation (an input within `max_segment_s` and no timestamps) the result equals
-    `tokenizer.decode(model.generate(**feature_extractor(audio)), skip_special_tokens=True)`. Besides the waveform
+    Results: `{"text"}`, with `"confidence"` (see `return_confidence`: the mean token confidence of the FireRed beam
+    search, FireRedASR2's utterance confidence; over all tokens of all segments for segmented audio; `None` without
+    tokens) and `"chunks"` with timestamps. Without segmentation (an input within `max_segment_s` and no timestamps) the
+    text equals `tokenizer.decode(model.generate(**feature_extractor(audio)), skip_special_tokens=True)`. Besides the waveform
     (used as is when it is a float32 array at 16 kHz, otherwise read into one, 64 kB per second), decoding a long
     input needs the memory of one batch of segments, whatever its length: segments are featurized as their batch
     is decoded.
@@ -120,6 +138,8 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         return_timestamps=None,
         vad=None,
         max_segment_s=None,
+        keep_pauses=None,
+        return_confidence=None,
         punctuation_model=None,
         chunk_length_s=None,
         stride_length_s=None,
@@ -132,13 +152,25 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             )
         preprocess_params, forward_params, postprocess_params = super()._sanitize_parameters(**kwargs)
         if return_timestamps is not None:
-            if return_timestamps not in (True, False):
+            if not (isinstance(return_timestamps, bool) or return_timestamps == "word"):
                 raise ValueError(
-                    f"FireRedASR gives segment-level timestamps only: use return_timestamps=True, got "
-                    f"{return_timestamps!r}."
+                    "return_timestamps must be True (one chunk per speech segment), 'word' (one chunk per word) or "
+                    f"False, got {return_timestamps!r}."
+                )
+            if return_timestamps == "word" and not self._has_ctc_head():
+                raise ValueError(
+                    "This model gives segment-level timestamps only (return_timestamps=True): word timestamps come "
+                    "from a CTC head, which FireRedASR2-AED models have and FireRedASR (v1) and LLM models have not."
                 )
             preprocess_params["return_timestamps"] = bool(return_timestamps)
-            postprocess_params["return_timestamps"] = bool(return_timestamps)
+            postprocess_params["return_timestamps"] = return_timestamps
+            forward_params["return_token_timestamps"] = return_timestamps == "word"
+        if keep_pauses is not None:
+            postprocess_params["keep_pauses"] = bool(keep_pauses)
+        if return_confidence is not None:
+            if return_confidence and not hasattr(self.model, "_fireredasr_beam_search"):
+                raise ValueError("return_confidence=True: FireRedASR-LLM models give no confidence.")
+            postprocess_params["return_confidence"] = bool(return_confidence)
         if vad is not None:
             if not (vad in VAD_NAMES if isinstance(vad, str) else callable(vad)):
                 raise ValueError(
@@ -275,29 +307,117 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             features = features.to(dtype=self.dtype)
         return dict(features)
 
-    def postprocess(self, model_outputs, return_timestamps=False, punctuator=None):
-        texts, chunks = [], []
+    def _forward(self, model_inputs, return_token_timestamps=False, **generate_kwargs):
+        attention_mask = model_inputs.pop("attention_mask", None)
+        is_last = model_inputs.pop("is_last")
+        input_features = model_inputs.pop("input_features")
+        generate_kwargs = self._prepare_generate_kwargs(generate_kwargs)
+        generate_kwargs["return_dict_in_generate"] = True
+        if return_token_timestamps:
+            generate_kwargs["return_token_timestamps"] = True
+        outputs = self.model.generate(input_features=input_features, attention_mask=attention_mask, **generate_kwargs)
+        out = {"tokens": outputs["sequences"]}
+        for key in GENERATE_OUTPUTS:
+            if outputs.get(key) is not None:
+                out[key] = outputs[key]
+        # The rest of the inputs (the segment, a dict input's extra keys) goes to postprocess.
+        return {"is_last": is_last, **out, **model_inputs}
+
+    def _has_ctc_head(self) -> bool:
+        return bool(getattr(self.model.config, "use_ctc_head", False))
+
+    def postprocess(
+        self, model_outputs, return_timestamps=False, keep_pauses=False, return_confidence=None, punctuator=None
+    ):
+        if return_confidence is None:
+            return_confidence = self._has_ctc_head()
+        texts, chunks, words = [], [], []
+        confidences = []  # (confidence, number of tokens) per segment
         extra = defaultdict(list)
         for output in model_outputs:
             output = dict(output)
             tokens, segment = output.pop("tokens"), output.pop("segment")
+            generated = {key: output.pop(key, None) for key in GENERATE_OUTPUTS}
             for key in ("is_last", "stride"):
                 output.pop(key, None)
             for key, value in output.items():
                 extra[key].append(value)
             if segment is None:
                 continue
-            text = self.tokenizer.decode(tokens[0].tolist(), skip_special_tokens=True)
+            ids = tokens[0].tolist()
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
             texts.append(text)
-            chunks.append({"text": text.strip(), "timestamp": (round(segment[0], 3), round(segment[1], 3))})
+            chunk = {"text": text.strip(), "timestamp": (round(segment[0], 3), round(segment[1], 3))}
+            if return_confidence and generated["sequences_confidences"] is not None:
+                confidence = float(generated["sequences_confidences"][0])
+                num_tokens = self._hypothesis_end(ids) - 1
+                chunk["confidence"] = None if num_tokens == 0 else round(confidence, 3)
+                confidences.append((confidence, num_tokens))
+            chunks.append(chunk)
+            if return_timestamps == "word":
+                words += self._word_chunks(ids, generated, segment, keep_pauses, return_confidence)
         result = {"text": join_segment_texts(texts) if texts else ""}
+        if confidences:
+            result["confidence"] = overall_confidence(confidences)
         if punctuator is not None:
             # Sentences over the whole recording: the punctuation model sees neighbouring segments together.
             chunks = punctuator.punctuate_chunks([chunk for chunk in chunks if chunk["text"]])
             result["text"] = join_segment_texts([chunk["text"] for chunk in chunks])
-        if return_timestamps:
+        if return_timestamps == "word":
+            result["chunks"] = words  # the words as decoded (punctuation marks are not words)
+        elif return_timestamps:
             result["chunks"] = chunks
         return {**result, **extra}
+
+    def _hypothesis_end(self, ids: list[int]) -> int:
+        eos_token_id = self.model.generation_config.eos_token_id
+        eos_token_id = eos_token_id[0] if isinstance(eos_token_id, (list, tuple)) else eos_token_id
+        return hypothesis_end(ids, eos_token_id, self.tokenizer.pad_token_id)
+
+    def _word_chunks(
+        self, ids: list[int], generated: dict, segment: tuple[float, float], keep_pauses: bool, with_confidence: bool
+    ) -> list:
+        """Whisper-shaped word chunks of one decoded segment, with times from the start of the input."""
+        sampling_rate = self.feature_extractor.sampling_rate
+        duration = (round(segment[1] * sampling_rate) - round(segment[0] * sampling_rate)) / sampling_rate
+        end = self._hypothesis_end(ids)
+        blank_id = self.model.config.ctc_blank_id
+        # Blanks have no place in a CTC alignment (FireRedASR2 aligns the hypothesis without them).
+        positions = [position for position in range(1, end) if ids[position] != blank_id]
+        token_times = generated["token_timestamps"][0][positions].tolist()
+        if any(math.isnan(start) for start, _ in token_times):  # the hypothesis could not be aligned
+            token_times = None
+        tokens = self.tokenizer.convert_ids_to_tokens([ids[position] for position in positions])
+        if getattr(self.tokenizer, "lowercase_output", False):
+            tokens = [token.lower() for token in tokens]
+        token_confidences = None
+        if with_confidence and generated["token_confidences"] is not None:
+            token_confidences = generated["token_confidences"][0][positions].tolist()
+        special_tokens = {token.lower() for token in self.tokenizer.all_special_tokens} | set(
+            self.tokenizer.all_special_tokens
+        )
+        chunks = []
+        for word in word_timestamps(tokens, token_times, duration, keep_pauses, token_confidences):
+            if word["text"] in special_tokens or not word["text"].strip():
+                continue
+            chunk = {
+                "text": word["text"],
+                "timestamp": (round(segment[0] + word["start"], 3), round(segment[0] + word["end"], 3)),
+            }
+            if "confidence" in word:
+                chunk["confidence"] = round(word["confidence"], 3)
+            chunks.append(chunk)
+        return chunks
+
+
+def overall_confidence(confidences: list[tuple[float, int]]) -> float | None:
+    """The mean token confidence over segments given as (mean confidence, number of tokens); `None` without tokens."""
+    segments = [(confidence, count) for confidence, count in confidences if count > 0]
+    if not segments:
+        return None
+    if len(segments) == 1:
+        return round(segments[0][0], 3)
+    return round(sum(confidence * count for confidence, count in segments) / sum(count for _, count in segments), 3)
 
 
 __all__ = ["FireRedAsrPipeline", "join_segment_texts"]

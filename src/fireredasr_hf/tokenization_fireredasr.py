@@ -55,6 +55,9 @@ class FireRedAsrTokenizer(PreTrainedTokenizer):
         replace_punctuation (`bool`, *optional*, defaults to `True`):
             Whether to replace `，。？！,.?!` by spaces before tokenizing, as the original does by default
             (`replace_punc=True`).
+        lowercase_output (`bool`, *optional*, defaults to `False`):
+            Whether decoded text is lower-cased. FireRedASR2 lower-cases its transcripts (the vocabulary's English
+            pieces are upper-case), so converted FireRedASR2 models set it; FireRedASR (v1) prints upper case.
     """
 
     vocab_files_names = VOCAB_FILES_NAMES
@@ -70,11 +73,13 @@ class FireRedAsrTokenizer(PreTrainedTokenizer):
         pad_token="<pad>",
         blank_token="<blank>",
         replace_punctuation=True,
+        lowercase_output=False,
         **kwargs,
     ):
         self.vocab_file = vocab_file
         self.spm_file = spm_file
         self.replace_punctuation = replace_punctuation
+        self.lowercase_output = lowercase_output
         self.encoder = load_dict(vocab_file)
         self.decoder = list(self.encoder)
         self.sp_model = load_sentencepiece(spm_file)
@@ -99,6 +104,7 @@ class FireRedAsrTokenizer(PreTrainedTokenizer):
             pad_token=pad_token,
             blank_token=blank_token,
             replace_punctuation=replace_punctuation,
+            lowercase_output=lowercase_output,
             special_tokens_pattern="eos",
             **kwargs,
         )
@@ -137,7 +143,8 @@ class FireRedAsrTokenizer(PreTrainedTokenizer):
         return self.decoder[index]
 
     def convert_tokens_to_string(self, tokens: list[str]) -> str:
-        return "".join(tokens).replace(SPIECE_UNDERLINE, " ").strip()
+        text = "".join(tokens).replace(SPIECE_UNDERLINE, " ").strip()
+        return text.lower() if self.lowercase_output else text
 
     def save_vocabulary(self, save_directory: str, filename_prefix: str | None = None) -> tuple[str, str]:
         if not os.path.isdir(save_directory):

@@ -140,82 +140,64 @@ def enable_label_smoothing(model, label_smoothing: float) -> None:
         loss_owner.loss_function = partial(label_smoothed_cross_entropy, label_smoothing=label_smoothing)
 
 
-class FireRedAedWithCtcLoss(FireRedAedForConditionalGeneration):
+def add_ctc_loss(model, ctc_weight: float = 0.3, blank_token_id: int | None = None):
     """
-    FireRedASR-AED with a CTC head on the encoder outputs, for hybrid CTC/attention training (Watanabe et al., 2017):
-    `loss = (1 - ctc_weight) * attention loss + ctc_weight * CTC loss`, both per label token. The CTC branch makes
-    the encoder's frames align with the transcript early on, which attention alone learns slowly on little data (a
-    small AED trained from scratch on a few hundred utterances stays a language model without it). The release's
-    vocabulary reserves `<blank>` (id 0), the CTC blank.
+    Train a FireRedASR-AED with an auxiliary CTC loss on its encoder (hybrid CTC/attention training, Watanabe et al.,
+    2017), in place: `loss = (1 - ctc_weight) * attention loss + ctc_weight * CTC loss`, both per label token. The CTC
+    branch makes the encoder's frames align with the transcript early on, which attention alone learns slowly on
+    little data (a small AED trained from scratch on a few hundred utterances stays a language model without it).
 
-    Attributes: `ctc_head` (hidden size -> vocabulary), `ctc_weight`, `blank_token_id`. Not built directly:
-    [`add_ctc_loss`] turns a loaded AED into one and [`remove_ctc_head`] (called by
-    [`prepare_for_saving`]) back into a plain [`FireRedAedForConditionalGeneration`]; decoding never uses the head.
-    """
+    The loss uses the CTC head the model declares (`config.use_ctc_head`, FireRedASR2-AED), which is kept as it is.
+    A model without one (FireRedASR-AED v1) gets a freshly initialised head, with a warning; either way the head is
+    part of the model and is saved with it, so the fine-tuned model also gives token timestamps.
 
-    def forward(self, input_features=None, attention_mask=None, labels=None, encoder_outputs=None, **kwargs):
-        if encoder_outputs is None and labels is not None:
-            encoder_outputs = self.model.encoder(input_features, attention_mask=attention_mask)
-        outputs = super().forward(
-            input_features, attention_mask=attention_mask, labels=labels, encoder_outputs=encoder_outputs, **kwargs
-        )
-        if labels is not None:
-            ctc_loss = self._ctc_loss(encoder_outputs, labels, kwargs.get("num_items_in_batch"))
-            outputs.loss = (1 - self.ctc_weight) * outputs.loss + self.ctc_weight * ctc_loss
-        return outputs
+    Args:
+        model: a [`FireRedAedForConditionalGeneration`].
+        ctc_weight (`float`): the CTC share of the loss, in (0, 1); stored as `config.ctc_loss_weight`.
+        blank_token_id (`int`, *optional*): the CTC blank of a new head (`<blank>`, id 0, in the release's
+            vocabulary); a declared head keeps its own.
 
-    def _ctc_loss(self, encoder_outputs, labels, num_items_in_batch):
-        log_probs = self.ctc_head(encoder_outputs.last_hidden_state).float().log_softmax(-1)
-        targets = (labels >= 0) & (labels != self.config.eos_token_id)
-        loss = nn.functional.ctc_loss(
-            log_probs.transpose(0, 1),
-            labels[targets],
-            encoder_outputs.attention_mask.sum(-1),
-            targets.sum(-1),
-            blank=self.blank_token_id,
-            reduction="sum",
-            # An utterance with more tokens than encoder frames cannot be aligned: it adds nothing.
-            zero_infinity=True,
-        )
-        # Normalised like the attention loss: per label token of the (accumulated) batch.
-        return _per_item(loss, (labels >= 0).sum() if num_items_in_batch is None else num_items_in_batch)
-
-
-def add_ctc_loss(model, ctc_weight: float = 0.3, blank_token_id: int = 0) -> FireRedAedWithCtcLoss:
-    """
-    Train a FireRedASR-AED with an auxiliary CTC loss on its encoder (see [`FireRedAedWithCtcLoss`]), in place: the
-    model gains a randomly initialised `ctc_head` and its loss becomes `(1 - ctc_weight) * attention + ctc_weight *
-    CTC`. `blank_token_id` is the CTC blank (`<blank>`, 0 in the release's vocabulary). Returns the model.
+    Returns the model.
     """
     if not isinstance(model, FireRedAedForConditionalGeneration):
         raise TypeError(f"the CTC loss is for FireRedASR-AED models, got {type(model).__name__}")
-    if isinstance(model, FireRedAedWithCtcLoss):
-        raise ValueError("the model already has a CTC head")  # noqa: TRY004 (a state, not a type, error)
     if not 0.0 < ctc_weight < 1.0:
         raise ValueError(f"ctc_weight must be in (0, 1), got {ctc_weight}")
-    if not 0 <= blank_token_id < model.config.vocab_size:
-        raise ValueError(f"blank_token_id {blank_token_id} is outside the vocabulary of {model.config.vocab_size}")
-    reference = model.proj_out.weight
-    ctc_head = nn.Linear(
-        model.config.hidden_size, model.config.vocab_size, device=reference.device, dtype=reference.dtype
-    )
-    nn.init.normal_(ctc_head.weight, std=model.config.initializer_range)
-    nn.init.zeros_(ctc_head.bias)
-    model.__class__ = FireRedAedWithCtcLoss
-    model.ctc_head = ctc_head
-    model.ctc_weight = ctc_weight
-    model.blank_token_id = blank_token_id
+    config = model.config
+    if model.ctc_head is not None:
+        if blank_token_id is not None and blank_token_id != config.ctc_blank_id:
+            raise ValueError(f"the model's CTC head uses blank id {config.ctc_blank_id}, not {blank_token_id}")
+    else:
+        blank_token_id = 0 if blank_token_id is None else blank_token_id
+        if not 0 <= blank_token_id < config.vocab_size:
+            raise ValueError(f"blank_token_id {blank_token_id} is outside the vocabulary of {config.vocab_size}")
+        reference = model.proj_out.weight
+        ctc_head = nn.Linear(config.hidden_size, config.vocab_size, device=reference.device, dtype=reference.dtype)
+        nn.init.normal_(ctc_head.weight, std=config.initializer_range)
+        nn.init.zeros_(ctc_head.bias)
+        model.ctc_head = ctc_head
+        config.use_ctc_head = True
+        config.ctc_blank_id = blank_token_id
+        logger.warning(
+            "The model has no CTC head (FireRedASR-AED v1): added a freshly initialised one for the CTC loss; it is "
+            "saved with the model."
+        )
+    config.ctc_loss_weight = ctc_weight
     return model
 
 
-def remove_ctc_head(model: FireRedAedWithCtcLoss) -> FireRedAedForConditionalGeneration:
-    """Undo [`add_ctc_loss`] in place: drop the CTC head, leaving a plain FireRedAedForConditionalGeneration."""
-    if not isinstance(model, FireRedAedWithCtcLoss):
-        raise ValueError("the model has no CTC head")  # noqa: TRY004 (a state, not a type, error)
-    del model.ctc_head
-    del model.ctc_weight, model.blank_token_id
-    model.__class__ = FireRedAedForConditionalGeneration
-    return model
+def freeze_unused_parameters(model) -> None:
+    """
+    Freeze what the training loss does not reach, in place: an AED's language model (used only when decoding) and a
+    CTC head while `config.ctc_loss_weight` is 0. Distributed training (DDP without `find_unused_parameters`)
+    requires every trainable parameter to get a gradient.
+    """
+    if not isinstance(model, FireRedAedForConditionalGeneration):
+        return
+    if model.lm is not None:
+        model.lm.requires_grad_(False)
+    if model.ctc_head is not None and not model.config.ctc_loss_weight:
+        model.ctc_head.requires_grad_(False)
 
 
 def apply_lora(
@@ -377,6 +359,7 @@ def build_trainer(
     `Seq2SeqTrainer` (e.g. `callbacks`).
     """
     _check_fireredasr_model(model)
+    freeze_unused_parameters(model)
     if args.remove_unused_columns:
         raise ValueError(
             "set remove_unused_columns=False: the collator reads the audio column, which the Trainer would drop"
@@ -410,14 +393,12 @@ def build_trainer(
 def prepare_for_saving(model) -> None:
     """
     Make a trained model ready for `save_pretrained` (or `Trainer.save_model`), in place: LoRA adapters merged into
-    the weights (so that neither peft nor this package is needed to use it), a CTC head of [`add_ctc_loss`]
-    removed, evaluation mode.
+    the weights (so that neither peft nor this package is needed to use it), evaluation mode. A CTC head stays: it
+    is declared in the configuration and gives token timestamps.
     """
     _check_fireredasr_model(model)
     if has_lora(model):
         merge_lora(model)
-    if isinstance(model, FireRedAedWithCtcLoss):
-        remove_ctc_head(model)
     model.eval()
 
 
@@ -525,7 +506,6 @@ def count_parameters(model) -> tuple[int, int]:
 
 
 __all__ = [
-    "FireRedAedWithCtcLoss",
     "FireRedAsrTrainer",
     "add_ctc_loss",
     "apply_lora",
@@ -535,11 +515,11 @@ __all__ = [
     "configure_spec_augment",
     "count_parameters",
     "enable_label_smoothing",
+    "freeze_unused_parameters",
     "has_lora",
     "label_smoothed_cross_entropy",
     "merge_lora",
     "prepare_for_saving",
-    "remove_ctc_head",
     "save_fine_tuned_model",
     "write_remote_code",
 ]

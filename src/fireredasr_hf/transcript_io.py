@@ -255,6 +255,57 @@ def format_vtt(chunks) -> str:
     return "\n".join(blocks)
 
 
+# Subtitle lines from word timestamps: at most this wide (a CJK character counts 2, as it is displayed), long and
+# without a pause inside (a longer silence, or the gap between two speech segments, starts a new line).
+SUBTITLE_LINE_WIDTH = 42
+SUBTITLE_LINE_SECONDS = 6.0
+SUBTITLE_PAUSE_SECONDS = 0.8
+
+
+def group_words_into_lines(
+    words,
+    max_width: int = SUBTITLE_LINE_WIDTH,
+    max_seconds: float = SUBTITLE_LINE_SECONDS,
+    max_pause: float = SUBTITLE_PAUSE_SECONDS,
+) -> list[dict]:
+    """
+    Subtitle lines from timed words (`{"text", "timestamp": (start, end)}`, e.g. the pipeline's word chunks), in
+    order: a word joins the current line unless the line would get wider than `max_width` (see `text_width`: a
+    Chinese character counts 2), longer than `max_seconds`, or the word starts more than `max_pause` after the line's end. Words are joined
+    as segment texts are (no space between CJK characters). Each line is `{"text", "timestamp": [start, end]}`
+    with `"confidence"` (the mean of its words') when the words have one.
+    """
+    from .pipeline_fireredasr import join_segment_texts
+
+    lines, current = [], []
+
+    def close():
+        if current:
+            line = {
+                "text": join_segment_texts([word["text"] for word in current]),
+                "timestamp": [current[0]["timestamp"][0], current[-1]["timestamp"][1]],
+            }
+            confidences = [word["confidence"] for word in current if word.get("confidence") is not None]
+            if confidences and len(confidences) == len(current):
+                line["confidence"] = round(sum(confidences) / len(confidences), 3)
+            lines.append(line)
+            current.clear()
+
+    for word in words:
+        start, end = word["timestamp"]
+        if current:
+            text = join_segment_texts([*(w["text"] for w in current), word["text"]])
+            if (
+                text_width(text) > max_width
+                or end - current[0]["timestamp"][0] > max_seconds
+                or start - current[-1]["timestamp"][1] > max_pause
+            ):
+                close()
+        current.append(word)
+    close()
+    return lines
+
+
 def write_srt(path: str | os.PathLike, chunks) -> None:
     Path(path).write_text(format_srt(chunks), encoding="utf-8")
 

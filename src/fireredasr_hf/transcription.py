@@ -200,9 +200,11 @@ GENERATION_OPTIONS = {
     "softmax_smoothing": ("aed",),
     "gnmt_length_penalty": ("aed",),
     "eos_penalty": ("aed",),
+    "lm_weight": ("aed",),
     "repetition_penalty": ("llm",),
     "length_penalty": ("llm",),
 }
+TIMESTAMP_LEVELS = ("segment", "word")
 VARIANTS = {"fireredasr_aed": "aed", "fireredasr_llm": "llm"}
 
 
@@ -250,7 +252,11 @@ class Transcriber:
             (`vad=None` or "firered"), is loaded here from `vad_model` (a directory or Hub id; default:
             `$FIREREDASR_HF_VAD_MODEL`, else FireRedTeam/FireRedVAD), so that a missing model is reported once,
             before any decoding, with what to do.
-        timestamps: add `chunks` to every result (segments; sentences with punctuation).
+        timestamps: `False`, `True` or `"segment"` (`chunks` in every result: segments; sentences with punctuation)
+            or `"word"` (models with a CTC head, FireRedASR2-AED: `words`, and `chunks` that group them into subtitle
+            lines, see `transcript_io.group_words_into_lines`).
+        keep_pauses: word times with the pauses the alignment finds (default: FireRedASR2's, see
+            `FireRedAsrPipeline`).
         punctuation: FireRedPunc model (directory, Hub id or `FireRedPunctuator`) that punctuates the transcripts
             (and makes the chunks sentences); `AUTO_PUNCTUATION` takes the default model
             (`$FIREREDASR_HF_PUNCTUATION_MODEL`, else FireRedTeam/FireRedPunc) if it can be obtained and otherwise
@@ -271,7 +277,8 @@ class Transcriber:
         vad=None,
         vad_model: str | os.PathLike | None = None,
         max_segment_s: float | None = None,
-        timestamps: bool = False,
+        timestamps: bool | str | None = False,
+        keep_pauses: bool = False,
         punctuation=None,
     ):
         import torch
@@ -320,8 +327,19 @@ class Transcriber:
             self.call_kwargs["punctuation_model"] = punctuator
         if max_segment_s is not None:
             self.call_kwargs["max_segment_s"] = max_segment_s
+        timestamps = timestamps or False
+        if timestamps not in (False, True, *TIMESTAMP_LEVELS):
+            raise TranscriptionError(f"timestamps must be one of {', '.join(TIMESTAMP_LEVELS)}, got {timestamps!r}")
+        self.word_timestamps = timestamps == "word"
+        if self.word_timestamps and not self.supports_timestamps("word"):
+            raise TranscriptionError(
+                f"{self.model_name} gives segment timestamps only: word timestamps come from the CTC head of "
+                "FireRedASR2-AED models"
+            )
         if timestamps:
-            self.call_kwargs["return_timestamps"] = True
+            self.call_kwargs["return_timestamps"] = "word" if self.word_timestamps else True
+        if keep_pauses:
+            self.call_kwargs["keep_pauses"] = True
         if generate_kwargs:
             self.call_kwargs["generate_kwargs"] = generate_kwargs
 
@@ -416,6 +434,8 @@ class Transcriber:
                 results.append(error)
                 continue
             result = {"text": output["text"], "duration": round(len(waveform) / sampling_rate, 3)}
+            if "confidence" in output:  # FireRedASR2-AED: the utterance's (see FireRedAsrPipeline)
+                result["confidence"] = output["confidence"]
             if "chunks" in output:  # segments, or words (with their confidence where the model gives it)
                 result["chunks"] = [{**chunk, "timestamp": list(chunk["timestamp"])} for chunk in output["chunks"]]
             results.append(result)
@@ -428,8 +448,11 @@ class Transcriber:
         on_failure: Callable[[AudioItem, str], None],
     ) -> None:
         """Decodes `items`, `batch_size` recordings per pipeline call (see `decode_waveforms`), and reports each one
-        as a result (`{"text", "duration", "source"[, "chunks"]}`) or a failure message. A recording that cannot be
-        read or decoded fails alone."""
+        as a result (`{"text", "duration", "source"[, "confidence"][, "chunks"][, "words"]}`) or a failure message. A
+        recording that cannot be read or decoded fails alone. With word timestamps, `words` are the words and
+        `chunks` group them into subtitle lines (`transcript_io.group_words_into_lines`)."""
+        from .transcript_io import group_words_into_lines
+
         sampling_rate = self.sampling_rate
         for start in range(0, len(items), self.batch_size):
             group = []
@@ -443,10 +466,13 @@ class Transcriber:
                 if isinstance(result, Exception):
                     on_failure(item, f"{item.source}: {type(result).__name__}: {result}")
                 else:
-                    # Keys in the order of the job's outputs: text, duration, source, chunks.
-                    on_result(
-                        item, {"text": result["text"], "duration": result["duration"], "source": item.source, **result}
-                    )
+                    # Keys in the order of the job's outputs: text, duration, source, confidence, chunks, words.
+                    result = {"text": result["text"], "duration": result["duration"], "source": item.source, **result}
+                    if self.word_timestamps and "chunks" in result:
+                        words = result.pop("chunks")
+                        result["chunks"] = group_words_into_lines(words)
+                        result["words"] = words
+                    on_result(item, result)
 
 
 # ----------------------------------------------------------------------------------------------------------------

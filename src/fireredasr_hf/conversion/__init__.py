@@ -1,10 +1,15 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
-"""Conversion of original checkpoints into transformers model directories: FireRedASR (AED and LLM directories) and
-the FireRedASR2S companions FireRedVAD and FireRedPunc."""
+"""Conversion of original checkpoints into transformers model directories: FireRedASR and FireRedASR2 (AED and LLM
+directories) and the FireRedASR2S companions FireRedVAD and FireRedPunc."""
 
+import re
 from pathlib import Path
 
 from .common import ConversionError, atomic_output_dir, load_original_checkpoint
+
+# FireRedASR2 checkpoints by name: the Hub repositories (FireRedTeam/FireRedASR2-AED, FireRedTeam/FireRedASR2-LLM) and
+# the directories their READMEs download them to (pretrained_models/FireRedASR2-AED, ...).
+FIRERED_V2_NAME = re.compile(r"fireredasr2", re.IGNORECASE)
 
 
 def detect_variant(input_dir: str | Path) -> str:
@@ -58,6 +63,12 @@ def llm_without_encoder_args(input_dir: Path) -> str | None:
     return None
 
 
+def llm_version_from_name(*names: str | Path | None) -> int:
+    """2 when the last component of a name (Hub repo id or directory path) says FireRedASR2, else 1: the LLM files
+    of both releases look alike (see `conversion.llm`)."""
+    return 2 if any(name is not None and FIRERED_V2_NAME.search(Path(str(name)).name) for name in names) else 1
+
+
 def convert_checkpoint(
     input_dir: str | Path,
     output_dir: str | Path,
@@ -66,12 +77,24 @@ def convert_checkpoint(
     merge_lora: bool = True,
     source: str | None = None,
     repo_id: str | None = None,
+    lm_dir: str | Path | None = None,
+    fireredasr_version: int | None = None,
 ) -> Path:
-    """Convert an original AED, LLM, FireRedVAD or FireRedPunc directory (detected from its files). dtype defaults:
-    AED float32, LLM bfloat16 (FireRedVAD and FireRedPunc stay float32). `source` names the original in the model
-    card (default: `input_dir`), `repo_id` the Hub repository the result is meant for (used in the card's
-    examples)."""
+    """
+    Convert an original AED, LLM (FireRedASR or FireRedASR2), FireRedVAD or FireRedPunc directory (detected from its
+    files). dtype defaults: AED float32, LLM bfloat16 (FireRedVAD and FireRedPunc stay float32). `source` names the
+    original in the model card (default: `input_dir`), `repo_id` the Hub repository the result is meant for (used in
+    the card's examples).
+
+    The release: an AED with a CTC head is FireRedASR2-AED; an LLM is FireRedASR2-LLM when `fireredasr_version=2`
+    or, without it, when `source` or the directory name contains "FireRedASR2" (the files of the two LLM releases
+    do not differ). `lm_dir` (AED only) adds FireRedASR2's LSTM language model for shallow fusion.
+    """
+    if fireredasr_version not in (None, 1, 2):
+        raise ConversionError(f"fireredasr_version must be 1 or 2, got {fireredasr_version!r}.")
     variant = detect_variant(input_dir)
+    if lm_dir is not None and variant != "aed":
+        raise ConversionError("--lm_dir applies to FireRedASR2-AED: only its beam search fuses a language model.")
     if variant in ("vad", "punc"):
         from .punc import convert_punc_checkpoint
         from .vad import convert_vad_checkpoint
@@ -87,9 +110,24 @@ def convert_checkpoint(
         from .aed import convert_aed_checkpoint
 
         return convert_aed_checkpoint(
-            input_dir, output_dir, dtype or "float32", max_shard_size, source=source, repo_id=repo_id
+            input_dir,
+            output_dir,
+            dtype or "float32",
+            max_shard_size,
+            source=source,
+            repo_id=repo_id,
+            lm_dir=lm_dir,
+            fireredasr_version=fireredasr_version,
         )
     from .llm import convert_llm_checkpoint
+
+    version = fireredasr_version
+    if version is None:
+        version = llm_version_from_name(source, Path(input_dir).resolve())
+        print(
+            f"note: converting {source or input_dir} as FireRedASR{'2' if version == 2 else ''}-LLM (from its name; "
+            "pass fireredasr_version / --fireredasr_version to choose)."
+        )
 
     return convert_llm_checkpoint(
         input_dir,
@@ -99,6 +137,7 @@ def convert_checkpoint(
         max_shard_size=max_shard_size,
         source=source,
         repo_id=repo_id,
+        fireredasr_version=version,
     )
 
 
@@ -112,4 +151,4 @@ def push_to_hub(output_dir: str | Path, repo_id: str) -> str:
     return f"https://huggingface.co/{repo_id}"
 
 
-__all__ = ["ConversionError", "convert_checkpoint", "detect_variant", "push_to_hub"]
+__all__ = ["ConversionError", "convert_checkpoint", "detect_variant", "llm_version_from_name", "push_to_hub"]

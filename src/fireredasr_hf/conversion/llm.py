@@ -1,6 +1,11 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
-"""Conversion of an original FireRedASR-LLM directory (`model.pth.tar`, `asr_encoder.pth.tar`, `cmvn.ark` and the
-base LLM in `Qwen2-7B-Instruct/`) into a transformers model directory.
+"""Conversion of an original FireRedASR-LLM or FireRedASR2-LLM directory (`model.pth.tar`, `asr_encoder.pth.tar`,
+`cmvn.ark` and the base LLM in `Qwen2-7B-Instruct/`) into a transformers model directory.
+
+Both releases have this layout and the same model (FireRedASR2's `fireredasr_llm.py` is v1's); they differ in how
+their loaders merge the LoRA (v2: a fixed scaling 16 / 64, in the LLM's bfloat16), in the decoding defaults and in
+FireRedASR2 lower-casing its transcripts. Nothing in the files tells the releases apart, so the version comes from
+the caller (`fireredasr_version`, see `conversion.detect_version`).
 
 The release keeps the base LLM apart: `model.pth.tar` holds the encoder, the adapter (`encoder_projector`) and a
 LoRA on every attention and MLP projection of the LLM. By default the LoRA is merged into the base weights
@@ -30,6 +35,7 @@ from ..modeling_fireredasr_llm import (
     llm_release_generation_config,
 )
 from ..processing_fireredasr_llm import FireRedLlmProcessor
+from ..tokenization_fireredasr_llm import FireRedLlmTokenizer
 from .common import (
     ConversionError,
     atomic_output_dir,
@@ -69,6 +75,10 @@ LORA_TARGETS = (
 RELEASE_LORA_ALPHA = 16.0
 RELEASE_LORA_DROPOUT = 0.05
 LORA_DIR = "lora"
+
+# FireRedASR2's loader (`asr.py: _merge_lora_state_dict(lora_alpha=16, lora_r=64)`) merges with this scaling whatever
+# the stored rank, in the dtype it loads the LLM in (bfloat16).
+V2_LORA_SCALING = 16.0 / 64.0
 
 TensorSource = Callable[[], torch.Tensor]
 SAFETENSORS_DTYPES = {torch.float32: "F32", torch.bfloat16: "BF16"}
@@ -148,9 +158,35 @@ def collect_lora_pairs(lora_tensors: dict, num_layers: int) -> tuple[dict[str, t
     return {key: (pair["A"], pair["B"]) for key, pair in pairs.items()}, ranks.pop()
 
 
-def merged_lora_source(base: TensorSource, lora_a: torch.Tensor, lora_b: torch.Tensor, scaling: float):
-    # In float32, as PEFT's merge would on the release's float32 model; the caller casts to the output dtype.
-    return lambda: base().float() + scaling * (lora_b.float() @ lora_a.float())
+def merged_lora_source(
+    base: TensorSource,
+    lora_a: torch.Tensor,
+    lora_b: torch.Tensor,
+    scaling: float,
+    merge_dtype: torch.dtype | None = None,
+):
+    if merge_dtype is None:
+        # In float32, as PEFT's merge would on the release's float32 model; the caller casts to the output dtype.
+        return lambda: base().float() + scaling * (lora_b.float() @ lora_a.float())
+    # As FireRedASR2's loader: `param.add_((lora_b @ lora_a).to(param.dtype) * scaling)` on the LLM's weights.
+    return lambda: base().to(merge_dtype) + (lora_b @ lora_a).to(merge_dtype) * scaling
+
+
+def encoder_state_dict(state_dict: dict, encoder_package: dict, model_path: Path, encoder_path: Path) -> dict:
+    """
+    The state dict holding the encoder's `encoder.*` tensors. The original builds the encoder from
+    `asr_encoder.pth.tar` (an AED checkpoint: its weights if it holds any), then loads `model.pth.tar` over the whole
+    model, so `model.pth.tar`'s `encoder.*` win when present (both releases ship them there, with an arguments-only
+    `asr_encoder.pth.tar`). The AED's decoder and CTC head in `asr_encoder.pth.tar` are not part of the LLM.
+    """
+    if any(key.startswith("encoder.") for key in state_dict):
+        return state_dict
+    encoder_weights = {
+        key: tensor for key, tensor in encoder_package.get("model_state_dict", {}).items() if key.startswith("encoder.")
+    }
+    if not encoder_weights:
+        raise ConversionError(f"No encoder weights: neither {model_path} nor {encoder_path} holds `encoder.*` tensors.")
+    return encoder_weights
 
 
 def speech_sources(state_dict: dict, adapter_state_dict: dict) -> tuple[dict[str, TensorSource], dict[str, tuple]]:
@@ -162,9 +198,15 @@ def speech_sources(state_dict: dict, adapter_state_dict: dict) -> tuple[dict[str
 
 
 def language_model_sources(
-    llm_dir: Path, text_config, lora_pairs: dict, rank: int, merge_lora: bool
+    llm_dir: Path,
+    text_config,
+    lora_pairs: dict,
+    scaling: float,
+    merge_lora: bool,
+    merge_dtype: torch.dtype | None = None,
 ) -> tuple[dict[str, TensorSource], dict[str, tuple]]:
-    """Readers and shapes of the language model's tensors under our names, with the LoRA merged if asked."""
+    """Readers and shapes of the language model's tensors under our names, with the LoRA merged if asked (in float32,
+    or in `merge_dtype` as FireRedASR2's loader does)."""
     sources, shapes = base_llm_sources(llm_dir)
     if text_config.tie_word_embeddings and "lm_head.weight" in sources:
         # Dropped: a tied LLM's output matrix is its embedding (transformers ties them when loading the base LLM).
@@ -177,7 +219,7 @@ def language_model_sources(
                 f"weight {shapes.get(base_key)}."
             )
         if merge_lora:
-            sources[base_key] = merged_lora_source(sources[base_key], lora_a, lora_b, RELEASE_LORA_ALPHA / rank)
+            sources[base_key] = merged_lora_source(sources[base_key], lora_a, lora_b, scaling, merge_dtype)
     return (
         {f"language_model.{key}": source for key, source in sources.items()},
         {f"language_model.{key}": shapes[key] for key in sources},
@@ -225,16 +267,20 @@ TOKENIZER_FILE_SETS = (("tokenizer.json",), ("vocab.json", "merges.txt"))
 TOKENIZER_PROBE = "今天天气很好 speech recognition 123"
 
 
-def build_tokenizer(llm_dir: Path, vocab_size: int):
-    """The base LLM's tokenizer with `<speech>` added as a special token, as the release builds it; checked to round
-    trip text and to fit the LLM's `vocab_size` embedding rows."""
+def build_tokenizer(llm_dir: Path, vocab_size: int, lowercase_output: bool = False):
+    """The base LLM's tokenizer with `<speech>` added as a special token, as the release builds it; with
+    `lowercase_output` (FireRedASR2) a [`FireRedLlmTokenizer`] that lower-cases decoded text. Checked to round trip
+    text and to fit the LLM's `vocab_size` embedding rows."""
     if not any(all((llm_dir / name).is_file() for name in names) for names in TOKENIZER_FILE_SETS):
         raise ConversionError(
             f"{llm_dir} holds no tokenizer (tokenizer.json, or vocab.json and merges.txt): copy the complete "
             "Qwen/Qwen2-7B-Instruct there, tokenizer files included."
         )
     try:
-        tokenizer = AutoTokenizer.from_pretrained(llm_dir)
+        if lowercase_output:
+            tokenizer = FireRedLlmTokenizer.from_pretrained(llm_dir, lowercase_output=True)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(llm_dir)
         round_trip = tokenizer.decode(tokenizer(TOKENIZER_PROBE, add_special_tokens=False)["input_ids"])
     except (OSError, ValueError, TypeError, KeyError) as error:
         raise ConversionError(
@@ -336,15 +382,16 @@ def write_shards(
         (output_dir / "model.safetensors.index.json").write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
 
 
-def write_peft_adapter(lora_pairs: dict, rank: int, output_dir: Path) -> None:
-    """The LoRA as a PEFT adapter for the converted model (`PeftModel.from_pretrained(model, output_dir / "lora")`)."""
+def write_peft_adapter(lora_pairs: dict, rank: int, output_dir: Path, alpha: float = RELEASE_LORA_ALPHA) -> None:
+    """The LoRA as a PEFT adapter for the converted model (`PeftModel.from_pretrained(model, output_dir / "lora")`);
+    its scaling is `alpha / rank`."""
     from peft import LoraConfig
 
     # A regex, so that the encoder's q/k/v/o projections are not targeted.
     targets = "|".join(re.escape(module) for module in LORA_TARGETS)
     lora_config = LoraConfig(
         r=rank,
-        lora_alpha=RELEASE_LORA_ALPHA,
+        lora_alpha=alpha,
         lora_dropout=RELEASE_LORA_DROPOUT,
         target_modules=rf"language_model\.model\.layers\.\d+\.({targets})",
         bias="none",
@@ -368,10 +415,11 @@ def convert_llm_checkpoint(
     max_shard_size: str | int = "5GB",
     source: str | None = None,
     repo_id: str | None = None,
+    fireredasr_version: int = 1,
 ) -> Path:
     """
-    Convert an original FireRedASR-LLM directory; returns the output directory (written all at once: a failed
-    conversion leaves nothing there).
+    Convert an original FireRedASR-LLM (`fireredasr_version=1`) or FireRedASR2-LLM (2) directory; returns the
+    output directory (written all at once: a failed conversion leaves nothing there).
 
     Args:
         input_dir: the original directory: `model.pth.tar`, `asr_encoder.pth.tar` (its `args` describe the encoder),
@@ -384,8 +432,14 @@ def convert_llm_checkpoint(
             `peft.PeftModel.from_pretrained(model, f"{output_dir}/lora")`.
         max_shard_size: largest safetensors shard.
         source: where the original came from, for the model card.
+        fireredasr_version: 1 (FireRedASR-LLM-L) or 2 (FireRedASR2-LLM): v2 merges the LoRA as FireRedASR2's
+            loader does (scaling 16 / 64 whatever the rank, in the output dtype), decodes with FireRedASR2's defaults
+            and lower-cases transcripts ([`FireRedLlmTokenizer`] with `lowercase_output`).
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
+    if fireredasr_version not in (1, 2):
+        raise ConversionError(f"fireredasr_version must be 1 or 2, got {fireredasr_version!r}.")
+    is_v2 = fireredasr_version == 2
     if dtype not in ("bfloat16", "float32"):
         if dtype == "float16":
             raise ConversionError(FLOAT16_UNSUPPORTED)
@@ -397,9 +451,8 @@ def convert_llm_checkpoint(
     package = load_original_checkpoint(model_path)
     if "model_state_dict" not in package:
         raise ConversionError(f"{model_path} holds no `model_state_dict`.")
-    # Only the arguments are used: the original loads any encoder weights stored here, then overwrites them with
-    # model.pth.tar's `encoder.*`.
-    encoder_config = encoder_config_from_args(load_original_checkpoint(encoder_path)["args"], str(encoder_path))
+    encoder_package = load_original_checkpoint(encoder_path)
+    encoder_config = encoder_config_from_args(encoder_package["args"], str(encoder_path))
     state_dict = package["model_state_dict"]
     check_float32_checkpoint(state_dict, model_path)
     adapter_state_dict, lora_tensors = split_original_state_dict(state_dict)
@@ -414,14 +467,19 @@ def convert_llm_checkpoint(
     tied_keys = set(model.all_tied_weights_keys)
     expected_shapes = {key: tuple(t.shape) for key, t in model.state_dict().items() if key not in tied_keys}
 
-    sources, shapes = speech_sources(state_dict, adapter_state_dict)
+    sources, shapes = speech_sources(
+        encoder_state_dict(state_dict, encoder_package, model_path, encoder_path), adapter_state_dict
+    )
     uses_lora = bool(getattr(package["args"], "use_lora", 0))
     if uses_lora != bool(lora_tensors):
         raise ConversionError(
             f"{model_path} has use_lora={int(uses_lora)} but {'holds' if lora_tensors else 'lacks'} LoRA tensors."
         )
     lora_pairs, rank = collect_lora_pairs(lora_tensors, text_config.num_hidden_layers) if uses_lora else ({}, 0)
-    llm_sources, llm_shapes = language_model_sources(llm_dir, text_config, lora_pairs, rank, merge_lora)
+    scaling = V2_LORA_SCALING if is_v2 else RELEASE_LORA_ALPHA / max(rank, 1)
+    llm_sources, llm_shapes = language_model_sources(
+        llm_dir, text_config, lora_pairs, scaling, merge_lora, merge_dtype=torch_dtype if is_v2 else None
+    )
     sources.update(llm_sources)
     shapes.update(llm_shapes)
 
@@ -431,17 +489,25 @@ def convert_llm_checkpoint(
             raise ConversionError(f"`{key}` has shape {shape}; the model expects {expected_shapes[key]}.")
 
     # Every tensor is accounted for; now the (slower) tokenizer.
-    tokenizer = build_tokenizer(llm_dir, text_config.vocab_size)
+    tokenizer = build_tokenizer(llm_dir, text_config.vocab_size, lowercase_output=is_v2)
     config = FireRedLlmConfig(**architecture, **token_ids(tokenizer))
     for sub_config in (config, config.encoder_config, config.text_config):
         sub_config.dtype = dtype
+    if is_v2:
+        config.fireredasr_version = 2  # picks the release's decoding settings (llm_release_generation_config)
     try:
         feature_extractor = FireRedAsrFeatureExtractor.from_kaldi_cmvn(str(input_dir / "cmvn.ark"))
     except ValueError as error:  # a damaged cmvn.ark (the message names it)
         raise ConversionError(str(error)) from None
     processor = FireRedLlmProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
+    if is_v2:
+        tokenizer.register_for_auto_class()
+
+    encoder_origin = model_path if any(key.startswith("encoder.") for key in state_dict) else encoder_path
 
     def origin_of(key: str) -> str:
+        if key.startswith("encoder."):
+            return str(encoder_origin)
         if not key.startswith("language_model."):
             return str(model_path)
         return f"{llm_dir} (with the LoRA of {model_path.name})" if lora_pairs and merge_lora else str(llm_dir)
@@ -450,10 +516,12 @@ def convert_llm_checkpoint(
         ordered = {key: sources[key] for key in expected_shapes}
         write_shards(ordered, expected_shapes, torch_dtype, work_dir, max_shard_size, origin_of)
         if lora_pairs and not merge_lora:
-            write_peft_adapter(lora_pairs, rank, work_dir)
+            write_peft_adapter(lora_pairs, rank, work_dir, alpha=scaling * rank)
         save_remote_code(model, config, processor, work_dir)
         config.save_pretrained(work_dir)
         llm_release_generation_config(config).save_pretrained(work_dir)
         processor.save_pretrained(work_dir)
-        write_model_card(work_dir, variant="llm", source=source or str(input_dir), repo_id=repo_id)
+        write_model_card(
+            work_dir, variant="llm", source=source or str(input_dir), repo_id=repo_id, version=fireredasr_version
+        )
     return output_dir
