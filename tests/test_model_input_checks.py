@@ -149,3 +149,16 @@ def test_damaged_weights_are_one_clear_error(converted_aed_dir, tmp_path):
     weights.write_bytes(weights.read_bytes()[:5000])
     with pytest.raises(ValueError, match=r"weights of .*model cannot be read .* damaged or incomplete"):
         AutoModelForSpeechSeq2Seq.from_pretrained(directory)
+
+
+def test_aed_refuses_generate_arguments_its_beam_search_would_ignore(converted_aed_dir, fixtures_dir):
+    from transformers import LogitsProcessorList
+
+    model = AutoModelForSpeechSeq2Seq.from_pretrained(converted_aed_dir).eval()
+    audio = soundfile.read(fixtures_dir / "audio" / "p02.wav", dtype="float32")[0]
+    inputs = AutoProcessor.from_pretrained(converted_aed_dir)(audio=audio, sampling_rate=16000, return_tensors="pt")
+    with pytest.raises(ValueError, match="does not use: logits_processor"):
+        model.generate(**inputs, logits_processor=LogitsProcessorList())
+    # Seq2SeqTrainer passes synced_gpus (each process decodes its own batch to the end) and labels.
+    expected = model.generate(**inputs)
+    assert torch.equal(model.generate(**inputs, synced_gpus=False, labels=torch.tensor([[5, 4]])), expected)

@@ -55,12 +55,20 @@ class FireRedAedGenerateOutput(GenerateBeamEncoderDecoderOutput):
     token_timestamps: torch.DoubleTensor | None = None
 
 
+# generate() arguments the FireRed beam search may ignore: Seq2SeqTrainer passes `synced_gpus`, and each process
+# decodes its own batch to its end.
+IGNORED_GENERATE_ARGUMENTS = {"synced_gpus"}
+
+
 def check_generate_inputs(model, input_features, attention_mask, generation_config, firered_settings, model_kwargs):
-    """Refuse what would decode silently wrong: malformed features or masks, invalid settings, unknown arguments."""
-    if firered_settings["use_fireredasr_beam_search"] and not generation_config.do_sample and model_kwargs:
+    """Refuse what would decode silently wrong: malformed features or masks, invalid settings, arguments the FireRed
+    beam search would not use (unknown ones, or transformers' own such as `logits_processor`)."""
+    unused = sorted(set(model_kwargs) - IGNORED_GENERATE_ARGUMENTS)
+    if firered_settings["use_fireredasr_beam_search"] and not generation_config.do_sample and unused:
         raise ValueError(
-            f"generate() got unknown argument(s) {', '.join(sorted(model_kwargs))}: the options are the fields of "
-            f"GenerationConfig and {', '.join(FIRERED_GENERATION_DEFAULTS)}."
+            f"generate() got argument(s) the FireRed beam search does not use: {', '.join(unused)}. Its options are "
+            f"the fields of GenerationConfig and {', '.join(FIRERED_GENERATION_DEFAULTS)} (transformers' own "
+            "strategies, with use_fireredasr_beam_search=False, take transformers' other generate() arguments)."
         )
     if input_features is not None:
         check_input_features(input_features, attention_mask, model.config.encoder_config.num_mel_bins)
