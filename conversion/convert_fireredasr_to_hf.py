@@ -46,6 +46,13 @@ def main(argv=None):
         help="the release (default: AED from its CTC head; LLM 2 when the directory name contains FireRedASR2)",
     )
     parser.add_argument("--push_to_hub", metavar="REPO_ID", default=None, help="upload the result to this Hub repo")
+    parser.add_argument(
+        "--source_repo_id",
+        metavar="REPO_ID",
+        default=None,
+        help="the Hub repository --input_dir was downloaded from (e.g. FireRedTeam/FireRedASR-AED-L): the model card "
+        "names it, and claims a release's published results when the architecture is the release's",
+    )
     args = parser.parse_args(argv)
 
     output_dir = convert_checkpoint(
@@ -54,6 +61,7 @@ def main(argv=None):
         dtype=args.dtype,
         max_shard_size=args.max_shard_size,
         merge_lora=not args.keep_lora,
+        source=args.source_repo_id,
         repo_id=args.push_to_hub,
         lm_dir=args.lm_dir,
         fireredasr_version=args.fireredasr_version,

@@ -1,5 +1,5 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
-"""The `fireredasr-hf` command line: `transcribe`, `eval`, `convert`, `finetune` and `serve`.
+"""The `fireredasr-hf` command line: `transcribe`, `eval`, `convert`, `finetune`, `serve` and `demo`.
 
     fireredasr-hf transcribe --model MODEL speech.wav recordings/ data/wav.scp --output-format srt --output subs/
     fireredasr-hf transcribe --ray --model MODEL manifest.parquet --output results/ --replicas 4   # on a Ray cluster
@@ -7,6 +7,7 @@
     fireredasr-hf convert FireRedASR-AED-L fireredasr-aed-l-hf
     fireredasr-hf finetune --model MODEL --train-data data/train --eval-data data/dev --output-dir my-model
     fireredasr-hf serve --model MODEL --port 8000                # OpenAI-compatible /v1/audio/transcriptions
+    fireredasr-hf demo --model MODEL                             # the Gradio demo in the browser
 
 Each subcommand is a `Command` (see `commands.py`) in `COMMANDS`; a new one is a `Command` subclass in its own
 module (e.g. `serving/command.py`), listed there. This module only parses arguments and reports: transcription jobs are the engine's
@@ -26,9 +27,12 @@ from .commands import (
     CommandError,
     add_input_arguments,
     add_model_arguments,
+    add_punctuation_argument,
     build_transcriber,
+    punctuation_option,
     transcriber_options,
 )
+from .demo.command import DemoCommand
 from .serving.command import ServeCommand
 
 
@@ -95,7 +99,6 @@ class TranscribeCommand(Command):
 
     def add_arguments(self, parser):
         from .transcription import (
-            AUTO_PUNCTUATION,
             DEFAULT_OUTPUT_NAMES,
             MAX_CUE_SECONDS,
             MAX_CUE_WIDTH,
@@ -142,15 +145,7 @@ class TranscribeCommand(Command):
             help="word timestamps: keep the pauses the alignment finds before words (default: FireRedASR2's times, "
             "each word starting where the previous one ended)",
         )
-        group.add_argument(
-            "--punctuation",
-            metavar="MODEL",
-            default=AUTO_PUNCTUATION,
-            help="FireRedPunc model that punctuates the transcripts and cuts them into sentences: a directory "
-            "(original or converted) or a Hub repo id; none: no punctuation (default: "
-            "$FIREREDASR_HF_PUNCTUATION_MODEL, else FireRedTeam/FireRedPunc, if it can be obtained; otherwise the "
-            "transcripts stay unpunctuated, with a note)",
-        )
+        add_punctuation_argument(group)
         group.add_argument(
             "--max-cue-width",
             type=int,
@@ -211,7 +206,7 @@ class TranscribeCommand(Command):
         if args.keep_pauses and args.timestamps != "word":
             raise CommandError("--keep-pauses applies to word timestamps: add --timestamps word")
         timestamps = args.timestamps or ("segment" if subtitles else False)
-        punctuation = None if args.punctuation.lower() == "none" else args.punctuation
+        punctuation = punctuation_option(args)
         transcriber = build_transcriber(args, timestamps=timestamps, punctuation=punctuation)
         job = run_job(
             args,
@@ -222,7 +217,7 @@ class TranscribeCommand(Command):
 
     def run_on_ray(self, args):
         from .distributed import transcribe_on_ray
-        from .transcription import AUTO_PUNCTUATION, collect_inputs
+        from .transcription import collect_inputs, resolve_punctuation
 
         try:
             import ray.data  # noqa: F401 (checked before the inputs are listed)
@@ -235,8 +230,10 @@ class TranscribeCommand(Command):
         if args.output is None:
             raise CommandError("--ray writes result shards into a folder: give --output DIR (or an fsspec URL)")
         inputs = collect_inputs(args.inputs, args.split, args.audio_column, args.id_column)
-        # Replicas print nothing, so the default punctuation model (used only if it can be obtained) is not assumed.
-        punctuation = None if args.punctuation.lower() in ("none", AUTO_PUNCTUATION) else args.punctuation
+        # Replicas print nothing: whether the default punctuation model can be obtained is decided here, once.
+        punctuation, notes = resolve_punctuation(punctuation_option(args))
+        for note in notes:
+            print(note, file=sys.stderr)
         options = transcriber_options(args, timestamps=args.timestamps, punctuation=punctuation)
         batch_size = options.pop("batch_size")
         if options["device"] is None:
@@ -404,7 +401,14 @@ class FinetuneCommand(Command):
             raise CommandError(str(error)) from error
 
 
-COMMANDS: list[Command] = [TranscribeCommand(), EvalCommand(), ConvertCommand(), FinetuneCommand(), ServeCommand()]
+COMMANDS: list[Command] = [
+    TranscribeCommand(),
+    EvalCommand(),
+    ConvertCommand(),
+    FinetuneCommand(),
+    ServeCommand(),
+    DemoCommand(),
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -93,6 +93,26 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_punctuation_argument(group) -> None:
+    """`--punctuation MODEL` (transcribe, serve); read it with `punctuation_option`."""
+    from .transcription import AUTO_PUNCTUATION
+
+    group.add_argument(
+        "--punctuation",
+        metavar="MODEL",
+        default=AUTO_PUNCTUATION,
+        help="FireRedPunc model that punctuates the transcripts and cuts them into sentences: a directory "
+        "(original or converted) or a Hub repo id; none: no punctuation (default: "
+        "$FIREREDASR_HF_PUNCTUATION_MODEL, else FireRedTeam/FireRedPunc, if it can be obtained; otherwise the "
+        "transcripts stay unpunctuated, with a note)",
+    )
+
+
+def punctuation_option(args: argparse.Namespace) -> str | None:
+    """The engine's `punctuation` for `--punctuation` (None for `none`)."""
+    return None if args.punctuation.lower() == "none" else args.punctuation
+
+
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("datasets saved with save_to_disk")
     group.add_argument("--split", help="split of a DatasetDict (default: its only split)")

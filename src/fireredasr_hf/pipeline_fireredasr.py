@@ -15,7 +15,8 @@
 - FireRedASR2-AED results carry the beam search's `confidence` (per utterance, per segment chunk and per word), as
   FireRedASR2 reports it; `return_confidence=True` asks any AED model for it;
 - `punctuation_model=` (FireRedPunc, see `punctuation.py`) punctuates the transcript; the segment `chunks` are then
-  sentences, each with its start and end.
+  sentences, each with its start and end (from its words' CTC alignment on models with a CTC head), and word
+  `chunks` carry the mark that follows the word.
 
 Converted checkpoints declare it in `config.json` (`custom_pipelines`) and carry this file, so
 `pipeline("automatic-speech-recognition", model=DIR, trust_remote_code=True)` builds it where fireredasr-hf is not
@@ -32,7 +33,7 @@ from huggingface_hub.utils import httpx
 from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline
 
 from .audio import AudioLimits, load_audio, load_audio_bytes
-from .punctuation import FireRedPunctuator
+from .punctuation import FireRedPunctuator, group_sentences, punctuated_word_chunks
 from .timestamps_fireredasr import hypothesis_end, word_timestamps
 from .vad import EnergyVad, FireRedVad, SileroVad, SpeechSegment, split_into_segments
 
@@ -105,7 +106,15 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         punctuation_model (`str`, `FireRedPunctuator` or `None`): punctuates the transcript with FireRedPunc (a
             converted or original directory, or a Hub id such as FireRedTeam/FireRedPunc, loaded once per
             pipeline). `text` is then punctuated, and with `return_timestamps=True` the `chunks` are sentences (cut
-            after 。？！.?!), each timed from its words (segment times spread over their characters).
+            after 。？！.?!), each from the start of its first word to the end of its last: word times from the CTC
+            alignment on models with a CTC head (FireRedASR2-AED; the tokens are aligned for this), else segment
+            times spread over their characters. With `return_timestamps="word"` each word chunk carries the mark
+            that follows it, written as in its sentence ("Hello," "world."), where FireRedASR2S's punctuation
+            (`add_punc_to_txt_with_timestamp`) attaches it.
+        progress_callback (`Callable[[int, int], None]`): told how decoding advances, as `(segments_done,
+            segments_total)` of one input: once its segments are known (`segments_done=0`; a total of 0 means no
+            speech was found) and after each of its segments is decoded. A list input reports each of its inputs
+            in turn (their segments may share batches). For progress bars of long recordings.
         generate_kwargs / generation options: passed to `model.generate` (e.g. `num_beams=1`).
 
     Results: `{"text"}`, with `"confidence"` (see `return_confidence`: the mean token confidence of the FireRed beam
@@ -141,6 +150,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         keep_pauses=None,
         return_confidence=None,
         punctuation_model=None,
+        progress_callback=None,
         chunk_length_s=None,
         stride_length_s=None,
         **kwargs,
@@ -164,7 +174,6 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 )
             preprocess_params["return_timestamps"] = bool(return_timestamps)
             postprocess_params["return_timestamps"] = return_timestamps
-            forward_params["return_token_timestamps"] = return_timestamps == "word"
         if keep_pauses is not None:
             postprocess_params["keep_pauses"] = bool(keep_pauses)
         if return_confidence is not None:
@@ -188,6 +197,20 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             preprocess_params["max_segment_s"] = float(max_segment_s)
         if punctuation_model is not None:
             postprocess_params["punctuator"] = self._punctuator(punctuation_model)
+        if return_timestamps is not None or punctuation_model is not None:
+            # Token times are aligned for word chunks, and for sentences timed by their words (models with a CTC
+            # head). This call's settings complete those the pipeline was built with.
+            built_with = getattr(self, "_postprocess_params", {})
+            timestamps = postprocess_params.get("return_timestamps", built_with.get("return_timestamps", False))
+            punctuator = postprocess_params.get("punctuator", built_with.get("punctuator"))
+            forward_params["return_token_timestamps"] = timestamps == "word" or (
+                bool(timestamps) and punctuator is not None and self._has_ctc_head()
+            )
+        if progress_callback is not None:
+            if not callable(progress_callback):
+                raise ValueError(f"progress_callback must be callable, got {progress_callback!r}.")
+            preprocess_params["progress_callback"] = progress_callback
+            forward_params["progress_callback"] = progress_callback
         return preprocess_params, forward_params, postprocess_params
 
     def _detector(self, vad):
@@ -265,7 +288,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         waveform = self.feature_extractor._to_mono_waveform(inputs, int(input_rate), "")
         return waveform / np.float32(INT16_SCALE), extra
 
-    def preprocess(self, inputs, return_timestamps=False, vad=DEFAULT_VAD, max_segment_s=None):
+    def preprocess(self, inputs, return_timestamps=False, vad=DEFAULT_VAD, max_segment_s=None, progress_callback=None):
         audio, extra = self._read_audio(inputs)
         sampling_rate = self.feature_extractor.sampling_rate
         if max_segment_s is None:
@@ -284,16 +307,20 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 sampling_rate=sampling_rate,
             )
 
+        if progress_callback is not None:
+            progress_callback(0, len(segments))
         if not segments:
             # No speech. Every input must yield an item: decode 100 ms (a token or two) and drop the result.
             placeholder = audio[: round(0.1 * sampling_rate)]
-            yield {"is_last": True, "segment": None, **self._features(placeholder), **extra}
+            yield {"is_last": True, "segment": None, "segment_progress": None, **self._features(placeholder), **extra}
             return
         for index, segment in enumerate(segments):
             samples = audio[round(segment.start * sampling_rate) : round(segment.end * sampling_rate)]
             yield {
                 "is_last": index == len(segments) - 1,
                 "segment": (segment.start, segment.end),
+                # (segments decoded once this one is, segments of the input), for progress_callback.
+                "segment_progress": (index + 1, len(segments)),
                 **self._features(samples),
                 **extra,
             }
@@ -307,7 +334,8 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             features = features.to(dtype=self.dtype)
         return dict(features)
 
-    def _forward(self, model_inputs, return_token_timestamps=False, **generate_kwargs):
+    def _forward(self, model_inputs, return_token_timestamps=False, progress_callback=None, **generate_kwargs):
+        progress = model_inputs.pop("segment_progress", None)
         attention_mask = model_inputs.pop("attention_mask", None)
         is_last = model_inputs.pop("is_last")
         input_features = model_inputs.pop("input_features")
@@ -320,6 +348,11 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         for key in GENERATE_OUTPUTS:
             if outputs.get(key) is not None:
                 out[key] = outputs[key]
+        if progress_callback is not None:
+            # One segment, or a batch of them (a list, possibly of several inputs, in decoding order).
+            for done_and_total in progress if isinstance(progress, list) else [progress]:
+                if done_and_total is not None:
+                    progress_callback(*done_and_total)
         # The rest of the inputs (the segment, a dict input's extra keys) goes to postprocess.
         return {"is_last": is_last, **out, **model_inputs}
 
@@ -332,6 +365,8 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         if return_confidence is None:
             return_confidence = self._has_ctc_head()
         texts, chunks, words = [], [], []
+        segment_ends = set()  # index of the last word of each segment
+        timed_words = False  # whether words were timed (word chunks, or sentences timed by their words)
         confidences = []  # (confidence, number of tokens) per segment
         extra = defaultdict(list)
         for output in model_outputs:
@@ -354,17 +389,28 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 chunk["confidence"] = None if num_tokens == 0 else round(confidence, 3)
                 confidences.append((confidence, num_tokens))
             chunks.append(chunk)
-            if return_timestamps == "word":
+            if return_timestamps and generated["token_timestamps"] is not None:
+                timed_words = True
                 words += self._word_chunks(ids, generated, segment, keep_pauses, return_confidence)
+                if words:
+                    segment_ends.add(len(words) - 1)
         result = {"text": join_segment_texts(texts) if texts else ""}
         if confidences:
             result["confidence"] = overall_confidence(confidences)
-        if punctuator is not None:
-            # Sentences over the whole recording: the punctuation model sees neighbouring segments together.
+        if punctuator is not None and timed_words:
+            # Sentences over the whole recording (the punctuation model sees neighbouring segments together, in
+            # windows that end with a segment), timed by their words; the words carry their marks.
+            punctuated = punctuator.punctuate_words(words, break_after=segment_ends)
+            chunks = group_sentences(punctuated)
+            result["text"] = join_segment_texts([chunk["text"] for chunk in chunks])
+            if return_timestamps == "word":
+                words = punctuated_word_chunks(words, punctuated)
+        elif punctuator is not None:
+            # Segment times spread over their words.
             chunks = punctuator.punctuate_chunks([chunk for chunk in chunks if chunk["text"]])
             result["text"] = join_segment_texts([chunk["text"] for chunk in chunks])
         if return_timestamps == "word":
-            result["chunks"] = words  # the words as decoded (punctuation marks are not words)
+            result["chunks"] = words
         elif return_timestamps:
             result["chunks"] = chunks
         return {**result, **extra}

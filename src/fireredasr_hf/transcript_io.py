@@ -179,8 +179,9 @@ def _cues(chunks) -> list[tuple[float, float, str]]:
     return cues
 
 
-# Marks after which a long cue is best cut.
+# Marks after which a long cue is best cut; those that end a sentence.
 _SOFT_BREAKS = tuple("，、；：,;:。？！.?!")
+_SENTENCE_ENDS = tuple("。？！.?!")
 # A cue unit: a Chinese/Japanese character with the marks after it, or a run of other non-space characters; then
 # the spaces after it.
 _WIDE = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
@@ -271,9 +272,10 @@ def group_words_into_lines(
     """
     Subtitle lines from timed words (`{"text", "timestamp": (start, end)}`, e.g. the pipeline's word chunks), in
     order: a word joins the current line unless the line would get wider than `max_width` (see `text_width`: a
-    Chinese character counts 2), longer than `max_seconds`, or the word starts more than `max_pause` after the line's end. Words are joined
-    as segment texts are (no space between CJK characters). Each line is `{"text", "timestamp": [start, end]}`
-    with `"confidence"` (the mean of its words') when the words have one.
+    Chinese character counts 2), longer than `max_seconds`, or the word starts more than `max_pause` after the
+    line's end; a punctuated word that ends a sentence (。？！.?!) ends its line, so that lines never straddle two
+    sentences. Words are joined as segment texts are (no space between CJK characters). Each line is `{"text",
+    "timestamp": [start, end]}` with `"confidence"` (the mean of its words') when the words have one.
     """
     from .pipeline_fireredasr import join_segment_texts
 
@@ -302,6 +304,8 @@ def group_words_into_lines(
             ):
                 close()
         current.append(word)
+        if word["text"].endswith(_SENTENCE_ENDS):
+            close()
     close()
     return lines
 

@@ -27,6 +27,7 @@ ones it imports know no application (command line, server, ...).
 """
 
 import functools
+import inspect
 import os
 import sys
 import tempfile
@@ -208,6 +209,53 @@ TIMESTAMP_LEVELS = ("segment", "word")
 VARIANTS = {"fireredasr_aed": "aed", "fireredasr_llm": "llm"}
 
 
+@dataclass(frozen=True)
+class PipelineCapabilities:
+    """What a loaded pipeline offers beyond segment transcripts, found by asking the pipeline itself (its call
+    options and their checks), so that applications offer exactly what the installed code and the loaded model can
+    do.
+
+    Attributes:
+        word_timestamps: `return_timestamps="word"` is accepted (word-level `chunks`).
+        vad_names: the voice activity detectors the pipeline knows by name; `default_vad` is the one it uses unless
+            told otherwise.
+        punctuation: the pipeline takes a `punctuation_model` call option.
+        segment_progress: the pipeline reports decoding progress (`progress_callback`).
+    """
+
+    word_timestamps: bool
+    vad_names: tuple[str, ...]
+    default_vad: str | None
+    punctuation: bool
+    segment_progress: bool
+
+
+def pipeline_supports_timestamps(pipeline, kind: bool | str) -> bool:
+    """Whether `pipeline` gives timestamps of this kind (`True`: segments; `"word"`: words) for its model: the
+    pipeline's own check of the option decides."""
+    try:
+        pipeline._sanitize_parameters(return_timestamps=kind)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def pipeline_capabilities(pipeline) -> PipelineCapabilities:
+    """The `PipelineCapabilities` of a FireRedASR pipeline (a `FireRedAsrPipeline` or its remote-code copy)."""
+    options = inspect.signature(pipeline._sanitize_parameters).parameters
+    vad_default = inspect.signature(pipeline.preprocess).parameters.get("vad")
+    default_vad = vad_default.default if vad_default is not None and isinstance(vad_default.default, str) else None
+    module = sys.modules.get(type(pipeline).__module__)
+    vad_names = tuple(getattr(module, "VAD_NAMES", ()) or ((default_vad,) if default_vad else ()))
+    return PipelineCapabilities(
+        word_timestamps=pipeline_supports_timestamps(pipeline, "word"),
+        vad_names=vad_names,
+        default_vad=default_vad,
+        punctuation="punctuation_model" in options,
+        segment_progress="progress_callback" in options,
+    )
+
+
 class ProgressCallback(Protocol):
     """Told about every recording a job finishes: its decoded duration in seconds, or None when it failed."""
 
@@ -216,6 +264,35 @@ class ProgressCallback(Protocol):
 
 # `Transcriber(punctuation=AUTO_PUNCTUATION)`: the default punctuation model if it can be obtained, else none.
 AUTO_PUNCTUATION = "auto"
+
+
+def punctuation_unavailable_note(name: str, error: Exception) -> str:
+    return (
+        f"note: transcripts are not punctuated: the default punctuation model {name} is not available "
+        f"({str(error).split('. ')[0]}). Download it with `hf download {name}` or name a local copy; "
+        "turning punctuation off (--punctuation none on the command line) silences this note."
+    )
+
+
+def resolve_punctuation(punctuation: str | None) -> tuple[str | None, list[str]]:
+    """
+    The punctuation model a job of several processes (e.g. cluster replicas, which print nothing) should load, and
+    the notes to print: `AUTO_PUNCTUATION` is decided here, once, as a `Transcriber` decides it: the default model
+    (`$FIREREDASR_HF_PUNCTUATION_MODEL`, else FireRedTeam/FireRedPunc) if it can be obtained (downloaded and
+    converted into the cache now, so that the processes find it there), else none, with a note. Other values are
+    returned as they are.
+    """
+    if punctuation != AUTO_PUNCTUATION:
+        return punctuation, []
+    from .hub import resolve_punctuation_model
+    from .punctuation import default_punctuation_model
+
+    name = default_punctuation_model()
+    try:
+        resolve_punctuation_model(name)
+    except (ValueError, OSError) as error:  # ModelResolutionError, ConversionError, unreadable files
+        return None, [punctuation_unavailable_note(name, error)]
+    return name, []
 
 
 def check_device(device: str | None) -> str:
@@ -252,9 +329,10 @@ class Transcriber:
             (`vad=None` or "firered"), is loaded here from `vad_model` (a directory or Hub id; default:
             `$FIREREDASR_HF_VAD_MODEL`, else FireRedTeam/FireRedVAD), so that a missing model is reported once,
             before any decoding, with what to do.
-        timestamps: `False`, `True` or `"segment"` (`chunks` in every result: segments; sentences with punctuation)
-            or `"word"` (models with a CTC head, FireRedASR2-AED: `words`, and `chunks` that group them into subtitle
-            lines, see `transcript_io.group_words_into_lines`).
+        timestamps: `False`, `True` or `"segment"` (`chunks` in every result: segments; sentences with punctuation,
+            timed by their words on models with a CTC head) or `"word"` (models with a CTC head, FireRedASR2-AED:
+            `words`, each with the mark that follows it when punctuated, and `chunks` that group them into subtitle
+            lines, which end with their sentence, see `transcript_io.group_words_into_lines`).
         keep_pauses: word times with the pauses the alignment finds (default: FireRedASR2's, see
             `FireRedAsrPipeline`).
         punctuation: FireRedPunc model (directory, Hub id or `FireRedPunctuator`) that punctuates the transcripts
@@ -365,11 +443,7 @@ class Transcriber:
         except (ValueError, OSError) as error:
             if not automatic:
                 raise TranscriptionError(f"the punctuation model {name} cannot be loaded: {error}") from None
-            self.notes.append(
-                f"note: transcripts are not punctuated: the default punctuation model {name} is not available "
-                f"({str(error).split('. ')[0]}). Download it with `hf download {name}` or name a local copy; "
-                "turning punctuation off (--punctuation none on the command line) silences this note."
-            )
+            self.notes.append(punctuation_unavailable_note(name, error))
             return None
         self.punctuation_name = name
         return punctuator
@@ -377,6 +451,12 @@ class Transcriber:
     @property
     def sampling_rate(self) -> int:
         return self.pipeline.feature_extractor.sampling_rate
+
+    @property
+    def capabilities(self) -> PipelineCapabilities:
+        """What the loaded pipeline offers (word timestamps, VADs, punctuation, progress); see
+        `PipelineCapabilities`."""
+        return pipeline_capabilities(self.pipeline)
 
     def settings(self) -> dict:
         """What determines the transcripts (model and options), as recorded in a resume log."""
@@ -396,11 +476,7 @@ class Transcriber:
 
     def supports_timestamps(self, kind: bool | str) -> bool:
         """Whether the pipeline gives timestamps of this kind (`True`: segments; `"word"`: words) for this model."""
-        try:
-            self.pipeline._sanitize_parameters(return_timestamps=kind)
-        except ValueError:
-            return False
-        return True
+        return pipeline_supports_timestamps(self.pipeline, kind)
 
     def decode_waveforms(
         self, waveforms: Sequence["np.ndarray"], return_timestamps: bool | str | None = None
@@ -805,6 +881,7 @@ __all__ = [
     "OUTPUT_FORMATS",
     "OutputTarget",
     "OutputWriteError",
+    "PipelineCapabilities",
     "Transcriber",
     "TranscriptionError",
     "collect_inputs",
@@ -812,5 +889,7 @@ __all__ = [
     "file_item",
     "item_at_location",
     "load_dataset_dir",
+    "pipeline_capabilities",
+    "resolve_punctuation",
     "transcribe_files",
 ]

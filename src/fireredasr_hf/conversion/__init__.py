@@ -82,9 +82,9 @@ def convert_checkpoint(
 ) -> Path:
     """
     Convert an original AED, LLM (FireRedASR or FireRedASR2), FireRedVAD or FireRedPunc directory (detected from its
-    files). dtype defaults: AED float32, LLM bfloat16 (FireRedVAD and FireRedPunc stay float32). `source` names the
-    original in the model card (default: `input_dir`), `repo_id` the Hub repository the result is meant for (used in
-    the card's examples).
+    files). dtype defaults: AED float32, LLM bfloat16 (FireRedVAD and FireRedPunc stay float32). `source` is where the
+    original came from (the model card names it only when it is a Hub repo id), `repo_id` the Hub repository the
+    result is meant for (used in the card's examples).
 
     The release: an AED with a CTC head is FireRedASR2-AED; an LLM is FireRedASR2-LLM when `fireredasr_version=2`
     or, without it, when `source` or the directory name contains "FireRedASR2" (the files of the two LLM releases

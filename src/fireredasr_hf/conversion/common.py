@@ -7,6 +7,7 @@ rename tables below are the single record of the correspondence.
 """
 
 import argparse
+import functools
 import json
 import os
 import pickle
@@ -14,7 +15,7 @@ import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -75,7 +76,49 @@ LEGACY_CHECKPOINT_PREFIX = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x5
 MAX_ABS_WEIGHT = 1e6
 
 
-def load_original_checkpoint(path: str | Path, verify_checksums: bool = True) -> dict:
+class InertObject:
+    """
+    What an object of a class (or a reference to a function) named in `load_original_checkpoint`'s `inert_globals`
+    is read as: a placeholder that runs nothing. The unpickler creates it with this `__new__` and `__init__` (its
+    arguments are dropped) and hands it its pickled state through this `__setstate__`, which keeps the state as one
+    attribute: no `__dict__` (`__slots__`), so the file cannot set attributes (nor shadow a method) on it. The class
+    the file names is never imported, looked up or called, so whether it exists (transformers 5 lacks classes that
+    4.x pickled) and what its constructor or `__setstate__` would do does not matter.
+    """
+
+    __slots__ = ("pickled_state",)
+    pickled_name = ""
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        object.__setattr__(self, "pickled_state", state)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).pickled_name} (not loaded)>"
+
+
+@functools.cache
+def _inert_class(full_name: str) -> type:
+    return type(full_name.rpartition(".")[2], (InertObject,), {"__slots__": (), "pickled_name": full_name})
+
+
+def _unpickler_reason(error: Exception) -> str:
+    """What torch's weights-only unpickler refused (e.g. the global it was asked for), from its long message."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if "GLOBAL" in line or line.startswith(("WeightsUnpickler error:", "Trying to", "Can only")):
+            return line.removeprefix("WeightsUnpickler error: ").split(". Please use")[0]
+    return lines[0] if lines else type(error).__name__
+
+
+def load_original_checkpoint(
+    path: str | Path, *, inert_globals: Collection[str] = (), verify_checksums: bool = True
+) -> dict:
     """
     Load an original `*.pth.tar` package (`{"args": argparse.Namespace, "model_state_dict": ...}`).
 
@@ -84,6 +127,13 @@ def load_original_checkpoint(path: str | Path, verify_checksums: bool = True) ->
     nothing of it runs. Tensors are memory-mapped, so loading does not copy the weights into memory. With
     `verify_checksums`, the CRC-32 that torch's zip format stores for every record is checked (one read of the
     file), so that bytes damaged since the file was written (a flipped bit, a bad copy) are refused.
+
+    `inert_globals`: exact `module.name` paths of classes or functions that one format's files pickle but the
+    converter does not need (FireRedPunc's `args.bert`, a whole BertModel: see `conversion.punc`). They are read as
+    `InertObject` placeholders: torch's unpickler matches a pickled global against these strings as a whole (no
+    prefix, no attribute traversal, so `torch.nn.modules.module.torch.load` matches nothing), and what it gets for
+    one is a placeholder class, not the named object. Allowing them therefore lets no file-controlled code run: the
+    pickle can only create placeholders and give them state, besides the tensors and containers torch allows.
     """
     path = Path(path)
     if not path.is_file():
@@ -98,7 +148,8 @@ def load_original_checkpoint(path: str | Path, verify_checksums: bool = True) ->
                     f"{path} is not a PyTorch checkpoint (neither torch's zip format nor its legacy format): "
                     "download or copy the checkpoint again."
                 )
-    with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
+    allowed = [*SAFE_CHECKPOINT_GLOBALS, *((_inert_class(name), name) for name in sorted(inert_globals))]
+    with torch.serialization.safe_globals(allowed):
         try:
             try:
                 package = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
@@ -108,10 +159,14 @@ def load_original_checkpoint(path: str | Path, verify_checksums: bool = True) ->
                 # Legacy (non-zip) serialisation cannot be memory-mapped.
                 package = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as error:
+            allowed_text = (
+                "tensors, an argparse.Namespace and the classes its format pickles"
+                if inert_globals
+                else "tensors and an argparse.Namespace"
+            )
             raise UnsafeCheckpointError(
                 f"Refusing to load {path}: it is not a plain FireRedASR checkpoint (unpickling it would need "
-                f"objects other than tensors and an argparse.Namespace, which could run code). "
-                f"torch says: {str(error).splitlines()[0]}"
+                f"objects other than {allowed_text}, which could run code). torch says: {_unpickler_reason(error)}"
             ) from None
         except (RuntimeError, EOFError, OSError, ValueError) as error:
             raise ConversionError(
