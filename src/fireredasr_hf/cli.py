@@ -137,7 +137,10 @@ class TranscribeCommand(Command):
             help="jsonl: add timed chunks (`--timestamps` or `--timestamps segment`: sentences with punctuation, else "
             "segments), or word timestamps (`--timestamps word`: FireRedASR2-AED; `words` with times and "
             "confidences, and `chunks` grouping them into subtitle lines); srt/vtt: cues per sentence or segment "
-            "(default) or per line of words (`--timestamps word`)",
+            "(default) or per line of words (`--timestamps word`). Not for txt and kaldi, which have no place for "
+            "them. Every recording is then split at speech pauses by the VAD, whatever its length, and its text is "
+            "the joined chunk texts, which can differ from the text without --timestamps (recordings within the "
+            "model's limit are otherwise decoded whole)",
         )
         group.add_argument(
             "--keep-pauses",
@@ -195,6 +198,11 @@ class TranscribeCommand(Command):
         if args.output_format == "parquet":
             raise CommandError("--output-format parquet writes the shards of a --ray job; use jsonl here")
         subtitles = args.output_format in SUBTITLE_FORMATS
+        if args.timestamps and args.output_format in ("txt", "kaldi"):
+            raise CommandError(
+                f"--timestamps adds timed chunks to jsonl, srt and vtt output; {args.output_format} has no place for "
+                "them (and its text would change): use --output-format jsonl, srt or vtt"
+            )
         if subtitles and args.output is None:
             raise CommandError(f"--output-format {args.output_format} writes one file per recording: give --output DIR")
         if args.resume and args.output is None:
@@ -296,6 +304,9 @@ class EvalCommand(Command):
 
     def run(self, args):
         from .evaluation import evaluate_test_set, load_test_set
+        from .extras import require
+
+        require("data", "scoring a test set", ["datasets", "jiwer"] + (["cn2an"] if args.convert_numbers else []))
 
         data = Path(args.data)
         output_dir = Path(args.output_dir or f"eval-{data.resolve().name}")
@@ -341,9 +352,21 @@ class ConvertCommand(Command):
             choices=["float32", "bfloat16", "float16"],
             help="weight dtype (default: float32 for AED, bfloat16 for LLM)",
         )
-        parser.add_argument("--max-shard-size", default="5GB", help="safetensors shard size limit (default: 5GB)")
         parser.add_argument(
-            "--keep-lora", action="store_true", help="LLM only: keep the LoRA as a separate PEFT adapter (not merged)"
+            "--max-shard-size",
+            "--max_shard_size",
+            default="5GB",
+            help="safetensors shard size limit (default: 5GB)",
+        )
+        parser.add_argument(
+            "--keep-lora",
+            "--keep_lora",
+            action="store_true",
+            help="LLM only: keep the LoRA as a separate PEFT adapter in lora/ (applied when the model is loaded; "
+            "needs peft) instead of merging it into the weights",
+        )
+        parser.add_argument(
+            "--push-to-hub", "--push_to_hub", metavar="REPO_ID", help="upload the result to this Hub repository"
         )
         parser.add_argument(
             "--lm_dir",
@@ -355,11 +378,11 @@ class ConvertCommand(Command):
         )
         parser.add_argument(
             "--fireredasr-version",
+            "--fireredasr_version",
             type=int,
             choices=[1, 2],
             help="the release (default: an AED from its CTC head, an LLM 2 when the directory name says FireRedASR2)",
         )
-        parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the result to this Hub repository")
 
     def run(self, args):
         from .conversion import ConversionError, convert_checkpoint, push_to_hub
@@ -424,12 +447,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .cpu import prefer_passive_waiting
+
+    # Before anything imports torch, which starts the OpenMP runtime.
+    prefer_passive_waiting()
     args = build_parser().parse_args(argv)
+    from .extras import MissingDependencyError
     from .transcription import TranscriptionError
 
     try:
         return args.handler.run(args)
-    except (CommandError, TranscriptionError) as error:
+    except (CommandError, TranscriptionError, MissingDependencyError) as error:
         print(f"fireredasr-hf {args.command}: error: {error}", file=sys.stderr)
         return 2
 

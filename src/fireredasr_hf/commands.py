@@ -69,7 +69,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="weights and compute dtype (default: as stored: float32 for AED, bfloat16 for LLM conversions)",
     )
     group.add_argument("--batch-size", type=int, default=8, help="segments decoded together (default: 8)")
-    group.add_argument("--num-threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    group.add_argument(
+        "--num-threads",
+        type=int,
+        help="CPU threads for torch (default: the physical cores this process may use, or OMP_NUM_THREADS)",
+    )
     for flag, name, kind, help_text in DECODING_OPTIONS:
         group.add_argument(flag, dest=name, type=kind, help=help_text)
     group.add_argument(

@@ -44,6 +44,7 @@ from .conversion import ConversionError, convert_checkpoint, detect_variant
 from .conversion.aed import AED_FILES, check_aed_dir
 from .conversion.common import PARTIAL_PREFIX, atomic_output_dir
 from .conversion.llm import BASE_LLM_DIR, LLM_FILES, check_llm_dir
+from .file_modes import make_readable
 
 logger = logging.getLogger(__name__)
 
@@ -470,6 +471,7 @@ def remember_revision(repo_cache: Path, revision: str | None, sha: str) -> None:
     refs[name] = sha
     with tempfile.NamedTemporaryFile("w", dir=repo_cache, prefix=".refs-", suffix=".json", delete=False) as handle:
         json.dump(refs, handle, indent=2, sort_keys=True)
+    make_readable(handle.name)
     os.replace(handle.name, repo_cache / "refs.json")
 
 

@@ -161,6 +161,32 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
     def release_generation_config(self) -> GenerationConfig:
         return llm_release_generation_config(self.config)
 
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, then the LoRA adapter of a directory that keeps it separate
+        (`config.lora_adapter`, written by conversions with `--keep-lora`): without it the weights would be the base
+        LLM's, and the transcripts wrong."""
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, report) with output_loading_info
+        if model.config.lora_adapter and not getattr(model, "_hf_peft_config_loaded", False):
+            model.load_lora_adapter(pretrained_model_name_or_path, **kwargs)
+        return loaded
+
+    def load_lora_adapter(self, pretrained_model_name_or_path, **kwargs) -> None:
+        """Applies the PEFT LoRA adapter in the `config.lora_adapter` sub-folder of the model directory or repo."""
+        subfolder = "/".join(filter(None, [kwargs.get("subfolder"), self.config.lora_adapter]))
+        try:
+            import peft  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                f"{pretrained_model_name_or_path} keeps its LoRA as a separate adapter ({subfolder}/), which needs "
+                "the peft package: `pip install peft` (or `pip install 'fireredasr-hf[train]'`). Or convert the "
+                "original again without --keep-lora to merge the LoRA into the weights."
+            ) from None
+        hub_kwargs = ("revision", "token", "cache_dir", "local_files_only", "force_download", "proxies")
+        adapter_kwargs = {"subfolder": subfolder, **{key: kwargs[key] for key in hub_kwargs if key in kwargs}}
+        self.load_adapter(str(pretrained_model_name_or_path), adapter_kwargs=adapter_kwargs)
+
     def get_input_embeddings(self) -> nn.Module:
         return self.language_model.get_input_embeddings()
 

@@ -56,10 +56,8 @@ def join_segment_texts(texts: list[str]) -> str:
     character of the first and the first character of the second are both Chinese (or Japanese) characters or
     CJK punctuation, as Chinese is written without spaces; otherwise (English words, or a change of script)
     with one space, as FireRedASR itself writes a space before an English word that follows Chinese.
-    A single text is returned unchanged.
+    A single text is returned stripped, so the text of a recording is always the join of its segment texts.
     """
-    if len(texts) == 1:
-        return texts[0]
     joined = ""
     for text in texts:
         text = text.strip()
@@ -87,7 +85,9 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             (start, end)}` in seconds; with `"word"` one per word instead (English words merged from their pieces,
             one chunk per Chinese character), from the CTC forced alignment of models with a CTC head
             (FireRedASR2-AED), as FireRedASR2 times its words. The audio is then always segmented by the VAD,
-            whatever its length, and word times are offset by their segment's start.
+            whatever its length, and word times are offset by their segment's start; so `text` (the joined chunk
+            texts) can differ from the text without timestamps, where an input within `max_segment_s` is decoded
+            whole.
         keep_pauses (`bool`, defaults to `False`): word times as FireRedASR2 gives them (`False`: every word starts
             where the previous one ends, so pauses vanish, upstream FireRedASR2S issues #41 and #58), or with the
             gaps the alignment finds before a word (`True`).
@@ -120,8 +120,8 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
     Results: `{"text"}`, with `"confidence"` (see `return_confidence`: the mean token confidence of the FireRed beam
     search, FireRedASR2's utterance confidence; over all tokens of all segments for segmented audio; `None` without
     tokens) and `"chunks"` with timestamps. Without segmentation (an input within `max_segment_s` and no timestamps) the
-    text equals `tokenizer.decode(model.generate(**feature_extractor(audio)), skip_special_tokens=True)`. Besides the waveform
-    (used as is when it is a float32 array at 16 kHz, otherwise read into one, 64 kB per second), decoding a long
+    text equals `tokenizer.decode(model.generate(**feature_extractor(audio)), skip_special_tokens=True).strip()`.
+    Besides the waveform (used as is when it is a float32 array at 16 kHz, otherwise read into one, 64 kB per second), decoding a long
     input needs the memory of one batch of segments, whatever its length: segments are featurized as their batch
     is decoded.
     """

@@ -120,10 +120,11 @@ class InputCollection:
 
 def load_dataset_dir(path: str, split: str | None):
     """A `datasets` Dataset saved with `save_to_disk` (one split of a DatasetDict)."""
-    try:
-        from datasets import DatasetDict, load_from_disk
-    except ImportError as error:
-        raise TranscriptionError(f"{path} is a saved dataset; reading it needs `pip install datasets`") from error
+    from .extras import require
+
+    require("data", f"reading the saved dataset {path}", ["datasets"])
+    from datasets import DatasetDict, load_from_disk
+
     dataset = load_from_disk(path)
     if isinstance(dataset, DatasetDict):
         if split is None:
@@ -321,7 +322,8 @@ class Transcriber:
         model: converted directory, original FireRedASR directory or Hub repo id (see `hub.resolve_model`), or an
             already built `FireRedAsrPipeline`.
         revision, device, dtype: where and how to load it (dtype: a torch dtype or its name; default: as stored).
-        num_threads: torch CPU threads (default: torch's choice).
+        num_threads: torch CPU threads (default: `fireredasr_hf.cpu.default_num_threads()`, the physical cores this
+            process may use, or `OMP_NUM_THREADS` when set).
         batch_size: recordings per pipeline call; their segments are decoded together.
         generate_kwargs: generate() options (see `GENERATION_OPTIONS`; each is checked against the model variant).
         option_label: how an option is named in error messages (e.g. its command-line flag).
@@ -361,10 +363,13 @@ class Transcriber:
     ):
         import torch
 
-        if num_threads is not None:
-            if num_threads < 1:
-                raise TranscriptionError(f"the number of threads must be at least 1, got {num_threads}")
-            torch.set_num_threads(num_threads)
+        if num_threads is None:
+            from .cpu import default_num_threads
+
+            num_threads = default_num_threads()
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+            raise TranscriptionError(f"the number of threads must be at least 1, got {num_threads}")
+        torch.set_num_threads(num_threads)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise TranscriptionError(f"the batch size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
@@ -506,6 +511,9 @@ class Transcriber:
         for index, waveform in enumerate(waveforms):
             try:
                 output = outputs[index] if outputs is not None else self.pipeline(inputs[index], **call_kwargs)
+            except ImportError as error:
+                # A missing optional package (e.g. a VAD's) would fail every recording that needs it: stop here.
+                raise TranscriptionError(str(error)) from error
             except Exception as error:  # noqa: BLE001
                 results.append(error)
                 continue
@@ -723,16 +731,15 @@ class _HeldLock:
 def write_atomically(path: Path, content: str | bytes) -> None:
     """Writes a file under a temporary name in its folder, then renames it into place: readers see the whole file or
     none of it."""
+    from .file_modes import make_readable
+
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as file:
             file.write(content.encode("utf-8") if isinstance(content, str) else content)
             file.flush()
             os.fsync(file.fileno())
-        # Readable like any file the user writes (mkstemp creates 0600 files).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+        make_readable(temporary)  # mkstemp creates 0600 files
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)

@@ -133,7 +133,11 @@ class SileroVad(VoiceActivityDetector):
         try:
             import silero_vad
         except ImportError as error:
-            raise ImportError("SileroVad needs the silero-vad package: pip install silero-vad") from error
+            raise ImportError(
+                "Silero VAD (splitting audio longer than the model's limit, or asked for timestamps) needs the "
+                "silero-vad package: pip install 'fireredasr-hf[vad]' (or pip install silero-vad), or choose another "
+                "detector (vad='energy', --vad energy)"
+            ) from error
         with warnings.catch_warnings():
             # Deprecation notices from silero_vad's own loading code (importlib.resources.path, torch.jit.load).
             warnings.simplefilter("ignore", DeprecationWarning)

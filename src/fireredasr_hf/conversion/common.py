@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from ..configuration_fireredasr import FireRedEncoderConfig
+from ..file_modes import make_readable
 from ..modeling_fireredasr_encoder import sinusoidal_embeddings, sinusoidal_inverse_frequencies
 
 
@@ -391,6 +392,7 @@ def atomic_output_dir(output_dir: str | Path) -> Iterator[Path]:
         raise ConversionError(f"Cannot write the output folder {output_dir}: {error}") from None
     try:
         yield work_dir
+        make_readable(work_dir)  # mkdtemp makes a private folder, safetensors private files
         sync_tree(work_dir)
         if output_dir.is_dir():
             previous = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{output_dir.name}-old-", dir=output_dir.parent))

@@ -28,6 +28,7 @@ from transformers import AutoConfig, AutoTokenizer
 from transformers.utils.hub import convert_file_size_to_int
 
 from ..configuration_fireredasr import FireRedLlmConfig
+from ..extras import require
 from ..feature_extraction_fireredasr import FireRedAsrFeatureExtractor
 from ..modeling_fireredasr_llm import (
     FLOAT16_UNSUPPORTED,
@@ -383,7 +384,7 @@ def write_shards(
 
 
 def write_peft_adapter(lora_pairs: dict, rank: int, output_dir: Path, alpha: float = RELEASE_LORA_ALPHA) -> None:
-    """The LoRA as a PEFT adapter for the converted model (`PeftModel.from_pretrained(model, output_dir / "lora")`);
+    """The LoRA as a PEFT adapter of the converted model, in `output_dir/lora` (see `FireRedLlmConfig.lora_adapter`);
     its scaling is `alpha / rank`."""
     from peft import LoraConfig
 
@@ -428,8 +429,8 @@ def convert_llm_checkpoint(
         dtype: weight dtype, `"bfloat16"` (default) or `"float32"` (the release's inference dtype, for exact parity).
             `"float16"` is refused: the released model gives garbage in half precision.
         merge_lora: merge the LoRA into the LLM weights (default). With `False` the LLM keeps its base weights and
-            the LoRA is written as a PEFT adapter to `output_dir/lora`; apply it with
-            `peft.PeftModel.from_pretrained(model, f"{output_dir}/lora")`.
+            the LoRA is written as a PEFT adapter to `output_dir/lora`, named in the config (`lora_adapter`):
+            `from_pretrained` (and so `pipeline` and `fireredasr-hf transcribe`) applies it, which needs peft.
         max_shard_size: largest safetensors shard.
         source: where the original came from, for the model card.
         fireredasr_version: 1 (FireRedASR-LLM-L) or 2 (FireRedASR2-LLM): v2 merges the LoRA as FireRedASR2's
@@ -446,6 +447,8 @@ def convert_llm_checkpoint(
         raise ConversionError(f"dtype must be 'bfloat16' or 'float32', got {dtype!r}.")
     torch_dtype = getattr(torch, dtype)
     llm_dir = check_llm_dir(input_dir)
+    if not merge_lora:
+        require("train", "keeping the LoRA as a separate adapter (--keep-lora)", ["peft"])
 
     model_path, encoder_path = input_dir / "model.pth.tar", input_dir / "asr_encoder.pth.tar"
     package = load_original_checkpoint(model_path)
@@ -490,7 +493,8 @@ def convert_llm_checkpoint(
 
     # Every tensor is accounted for; now the (slower) tokenizer.
     tokenizer = build_tokenizer(llm_dir, text_config.vocab_size, lowercase_output=is_v2)
-    config = FireRedLlmConfig(**architecture, **token_ids(tokenizer))
+    keep_lora = bool(lora_pairs) and not merge_lora
+    config = FireRedLlmConfig(**architecture, **token_ids(tokenizer), lora_adapter=LORA_DIR if keep_lora else None)
     for sub_config in (config, config.encoder_config, config.text_config):
         sub_config.dtype = dtype
     if is_v2:
@@ -515,13 +519,17 @@ def convert_llm_checkpoint(
     with atomic_output_dir(output_dir) as work_dir:
         ordered = {key: sources[key] for key in expected_shapes}
         write_shards(ordered, expected_shapes, torch_dtype, work_dir, max_shard_size, origin_of)
-        if lora_pairs and not merge_lora:
+        if keep_lora:
             write_peft_adapter(lora_pairs, rank, work_dir, alpha=scaling * rank)
         save_remote_code(model, config, processor, work_dir)
         config.save_pretrained(work_dir)
         llm_release_generation_config(config).save_pretrained(work_dir)
         processor.save_pretrained(work_dir)
         write_model_card(
-            work_dir, variant="llm", source=source or str(input_dir), repo_id=repo_id, version=fireredasr_version
+            work_dir,
+            variant="llm",
+            source=source or str(input_dir),
+            repo_id=repo_id,
+            version=fireredasr_version,
         )
     return output_dir

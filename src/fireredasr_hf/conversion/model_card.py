@@ -548,6 +548,8 @@ def build_model_card(
         _usage_section(model_id, variant, model_dir, examples),
         _long_audio_section(model_id, trained_seconds),
     ]
+    if config.get("lora_adapter"):
+        sections.append(_kept_lora_section(config["lora_adapter"]))
     if config.get("use_ctc_head"):
         sections.append(_word_timestamps_section(has_lm))
     sections.append(_finetuning_section(model_id))
@@ -557,6 +559,17 @@ def build_model_card(
     sections.append(_license_section(release, source_repo, version))
     content = f"---\n{card_data.to_yaml()}\n---\n\n" + "\n\n".join(sections) + "\n"
     return ModelCard(content)
+
+
+def _kept_lora_section(lora_adapter: str) -> str:
+    """What a `--keep-lora` conversion holds, and what loading it needs."""
+    return f"""## The LoRA is a separate adapter
+
+The language model's weights in `model.safetensors` are the base LLM's; the released LoRA is kept unmerged, as a PEFT
+adapter in `{lora_adapter}/` (`config.json` names it as `lora_adapter`). `from_pretrained`, `pipeline(...)` and
+`fireredasr-hf transcribe` apply it when they load the model, which needs the `peft` package (`pip install peft`);
+without the adapter the transcripts would be the base LLM's, so loading without peft fails with a message instead.
+Convert without `--keep-lora` for a single merged checkpoint."""
 
 
 def _usage_section(model_id: str, variant: str, model_dir: Path, examples: list[str]) -> str:

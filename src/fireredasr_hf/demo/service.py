@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..conversion.model_card import format_count
 from ..transcription import AUTO_PUNCTUATION, PipelineCapabilities, Transcriber, TranscriptionError
 
 logger = logging.getLogger(__name__)
@@ -107,6 +106,9 @@ class ModelInfo:
 
     @property
     def description(self) -> str:
+        # Imported here: the conversion package loads torch, and `fireredasr-hf demo --help` reads this module.
+        from ..conversion.model_card import format_count
+
         size = format_count(self.parameters)
         return f"{self.label}: FireRedASR-{self.variant.upper()}, {size} parameters, {self.device}"
 
