@@ -10,8 +10,9 @@ safetensors.
 Every option is accepted with hyphens or underscores (`--keep-lora` or `--keep_lora`). `fireredasr-hf convert
 FireRedASR-AED-L fireredasr-aed-l-hf` does the same.
 
-The original `model.pth.tar` files pickle an `argparse.Namespace`, so loading them runs pickle: only convert
-checkpoints from a source you trust. The output loads with `AutoModelForSpeechSeq2Seq` / `pipeline(...)` after
+The original `*.pth.tar` files are read with `torch.load(weights_only=True)` and an allow-list of the
+`argparse.Namespace` they pickle, so nothing in them runs as code; damaged files are refused (see
+`fireredasr_hf.conversion.common.load_original_checkpoint`). The output loads with `AutoModelForSpeechSeq2Seq` / `pipeline(...)` after
 `import fireredasr_hf`, or anywhere with `trust_remote_code=True`.
 """
 

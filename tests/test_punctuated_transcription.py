@@ -110,11 +110,24 @@ def test_default_punctuation_model_missing_is_noted_once(converted_aed_dir, reco
 def test_unavailable_detector_says_what_to_do(converted_aed_dir, recording, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FIREREDASR_HF_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("FIREREDASR_HF_VAD_MODEL")  # offline, and FireRedTeam/FireRedVAD is not in any cache here
-    code = cli.main(["transcribe", "--model", str(converted_aed_dir), "--punctuation", "none", str(recording)])
-    error = capsys.readouterr().err
-    assert code == 2 and "Traceback" not in error and error.count("FireRedVAD (FireRedTeam/FireRedVAD") == 1
-    assert "hf download FireRedTeam/FireRedVAD --include 'VAD/*'" in error
-    assert "--vad-model DIR" in error and "--vad silero" in error
+    base = ["transcribe", "--model", str(converted_aed_dir), "--punctuation", "none", "--no-progress"]
+
+    # Named explicitly (or needed by every recording, as timestamps are): the job stops before decoding.
+    for extra in (["--vad", "firered"], ["--output-format", "jsonl", "--timestamps"]):
+        code = cli.main([*base, *extra, str(recording)])
+        captured = capsys.readouterr()
+        assert code == 2 and not captured.out and "Traceback" not in captured.err
+        assert captured.err.count("FireRedVAD (FireRedTeam/FireRedVAD") == 1
+        assert "hf download FireRedTeam/FireRedVAD --include 'VAD/*'" in captured.err
+        assert "--vad-model DIR" in captured.err and "--vad silero" in captured.err
+
+    # The default detector is needed only for recordings beyond the model's limit: the others are transcribed.
+    assert cli.main([*base, str(recording)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("meeting\t") and captured.err.count("hf download FireRedTeam/FireRedVAD") == 1
+    assert cli.main([*base, "--max-segment-s", "10", str(recording)]) == 1
+    captured = capsys.readouterr()
+    assert not captured.out and "FAILED meeting: " in captured.err and "needs segmentation" in captured.err
 
 
 def test_detector_choice(converted_aed_dir, recording, vad_model, capsys):

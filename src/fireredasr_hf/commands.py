@@ -85,7 +85,6 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--vad",
         choices=["firered", "silero", "energy"],
-        default="firered",
         help="voice activity detector that splits long audio: firered (FireRedVAD, the default), silero (Silero VAD, "
         "from the silero-vad package) or energy (a frame-energy threshold, for clean recordings)",
     )
@@ -132,7 +131,7 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
 
 def transcriber_options(args: argparse.Namespace, timestamps: bool | str | None = False, punctuation=None) -> dict:
     """The engine's `Transcriber` arguments (besides the model) for the options given on the command line."""
-    if args.vad_model is not None and args.vad != "firered":
+    if args.vad_model is not None and args.vad not in (None, "firered"):
         raise CommandError("--vad-model names a FireRedVAD model: it goes with --vad firered")
     return {
         "revision": args.revision,

@@ -30,10 +30,9 @@ from collections import defaultdict
 
 import numpy as np
 from huggingface_hub.utils import httpx
-from transformers.pipelines.audio_utils import ffmpeg_read
 from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline
 
-from .audio import load_audio
+from .audio import AudioLimits, load_audio, load_audio_bytes
 from .punctuation import FireRedPunctuator, group_sentences, punctuated_word_chunks
 from .timestamps_fireredasr import hypothesis_end, word_timestamps
 from .vad import EnergyVad, FireRedVad, SileroVad, SpeechSegment, split_into_segments
@@ -138,6 +137,11 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         # Both variants decode with generate(); the stock pipeline would take an unlisted class for CTC.
         self.type = "seq2seq"
 
+    def __call__(self, inputs, **kwargs):
+        if isinstance(inputs, (list, tuple)) and not inputs:
+            raise ValueError("The input list is empty: pass at least one recording (path, array or dict).")
+        return super().__call__(inputs, **kwargs)
+
     def _sanitize_parameters(
         self,
         return_timestamps=None,
@@ -183,8 +187,13 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 )
             preprocess_params["vad"] = vad
         if max_segment_s is not None:
-            if isinstance(max_segment_s, bool) or not isinstance(max_segment_s, (int, float)) or max_segment_s < 2:
-                raise ValueError(f"max_segment_s must be a number of seconds >= 2, got {max_segment_s!r}.")
+            if (
+                isinstance(max_segment_s, bool)
+                or not isinstance(max_segment_s, (int, float))
+                or not math.isfinite(max_segment_s)
+                or max_segment_s < 2
+            ):
+                raise ValueError(f"max_segment_s must be a finite number of seconds >= 2, got {max_segment_s!r}.")
             preprocess_params["max_segment_s"] = float(max_segment_s)
         if punctuation_model is not None:
             postprocess_params["punctuator"] = self._punctuator(punctuation_model)
@@ -235,7 +244,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             else:
                 return load_audio(inputs, sampling_rate=sampling_rate), {}
         if isinstance(inputs, bytes):
-            inputs = ffmpeg_read(inputs, sampling_rate)
+            return load_audio_bytes(inputs, sampling_rate=sampling_rate, name="given as bytes"), {}
         # A datasets audio value decoded by torchcodec (channels first).
         if hasattr(inputs, "get_all_samples"):
             samples = inputs.get_all_samples()
@@ -270,6 +279,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         if inputs.ndim == 1 and inputs.dtype == np.float32 and input_rate == sampling_rate:
             # Already what the feature extractor reads: used as is, without a copy of the whole recording. A NaN or
             # infinity anywhere makes the float64 sum non-finite (the VAD would not notice it).
+            AudioLimits.from_env().check(len(inputs), sampling_rate, "The audio")
             if not np.isfinite(np.sum(inputs, dtype=np.float64)):
                 raise ValueError("The audio contains NaN or infinite samples.")
             return inputs, extra

@@ -18,20 +18,20 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AUDIO_EXTENSIONS
+from .text_files import decode_text, read_text_lines
 
 
 def _read_keyed_lines(path: str | os.PathLike, what: str) -> dict[str, str]:
     """Parses `key rest-of-line` lines (blank lines skipped); duplicate keys are an error."""
     entries: dict[str, str] = {}
-    with open(path, encoding="utf-8-sig") as file:
-        for number, line in enumerate(file, 1):
-            fields = line.strip().split(maxsplit=1)
-            if not fields:
-                continue
-            key = fields[0]
-            if key in entries:
-                raise ValueError(f"{path}:{number}: uttid {key!r} appears twice in this {what}")
-            entries[key] = fields[1] if len(fields) == 2 else ""
+    for number, line in enumerate(read_text_lines(path), 1):
+        fields = line.strip().split(maxsplit=1)
+        if not fields:
+            continue
+        key = fields[0]
+        if key in entries:
+            raise ValueError(f"{path}:{number}: uttid {key!r} appears twice in this {what}")
+        entries[key] = fields[1] if len(fields) == 2 else ""
     return entries
 
 
@@ -452,7 +452,7 @@ def read_file_list(location: str) -> list[tuple[str, str]]:
     """`(uttid, audio path or URL)` of a file list (`.lst`, `.list`): one path per line, the id its file name without
     extension; relative paths as in `resolve_listed_path`."""
     with open_input(location) as file:
-        lines = [line.strip() for line in file.read().decode("utf-8-sig").splitlines()]
+        lines = [line.strip() for line in decode_text(file.read(), location).splitlines()]
     base = _parent(location)
     paths = [resolve_listed_path(line, base) for line in lines if line]
     if not paths:

@@ -314,6 +314,16 @@ def check_device(device: str | None) -> str:
     return str(device)
 
 
+class UnavailableVad:
+    """Stands in for a default detector that could not be loaded: any recording that needs it fails with the reason."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __call__(self, audio, sampling_rate):
+        raise TranscriptionError(f"this recording needs segmentation, but {self.reason}")
+
+
 class Transcriber:
     """
     A FireRedASR pipeline loaded with a job's settings.
@@ -408,7 +418,17 @@ class Transcriber:
         self.call_kwargs: dict[str, Any] = {}
         self.notes: list[str] = []
         self.vad_name = str(vad_model) if vad_model is not None else None
-        if vad is None or vad == "firered":
+        if vad is None and vad_model is None and not timestamps:
+            # The default detector is only needed for recordings longer than the model's limit: when it cannot be
+            # obtained (offline, not cached), shorter recordings are still transcribed and longer ones fail alone.
+            try:
+                vad = self._load_fireredvad(None)
+            except TranscriptionError as error:
+                vad = UnavailableVad(str(error))
+                self.notes.append(
+                    f"note: recordings longer than the model's limit need segmentation, which will fail: {error}"
+                )
+        elif vad is None or vad == "firered":
             vad = self._load_fireredvad(vad_model)
         elif vad_model is not None:
             raise TranscriptionError(f"a VAD model is only used by the FireRedVAD detector, not by {vad!r}")
