@@ -27,6 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
+from fireredasr_hf.cpu import prefer_passive_waiting
+
+# As the command line does, before torch loads OpenMP: idle threads sleep instead of spinning (this machine is shared).
+prefer_passive_waiting()
+
+
 import torch
 from common import FIXTURES, build_converted_aed, looped_utterances
 from transformers import AutoProcessor
