@@ -123,6 +123,7 @@ def load_asr_pipeline(
     cache_dir: str | Path | None = None,
     device=None,
     dtype=None,
+    quantize: str | None = None,
     **pipeline_kwargs,
 ):
     """
@@ -130,17 +131,36 @@ def load_asr_pipeline(
     imported the task builds `FireRedAsrPipeline` (any input rate, long audio, segment timestamps) from the installed
     code, so no remote code runs.
 
-    `dtype` defaults to the stored weights' dtype (float32 for AED, bfloat16 for LLM conversions); further keyword
-    arguments (`token`, `batch_size`, `pipeline_class`, ...) go to `pipeline`.
+    `dtype` defaults to the stored weights' dtype (float32 for AED, bfloat16 for LLM conversions). `quantize="int8"`
+    quantizes the linear layers for CPU inference (`fireredasr_hf.quantization.quantize_model`: int8 weights,
+    dynamic int8 activations; CPU only, and the rest of the model runs in float32). Further keyword arguments
+    (`token`, `batch_size`, `pipeline_class`, ...) go to `pipeline`.
     """
     from transformers import pipeline
 
+    if quantize is not None:
+        import torch
+
+        from .quantization import QUANTIZE_METHODS
+
+        if quantize not in QUANTIZE_METHODS:
+            raise ValueError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZE_METHODS)}")
+        if device is not None and torch.device("cpu" if device == -1 else device).type != "cpu":
+            raise ValueError(f"quantize={quantize!r} runs on the CPU, not on device {device!r}")
+        if dtype not in (None, torch.float32, "float32"):
+            raise ValueError(f"quantize={quantize!r} computes in float32 around the int8 layers; drop dtype={dtype}")
+        device = "cpu"
     model = resolve_model(name_or_path, revision=revision, cache_dir=cache_dir, token=pipeline_kwargs.get("token"))
     if revision is not None and not Path(model).is_dir():  # a converted Hub repository, used as is
         pipeline_kwargs["revision"] = revision
     if dtype is not None:
         pipeline_kwargs["dtype"] = dtype
-    return pipeline("automatic-speech-recognition", model=model, device=device, **pipeline_kwargs)
+    asr = pipeline("automatic-speech-recognition", model=model, device=device, **pipeline_kwargs)
+    if quantize is not None:
+        from .quantization import quantize_model
+
+        quantize_model(asr.model, quantize)
+    return asr
 
 
 def resolve_local_dir(path: Path, cache_root: Path) -> str:
