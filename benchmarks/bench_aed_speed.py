@@ -44,7 +44,14 @@ from pathlib import Path
 import numpy as np
 import soundfile
 import torch
-from common import FIXTURES, build_original_aed, original_aed_args, original_state_dict, write_original_aed_dir
+from common import (
+    FIXTURES,
+    build_original_aed,
+    original_aed_args,
+    original_state_dict,
+    shape_decoder,
+    write_original_aed_dir,
+)
 from fireredasr.data.asr_feat import ASRFeatExtractor
 from fireredasr.models.fireredasr_aed import FireRedAsrAed
 from transformers import AutoProcessor
@@ -62,43 +69,6 @@ DECODING = {
     "length_penalty": 0.6,
     "eos_penalty": 1.0,
 }
-
-# Decoder reshaping (see the module docstring); tuned for d_model 512.
-RAMP_DIM = 300  # positional encoding sin(t * 10000 ** (-300 / 512)): rises from 0 to 1 over positions 0-347
-OFFSET_DIM = 510  # positional encoding ~0 for the first thousand positions: carries constant logit offsets
-OFFSET_BIAS = 100.0
-EMBEDDING_STD = 0.044
-LOGIT_SCALE = 10.0
-EOS_RAMP = 68.0
-EOS_BIAS = 10.0
-CROSS_QUERY_SCALE = 20.0
-CROSS_OUTPUT_SCALE = 5.0
-
-
-def shape_decoder(model: FireRedAsrAed, seed: int = 1) -> None:
-    decoder = model.decoder
-    generator = torch.Generator().manual_seed(seed)
-    clean_dims = [RAMP_DIM, OFFSET_DIM]
-    with torch.no_grad():
-        table = decoder.tgt_word_emb.weight  # the same Parameter as decoder.tgt_word_prj.weight
-        table.normal_(0.0, EMBEDDING_STD, generator=generator)
-        table[:, clean_dims] = 0.0
-        table[: model.eos_id, OFFSET_DIM] = -1.0  # <blank> <unk> <pad> <sos>: logit -100
-        table[model.eos_id] = 0.0
-        table[model.eos_id, RAMP_DIM] = EOS_RAMP
-        table[model.eos_id, OFFSET_DIM] = EOS_BIAS / OFFSET_BIAS
-        for layer in decoder.layer_stack:
-            layer.cross_attn.w_qs.weight.mul_(CROSS_QUERY_SCALE)
-            layer.cross_attn.fc.weight.mul_(CROSS_OUTPUT_SCALE)
-            for projection in (layer.self_attn.fc, layer.cross_attn.fc, layer.mlp.w_2):
-                projection.weight[clean_dims] = 0.0
-                projection.bias[clean_dims] = 0.0
-        signs = torch.randint(0, 2, decoder.layer_norm_out.weight.shape, generator=generator) * 2.0 - 1.0
-        decoder.layer_norm_out.weight.copy_(LOGIT_SCALE * signs)
-        decoder.layer_norm_out.weight[RAMP_DIM] = LOGIT_SCALE
-        decoder.layer_norm_out.weight[OFFSET_DIM] = 0.0
-        decoder.layer_norm_out.bias.zero_()
-        decoder.layer_norm_out.bias[OFFSET_DIM] = OFFSET_BIAS
 
 
 def write_utterances(directory: Path, count: int) -> list[Path]:
