@@ -158,10 +158,9 @@ class FireRedAedGenerationMixin(GenerationMixin):
         batch_size = hidden_states.shape[0]
         rows = batch_size * num_beams
 
-        beam_encoder_outputs = type(encoder_outputs)(
-            last_hidden_state=hidden_states.repeat_interleave(num_beams, dim=0),
-            attention_mask=encoder_outputs.attention_mask.repeat_interleave(num_beams, dim=0),
-        )
+        # One copy of the encoder states and their cross-attention keys and values per utterance, shared by its beams.
+        decoder = self.get_decoder()
+        encoder_attention_mask = decoder.prepare_encoder_attention_mask(hidden_states, encoder_outputs.attention_mask)
         # Each utterance decodes at most as many tokens as it has encoder frames (the release's `maxlen = Ti`).
         max_steps = torch.clamp(encoder_lengths.to(device), max=max_new_tokens)
 
@@ -188,14 +187,15 @@ class FireRedAedGenerationMixin(GenerationMixin):
             active = (step < max_steps) & ~finished.view(batch_size, num_beams).all(-1)
             if not active.any():
                 break
-            outputs = self(
-                encoder_outputs=beam_encoder_outputs,
-                decoder_input_ids=tokens[:, -1:],
+            decoder_outputs = decoder(
+                input_ids=tokens[:, -1:],
+                encoder_hidden_states=hidden_states,
+                encoder_attention_mask=encoder_attention_mask,
                 cache=cache,
                 use_cache=True,
             )
-            cache = outputs.cache
-            logits = outputs.logits[:, -1].float()
+            cache = decoder_outputs.cache
+            logits = self.get_output_embeddings()(decoder_outputs.last_hidden_state[:, -1]).float()
             log_probs = torch.log_softmax(logits / settings["softmax_smoothing"], dim=-1)
             if lm_weight > 0.0:
                 lm_outputs = self.lm(input_ids=tokens[:, -1:], state=lm_state)

@@ -7,7 +7,7 @@
   `{"raw"|"array", "sampling_rate"}` dicts by the feature extractor's own mono/resampling path (soxr);
 - inputs longer than `max_segment_s` (default: the model's trained limit `config.max_audio_seconds`, 60 s for AED,
   30 s for LLM) are cut into speech segments by voice activity detection and the segments are decoded in batches
-  of `batch_size`; the segment texts are joined (see `join_segment_texts`);
+  of `batch_size`, grouped by length (`sort_window`); the segment texts are joined (see `join_segment_texts`);
 - `return_timestamps=True` returns `chunks`, one per speech segment, `{"text", "timestamp": (start, end)}` in
   seconds (the stock pipeline refuses timestamps for sequence-to-sequence models other than Whisper);
   `return_timestamps="word"` (models with a CTC head, FireRedASR2-AED) one per word, shaped like Whisper's word
@@ -29,8 +29,11 @@ from collections import defaultdict
 
 import numpy as np
 from huggingface_hub.utils import httpx
+from torch.utils.data import DataLoader, IterableDataset
 from transformers.pipelines.audio_utils import ffmpeg_read
 from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline
+from transformers.pipelines.base import pad_collate_fn
+from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
 
 from .audio import load_audio
 from .punctuation import FireRedPunctuator
@@ -43,6 +46,10 @@ INT16_SCALE = 32768.0
 GENERATE_OUTPUTS = ("sequences_confidences", "token_confidences", "token_timestamps")
 VAD_NAMES = ("firered", "silero", "energy")
 DEFAULT_VAD = "firered"
+# With batch_size > 1, segments are read this many batches ahead and batched by length (see `sort_window`).
+SORT_WINDOW_BATCHES = 8
+# The position of a segment in the pipeline's input order, carried through a length-sorted batch.
+POSITION_KEY = "_fireredasr_position"
 # Ideographs, kana, CJK punctuation and full-width forms: scripts written without spaces between words.
 _UNSPACED_CHAR = re.compile(
     "[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003134f]"
@@ -107,6 +114,10 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             converted or original directory, or a Hub id such as FireRedTeam/FireRedPunc, loaded once per
             pipeline). `text` is then punctuated, and with `return_timestamps=True` the `chunks` are sentences (cut
             after 。？！.?!), each timed from its words (segment times spread over their characters).
+        sort_window (`int`, defaults to 8 x `batch_size`): with `batch_size` > 1, the segments (of all the inputs of a
+            list, and the many segments of a long input) are read this many at a time, sorted by length and decoded
+            longest first, so that each batch holds segments of similar length (padding costs compute); results keep
+            the input order. 0 (or any value up to `batch_size`) batches the segments in input order.
         generate_kwargs / generation options: passed to `model.generate` (e.g. `num_beams=1`).
 
     Results: `{"text"}`, with `"confidence"` (see `return_confidence`: the mean token confidence of the FireRed beam
@@ -137,6 +148,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         keep_pauses=None,
         return_confidence=None,
         punctuation_model=None,
+        sort_window=None,
         chunk_length_s=None,
         stride_length_s=None,
         **kwargs,
@@ -179,7 +191,32 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             preprocess_params["max_segment_s"] = float(max_segment_s)
         if punctuation_model is not None:
             postprocess_params["punctuator"] = self._punctuator(punctuation_model)
+        if sort_window is not None:
+            if isinstance(sort_window, bool) or not isinstance(sort_window, int) or sort_window < 0:
+                raise ValueError(f"sort_window must be a number of segments >= 0, got {sort_window!r}.")
+            # Read by `get_iterator`, which batches the segments.
+            preprocess_params["sort_window"] = sort_window
         return preprocess_params, forward_params, postprocess_params
+
+    def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
+        """transformers' iteration over the inputs' segments, which with `batch_size` > 1 batches segments of similar
+        length: they are read `sort_window` at a time, sorted longest first, decoded, and put back in input order
+        before each input's segments are joined."""
+        preprocess_params = dict(preprocess_params)
+        sort_window = preprocess_params.pop("sort_window", None)
+        if sort_window is None:
+            sort_window = SORT_WINDOW_BATCHES * batch_size
+        if batch_size <= 1 or sort_window <= batch_size:
+            return super().get_iterator(
+                inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params
+            )
+        segments = LengthSortedSegments(PipelineChunkIterator(inputs, self.preprocess, preprocess_params), sort_window)
+        collate_fn = pad_collate_fn(self.tokenizer, self.feature_extractor)
+        # At most one worker process, as in transformers' ChunkPipeline: the segments come from one iterator.
+        loader = DataLoader(segments, num_workers=min(num_workers, 1), batch_size=batch_size, collate_fn=collate_fn)
+        decoded = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
+        by_input = PipelinePackIterator(InputOrder(decoded), lambda output: output, {})
+        return PipelineIterator(by_input, self.postprocess, postprocess_params)
 
     def _detector(self, vad):
         if not isinstance(vad, str):
@@ -398,6 +435,47 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 chunk["confidence"] = round(word["confidence"], 3)
             chunks.append(chunk)
         return chunks
+
+
+class LengthSortedSegments(IterableDataset):
+    """The pipeline's segments (`preprocess` items) read `window` at a time and given longest first within each window,
+    so that batches hold segments of similar length (little padding); each carries its position in the input order
+    under `POSITION_KEY` for `InputOrder`."""
+
+    def __init__(self, segments, window: int):
+        self.segments = segments
+        self.window = window
+
+    def __iter__(self):
+        window = []
+        for position, segment in enumerate(self.segments):
+            segment[POSITION_KEY] = position
+            window.append(segment)
+            if len(window) == self.window:
+                yield from self._longest_first(window)
+                window = []
+        yield from self._longest_first(window)
+
+    @staticmethod
+    def _longest_first(segments: list) -> list:
+        return sorted(segments, key=lambda segment: segment["input_features"].shape[1], reverse=True)
+
+
+class InputOrder:
+    """Decoded segments (dicts carrying `POSITION_KEY`), which come sorted by length within windows, back in input
+    order; at most one window is held."""
+
+    def __init__(self, outputs):
+        self.outputs = outputs
+
+    def __iter__(self):
+        pending = {}
+        next_position = 0
+        for output in self.outputs:
+            pending[output.pop(POSITION_KEY)] = output
+            while next_position in pending:
+                yield pending.pop(next_position)
+                next_position += 1
 
 
 def overall_confidence(confidences: list[tuple[float, int]]) -> float | None:
