@@ -91,7 +91,7 @@ def transcribe(transcriber, waveforms) -> tuple[list[str], float, float]:
 
 def measure_throughput(model_dir, waveforms, args):
     configurations = []
-    for dtype in (torch.float32, torch.bfloat16):
+    for dtype in args.dtypes:
         for batch_size in args.batch_sizes:
             configurations.append((dtype, batch_size, True))
         if args.unsorted_batch_size:
@@ -117,7 +117,7 @@ def measure_throughput(model_dir, waveforms, args):
         f"rounds (spread min-max); torch threads {torch.get_num_threads()}"
     )
     print(f"{'dtype':10s}{'batch':>16s}{'utt / CPU-s':>13s}{'spread':>15s}{'utt / wall-s':>14s}{'CPU RTF':>9s}{'vs batch 1':>12s}")
-    for dtype in (torch.float32, torch.bfloat16):
+    for dtype in args.dtypes:
         baseline = None
         for configuration in configurations:
             if configuration[0] != dtype:
@@ -182,10 +182,12 @@ def main():
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--unsorted-batch-size", type=int, default=8, help="also time this batch size in input order")
     parser.add_argument("--num-beams", type=int, default=3)
+    parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"], choices=["float32", "bfloat16"])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip-agreement", action="store_true")
     parser.add_argument("--work_dir", type=Path, help="keep (and reuse) the random model here")
     args = parser.parse_args()
+    args.dtypes = [getattr(torch, name) for name in args.dtypes]
     torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory(prefix="bench_batching_") as scratch:

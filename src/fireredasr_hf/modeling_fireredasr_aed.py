@@ -44,11 +44,14 @@ MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES.setdefault("fireredasr_aed", "FireRedAe
 
 class FireRedAedDecoderCacheLayer(DynamicLayer):
     """
-    The self-attention keys and values of one decoder layer for step-by-step decoding, held in buffers with room for
-    `capacity_step` more positions: a step writes its position in place instead of copying the whole cache
-    (`torch.cat`), and a beam reordering gathers the rows into a second buffer, or does nothing when the order is
-    unchanged. `keys` and `values` are views of the filled part; where other code replaces them (cropping, batch
-    selection), the next update continues from the replacements.
+    The self-attention keys and values of one decoder layer for step-by-step decoding. A beam reordering that keeps
+    every row in place (most steps of a converged search) copies nothing. In float32, and on GPUs, keys and values
+    live in buffers with room for `capacity_step` more positions: a step writes its position in place instead of
+    copying the whole cache (`torch.cat`), and a reordering gathers the rows into a second buffer; `keys` and
+    `values` are views of the filled part, and where other code replaces them (cropping, batch selection) the next
+    update continues from the replacements. CPU matrix products in bfloat16 and float16 copy such views (a head's
+    positions do not end where the next head's start), which costs more than the concatenation: there the layer
+    concatenates as `DynamicLayer` does.
     """
 
     capacity_step = 64
@@ -63,6 +66,9 @@ class FireRedAedDecoderCacheLayer(DynamicLayer):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
+        if key_states.device.type == "cpu" and key_states.dtype in (torch.bfloat16, torch.float16):
+            self._key_buffer = self._value_buffer = self._spare_buffers = None
+            return super().update(key_states, value_states)
         length = self.get_seq_length()
         new_length = length + key_states.shape[-2]
         if not self._holds_views() or new_length > self._key_buffer.shape[-2]:
@@ -77,10 +83,11 @@ class FireRedAedDecoderCacheLayer(DynamicLayer):
         if self.get_seq_length() == 0:
             return
         beam_idx = beam_idx.to(self.keys.device)
-        if not self._holds_views() or beam_idx.shape[0] != self.keys.shape[0]:
-            super().reorder_cache(beam_idx)
+        rows = self.keys.shape[0]
+        if beam_idx.shape[0] == rows and torch.equal(beam_idx, torch.arange(rows, device=beam_idx.device)):
             return
-        if torch.equal(beam_idx, torch.arange(beam_idx.shape[0], device=beam_idx.device)):
+        if not self._holds_views() or beam_idx.shape[0] != rows:
+            super().reorder_cache(beam_idx)
             return
         if self._spare_buffers is None or self._spare_buffers[0].shape != self._key_buffer.shape:
             self._spare_buffers = (torch.empty_like(self._key_buffer), torch.empty_like(self._value_buffer))
