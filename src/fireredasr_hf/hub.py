@@ -116,12 +116,17 @@ def resolve_model(
     return resolve_hub_repo(name, revision, converted_cache_dir(cache_dir), token)
 
 
+# `load_asr_pipeline(cpu_linear=...)`: how float32 linear layers run on a CPU.
+CPU_LINEAR_CHOICES = ("auto", "onednn", "pytorch")
+
+
 def load_asr_pipeline(
     name_or_path: str | Path,
     revision: str | None = None,
     cache_dir: str | Path | None = None,
     device=None,
     dtype=None,
+    cpu_linear: str = "auto",
     **pipeline_kwargs,
 ):
     """
@@ -129,17 +134,28 @@ def load_asr_pipeline(
     imported the task builds `FireRedAsrPipeline` (any input rate, long audio, segment timestamps) from the installed
     code, so no remote code runs.
 
-    `dtype` defaults to the stored weights' dtype (float32 for AED, bfloat16 for LLM conversions); further keyword
-    arguments (`token`, `batch_size`, `pipeline_class`, ...) go to `pipeline`.
+    `dtype` defaults to the stored weights' dtype (float32 for AED, bfloat16 for LLM conversions). `cpu_linear`: how
+    float32 linear layers run on a CPU: `"onednn"` (`cpu_linear.use_onednn_linear`), `"pytorch"` (as PyTorch does,
+    MKL), or `"auto"` (oneDNN on AMD CPUs, where MKL is slow). Further keyword arguments (`token`, `batch_size`,
+    `pipeline_class`, ...) go to `pipeline`.
     """
+    import torch
     from transformers import pipeline
 
+    from .cpu_linear import onednn_linear_is_preferred, use_onednn_linear
+
+    if cpu_linear not in CPU_LINEAR_CHOICES:
+        raise ValueError(f"cpu_linear must be one of {', '.join(CPU_LINEAR_CHOICES)}, got {cpu_linear!r}")
     model = resolve_model(name_or_path, revision=revision, cache_dir=cache_dir, token=pipeline_kwargs.get("token"))
     if revision is not None and not Path(model).is_dir():  # a converted Hub repository, used as is
         pipeline_kwargs["revision"] = revision
     if dtype is not None:
         pipeline_kwargs["dtype"] = dtype
-    return pipeline("automatic-speech-recognition", model=model, device=device, **pipeline_kwargs)
+    asr = pipeline("automatic-speech-recognition", model=model, device=device, **pipeline_kwargs)
+    on_cpu = getattr(getattr(asr, "model", None), "device", None) == torch.device("cpu")
+    if on_cpu and (cpu_linear == "onednn" or (cpu_linear == "auto" and onednn_linear_is_preferred())):
+        use_onednn_linear(asr.model)
+    return asr
 
 
 def resolve_local_dir(path: Path, cache_root: Path) -> str:
