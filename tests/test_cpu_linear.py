@@ -35,12 +35,35 @@ def test_onednn_linear_computes_what_nn_linear_does():
         assert layer.to(torch.bfloat16)(torch.randn(2, 64, dtype=torch.bfloat16)).dtype == torch.bfloat16
 
 
+def test_packed_layers_compute_what_nn_linear_does_and_refuse_training():
+    torch.manual_seed(0)
+    for dtype, tolerance in ((torch.float32, 1e-5), (torch.bfloat16, 2e-2)):
+        plain = nn.Linear(64, 96).to(dtype)
+        tied = nn.Linear(96, 64, bias=False).to(dtype)
+        embedding = nn.Embedding(64, 96).to(dtype)
+        tied.weight = embedding.weight
+        model = nn.ModuleDict({"linear": nn.Linear(64, 96).to(dtype), "tied": tied, "embedding": embedding})
+        model["linear"].load_state_dict(plain.state_dict())
+        assert use_onednn_linear(model, prepack=True) == 2
+        assert model["linear"].weight.numel() == 0 and model["linear"].packed_weight is not None  # released
+        assert model["tied"].weight is embedding.weight and embedding.weight.numel() == 64 * 96  # packed as a copy
+        inputs = torch.randn(2, 3, 64, dtype=dtype)
+        with torch.no_grad():
+            torch.testing.assert_close(model["linear"](inputs), plain(inputs), rtol=tolerance, atol=tolerance)
+            hidden = torch.randn(5, 96, dtype=dtype)
+            expected = hidden @ embedding.weight.t()
+            torch.testing.assert_close(model["tied"](hidden), expected, rtol=tolerance, atol=tolerance)
+        with pytest.raises(RuntimeError, match="packed for CPU inference"):
+            model["linear"](inputs)  # gradients on
+        assert model["tied"](hidden).grad_fn is not None  # the plain weight is still there
+
+
 def test_fixture_aed_gives_the_original_nbest_with_onednn_linear(converted_aed_dir, fixtures_dir):
     golden = fixtures_dir / "golden" / "aed-tiny"
     feats = np.load(golden / "features.npz")
     decode = json.loads((golden / "decode.json").read_text())["decode"]["b"]["bs1"]
     model = AutoModelForSpeechSeq2Seq.from_pretrained(converted_aed_dir).eval()
-    assert use_onednn_linear(model) > 0
+    assert use_onednn_linear(model, prepack=True) > 0
     for utt in UTTERANCES:
         inputs = torch.from_numpy(feats[f"feats.{utt}"]).unsqueeze(0)
         out = model.generate(inputs, num_beams=3, num_return_sequences=3, return_dict_in_generate=True)

@@ -116,7 +116,7 @@ def resolve_model(
     return resolve_hub_repo(name, revision, converted_cache_dir(cache_dir), token)
 
 
-# `load_asr_pipeline(cpu_linear=...)`: how float32 linear layers run on a CPU.
+# `load_asr_pipeline(cpu_linear=...)`: how linear layers run on a CPU.
 CPU_LINEAR_CHOICES = ("auto", "onednn", "pytorch")
 
 
@@ -135,8 +135,9 @@ def load_asr_pipeline(
     code, so no remote code runs.
 
     `dtype` defaults to the stored weights' dtype (float32 for AED, bfloat16 for LLM conversions). `cpu_linear`: how
-    float32 linear layers run on a CPU: `"onednn"` (`cpu_linear.use_onednn_linear`), `"pytorch"` (as PyTorch does,
-    MKL), or `"auto"` (oneDNN on AMD CPUs, where MKL is slow). Further keyword arguments (`token`, `batch_size`,
+    linear layers run on a CPU: `"onednn"` (`cpu_linear.use_onednn_linear(prepack=True)`: oneDNN with weights packed
+    for inference), `"pytorch"` (as PyTorch does: MKL for float32), or `"auto"` (oneDNN on AMD CPUs, where MKL is
+    slow). Further keyword arguments (`token`, `batch_size`,
     `pipeline_class`, ...) go to `pipeline`.
     """
     import torch
@@ -154,7 +155,7 @@ def load_asr_pipeline(
     asr = pipeline("automatic-speech-recognition", model=model, device=device, **pipeline_kwargs)
     on_cpu = getattr(getattr(asr, "model", None), "device", None) == torch.device("cpu")
     if on_cpu and (cpu_linear == "onednn" or (cpu_linear == "auto" and onednn_linear_is_preferred())):
-        use_onednn_linear(asr.model)
+        use_onednn_linear(asr.model, prepack=True)
     return asr
 
 
