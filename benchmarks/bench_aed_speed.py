@@ -58,6 +58,7 @@ from transformers import AutoProcessor
 
 from fireredasr_hf import FireRedAedForConditionalGeneration
 from fireredasr_hf.conversion import convert_checkpoint
+from fireredasr_hf.conversion.common import load_original_checkpoint
 
 SAMPLING_RATE = 16000
 MODEL_ARGS = original_aed_args(d_model=512, n_head=8, n_layers_enc=8, n_layers_dec=8, odim=4000)
@@ -85,7 +86,7 @@ def write_utterances(directory: Path, count: int) -> list[Path]:
 
 def load_original(model_dir: Path) -> FireRedAsrAed:
     """As the release's `load_fireredasr_aed_model` does."""
-    package = torch.load(model_dir / "model.pth.tar", map_location="cpu", weights_only=False)
+    package = load_original_checkpoint(model_dir / "model.pth.tar")
     model = FireRedAsrAed.from_args(package["args"])
     model.load_state_dict(package["model_state_dict"], strict=True)
     return model.eval()

@@ -90,9 +90,11 @@ def build_original(directory: Path, llm_layers: int, encoder_layers: int = 16) -
     from fireredasr.models.module.conformer_encoder import ConformerEncoder
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
+    from fireredasr_hf.conversion.common import load_original_checkpoint
+
     source = FIXTURES / "llm-tiny"
     directory.mkdir(parents=True)
-    encoder_args = torch.load(source / "asr_encoder.pth.tar", weights_only=False)["args"]
+    encoder_args = load_original_checkpoint(source / "asr_encoder.pth.tar")["args"]
     for name, value in {
         "d_model": 1280,
         "n_head": 20,
@@ -128,7 +130,7 @@ def build_original(directory: Path, llm_layers: int, encoder_layers: int = 16) -
             key = f"llm.base_model.model.model.layers.{layer}.{module}"
             state_dict[f"{key}.lora_A.default.weight"] = random_tensor((LORA_RANK, widths[in_features]))
             state_dict[f"{key}.lora_B.default.weight"] = random_tensor((widths[out_features], LORA_RANK))
-    llm_args = torch.load(source / "model.pth.tar", weights_only=False)["args"]
+    llm_args = load_original_checkpoint(source / "model.pth.tar")["args"]
     torch.save({"args": llm_args, "model_state_dict": state_dict}, directory / "model.pth.tar")
     del state_dict
 

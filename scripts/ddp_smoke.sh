@@ -5,7 +5,8 @@
 #
 #   bash scripts/ddp_smoke.sh MODEL TRAIN_DATA OUTPUT_DIR [extra finetune options...]
 #
-# MODEL is anything `fireredasr-hf finetune --model` accepts, TRAIN_DATA a Kaldi directory. Each process trains on
+# MODEL is anything `fireredasr-hf finetune --model` accepts, TRAIN_DATA a Kaldi directory. It runs with $PYTHON,
+# else the repository's .venv/bin/python, else python3. Each process trains on
 # its half of every global batch (2 utterances each); the gradients are averaged over gloo. On GPUs drop --use-cpu
 # and set --nproc_per_node to the number of GPUs.
 set -euo pipefail
@@ -15,7 +16,15 @@ if [[ $# -lt 3 ]]; then
 fi
 model=$1 train_data=$2 output_dir=$3
 shift 3
-python=${PYTHON:-python}
+# The project's interpreter: $PYTHON, else the developer install's .venv (scripts/install.sh), else python3.
+root=$(cd "$(dirname "$0")/.." && pwd)
+if [[ -n "${PYTHON:-}" ]]; then
+    python=$PYTHON
+elif [[ -x "$root/.venv/bin/python" ]]; then
+    python=$root/.venv/bin/python
+else
+    python=$(command -v python3 || command -v python)
+fi
 # One thread per process: two processes already use both cores.
 OMP_NUM_THREADS=1 "$python" -m torch.distributed.run --nproc_per_node 2 --master_addr 127.0.0.1 --master_port "${MASTER_PORT:-29517}" \
     -m fireredasr_hf.finetune \

@@ -28,9 +28,7 @@ def run_without_the_package(script: str, cwd: Path, timeout: float = 300):
 
     preamble = textwrap.dedent("""
         import sys
-        sys.path = [p for p in sys.path if "fireredasr" not in p and "/src" not in p]
-        sys.meta_path = [f for f in sys.meta_path if "editable" not in type(f).__name__.lower()
-                         and "editable" not in getattr(f, "__module__", "")]
+        sys.modules["fireredasr_hf"] = None  # importing it fails, wherever the package is (whatever its folder)
         try:
             import fireredasr_hf
             raise SystemExit("fireredasr_hf is importable; the test would prove nothing")
@@ -160,11 +158,14 @@ def converted_aed2_dir(aed2_tiny_dir, tmp_path_factory) -> Path:
     return convert_checkpoint(aed2_tiny_dir, tmp_path_factory.mktemp("aed2-tiny-hf") / "model")
 
 
-def build_original_punc(root: Path, max_positions: int = 40, permute_model_vocab: bool = False) -> Path:
+def build_original_punc(
+    root: Path, max_positions: int = 40, permute_model_vocab: bool = False, pickle_bert: bool = False
+) -> Path:
     """A tiny random FireRedPunc directory in the release's layout: `chinese-lert-base/` (BERT config, vocab,
     pretrained weights the release starts from), `chinese-bert-wwm-ext_vocab.txt`, `out_dict` and `model.pth.tar`
     (`{"args": Namespace, "model_state_dict": bert.* + classifier.*}`). With `permute_model_vocab`, the model's
-    vocabulary lists the tokens in another order than the tokenizer's."""
+    vocabulary lists the tokens in another order than the tokenizer's. With `pickle_bert`, `args.bert` is the
+    fine-tuned BertModel itself (pooler removed), as the release's training saves its arguments; otherwise None."""
     import argparse
     import json
 
@@ -211,6 +212,13 @@ def build_original_punc(root: Path, max_positions: int = 40, permute_model_vocab
         pretrained_bert="chinese-lert-base",
         bert=None,
     )
+    if pickle_bert:
+        # `FireRedPuncBert.from_args`: args.bert = BertModel.from_pretrained(...); args.bert.pooler = None; the model
+        # trains it, and its state dict shares the tensors.
+        args.bert = BertModel.from_pretrained(bert_dir)
+        args.bert.pooler = None
+        args.bert.load_state_dict({key[len("bert.") :]: value for key, value in state.items() if key[:5] == "bert."})
+        state.update({f"bert.{key}": value for key, value in args.bert.state_dict().items()})
     torch.save({"args": args, "model_state_dict": state}, root / "model.pth.tar")
     return root
 

@@ -251,9 +251,19 @@ def test_eval_scores_a_kaldi_directory(converted_aed_dir, fixtures_dir, tmp_path
 
 
 def test_convert_writes_a_loadable_directory(fixtures_dir, tmp_path, capsys):
-    assert cli.main(["convert", str(fixtures_dir / "aed-tiny"), str(tmp_path / "converted")]) == 0
+    assert (
+        cli.main(["convert", str(fixtures_dir / "aed-tiny"), str(tmp_path / "converted"), "--max_shard_size", "1GB"])
+        == 0
+    )
     assert "Converted model written to" in capsys.readouterr().out
     assert json.loads((tmp_path / "converted" / "config.json").read_text())["model_type"] == "fireredasr_aed"
+    # Readable like the user's other files (safetensors itself writes 0600 files).
+    umask = os.umask(0o022)
+    os.umask(umask)
+    converted = list((tmp_path / "converted").rglob("*"))
+    assert (tmp_path / "converted" / "model.safetensors").stat().st_mode & 0o777 == 0o666 & ~umask
+    assert {path.stat().st_mode & 0o777 for path in converted if path.is_file()} == {0o666 & ~umask}
+    assert {path.stat().st_mode & 0o777 for path in converted if path.is_dir()} <= {0o777 & ~umask}
     assert cli.main(["convert", str(tmp_path), str(tmp_path / "out")]) == 2
     assert "is not an original FireRedASR directory" in capsys.readouterr().err
 
@@ -271,3 +281,37 @@ def test_transcribe_with_the_llm_variant(converted_llm_dir, fixtures_dir, capsys
     assert capsys.readouterr().out == "p02\tturn on the light\n"
     assert transcribe(converted_llm_dir, wav, "--softmax-smoothing", "1.25") == 2
     assert "--softmax-smoothing applies to FireRedASR-AED models only" in capsys.readouterr().err
+
+
+def test_timestamps_apply_to_jsonl_only(converted_aed_dir, audio_dir, capsys):
+    """txt and kaldi texts never change with --timestamps: the option is refused there."""
+    for output_format in ("txt", "kaldi"):
+        assert (
+            transcribe(converted_aed_dir, str(audio_dir / "p01.wav"), "--output-format", output_format, "--timestamps")
+            == 2
+        )
+        assert "--timestamps adds timed chunks to jsonl, srt and vtt output" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("device", ["cuda", "cuda:1", "mps"])
+def test_a_device_this_machine_lacks_is_one_line_and_exit_2(converted_aed_dir, fixtures_dir, device, capsys):
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    if device == "mps" and torch.backends.mps.is_available():
+        pytest.skip("this machine has MPS")
+    wav = str(fixtures_dir / "audio" / "p01.wav")
+    assert cli.main(["transcribe", "--model", str(converted_aed_dir), "--device", device, wav]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("fireredasr-hf transcribe: error: device") and ("available" in line or "usable" in line)
+
+
+def test_a_missing_extra_is_named(fixtures_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "jiwer", None)  # as if the [data] extra were not installed
+    data = tmp_path / "test"
+    data.mkdir()
+    (data / "wav.scp").write_text(f"p01 {fixtures_dir / 'audio' / 'p01.wav'}\n")
+    (data / "text").write_text("p01 今天天气很好\n")
+    assert cli.main(["eval", "--model", str(tmp_path), "--data", str(data)]) == 2
+    assert capsys.readouterr().err.strip().endswith("needs jiwer (not installed): pip install 'fireredasr-hf[data]'")

@@ -78,8 +78,9 @@ def test_dtype_sharding_and_model_card(fixtures_dir, tmp_path):
     model = AutoModelForSpeechSeq2Seq.from_pretrained(output)
     assert model.dtype == torch.bfloat16
     card = (output / "README.md").read_text()
-    assert "pipeline_tag: automatic-speech-recognition" in card and "license: apache-2.0" in card
-    assert "0.55" in card and "60 s" in card
+    assert "pipeline_tag: automatic-speech-recognition" in card and "60 s" in card
+    # The tiny model is no released checkpoint: its card claims no published results (tests/test_model_card.py).
+    assert "model-index" not in card and "424k parameters" in card
     config = json.loads((output / "config.json").read_text())
     assert config["auto_map"]["AutoModelForSpeechSeq2Seq"].startswith("modeling_fireredasr_aed.")
     for name in (

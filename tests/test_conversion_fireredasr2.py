@@ -75,7 +75,8 @@ def test_fireredasr2_aed_converts_with_its_ctc_head(converted_aed2_dir, aed2_tin
     processor = AutoProcessor.from_pretrained(converted_aed2_dir)
     assert processor.batch_decode([[3, 5, 6, 120, 4]], skip_special_tokens=True)[0].islower()
     card = (converted_aed2_dir / "README.md").read_text()
-    assert "FireRedASR2-AED" in card and "| aishell1 | 0.57 |" in card and "**3.05**" in card and "**11.67**" in card
+    # A tiny random model: a FireRedASR2-AED card without the release's published results (test_model_card.py).
+    assert "FireRedASR2-AED" in card and "model-index" not in card and "0.57" not in card
     assert 'return_timestamps="word"' in card and "--lm_dir" in card
     assert (converted_aed2_dir / "timestamps_fireredasr.py").is_file()
 
@@ -85,7 +86,8 @@ def test_a_v1_aed_keeps_converting_without_a_head(converted_aed_dir):
     assert config["use_ctc_head"] is False
     assert not [key for key in load_file(converted_aed_dir / "model.safetensors") if key.startswith(("ctc", "lm."))]
     assert json.loads((converted_aed_dir / "tokenizer_config.json").read_text())["lowercase_output"] is False
-    assert "FireRedASR-AED-L" in (converted_aed_dir / "README.md").read_text()
+    card = (converted_aed_dir / "README.md").read_text()
+    assert "# FireRedASR-AED (" in card and "FireRedASR2" not in card
 
 
 def test_ctc_tensors_are_checked_strictly(aed2_tiny_dir, tmp_path):
@@ -175,7 +177,7 @@ def test_fireredasr2_llm_is_recognised_by_name_and_gets_v2_settings(converted_ll
     assert tokenizer.decode(ids) == "turn on the light"
     assert AutoProcessor.from_pretrained(converted_llm2_bf16).batch_decode([ids])[0] == "turn on the light"
     card = (converted_llm2_bf16 / "README.md").read_text()
-    assert "FireRedASR2-LLM" in card and "| aishell1 | 0.64 |" in card and "**2.89**" in card
+    assert "FireRedASR2-LLM" in card and "model-index" not in card and "lower-cased" in card
     # v1 conversions are unchanged: the Qwen2 tokenizer, the README decoding.
     assert not isinstance(AutoTokenizer.from_pretrained(converted_llm_dir), FireRedLlmTokenizer)
 

@@ -291,7 +291,6 @@ def untied_original_dir(fixtures_dir, tmp_path_factory) -> Path:
 def test_untied_llm_matches_the_original_code(untied_original_dir, tmp_path, monkeypatch):
     """Live parity with the original FireRedAsrLlm (PEFT LoRA unmerged, fp32, eager) on random weights."""
     from fireredasr.models.fireredasr_llm import FireRedAsrLlm
-    from peft import PeftModel
 
     monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # the original calls torch.load without it
     package = torch.load(untied_original_dir / "model.pth.tar", weights_only=False)
@@ -322,11 +321,11 @@ def test_untied_llm_matches_the_original_code(untied_original_dir, tmp_path, mon
         assert "language_model.lm_head.weight" in weights
         model = FireRedLlmForSpeechSeq2Seq.from_pretrained(output_dir).eval()
         assert model.language_model.lm_head.weight.data_ptr() != model.get_input_embeddings().weight.data_ptr()
-        if not merge_lora:
+        if not merge_lora:  # from_pretrained applied the adapter that the config names
             adapter_config = json.loads((output_dir / "lora" / "adapter_config.json").read_text())
             assert (adapter_config["r"], adapter_config["lora_alpha"]) == (64, 16)
-            model = PeftModel.from_pretrained(model, output_dir / "lora").eval()
-            assert not any("encoder" in name for name, _ in model.named_modules() if name.endswith("lora_A"))
+            lora_modules = [name for name, _ in model.named_modules() if name.endswith("lora_A")]
+            assert lora_modules and not any("encoder" in name for name in lora_modules)
         input_ids, attention_mask = model.build_prompt(torch.tensor([speech.shape[1]]))
         with torch.no_grad():
             logits = model(input_ids=input_ids, attention_mask=attention_mask, input_features=features).logits
@@ -359,11 +358,38 @@ print(processor.batch_decode(asr.model.generate(**inputs), skip_special_tokens=T
     assert result.stdout.splitlines()[-2:] == ["turn on the light", "turn on the light"]
 
 
-def test_conversion_script_keeps_the_lora_on_request(fixtures_dir, tmp_path):
+@pytest.mark.parametrize("spelling", ["underscores", "hyphens"])
+def test_conversion_script_keeps_the_lora_on_request(fixtures_dir, tmp_path, spelling):
     script = runpy.run_path(str(REPO_ROOT / "conversion" / "convert_fireredasr_to_hf.py"))
     output_dir = tmp_path / "keep-lora"
-    script["main"](["--input_dir", str(fixtures_dir / "llm-tiny"), "--output_dir", str(output_dir), "--keep_lora"])
-    assert json.loads((output_dir / "config.json").read_text())["dtype"] == "bfloat16"
+    args = ["--input_dir", str(fixtures_dir / "llm-tiny"), "--output_dir", str(output_dir), "--keep_lora"]
+    script["main"]([arg.replace("_", "-") if spelling == "hyphens" and arg.startswith("--") else arg for arg in args])
+    config = json.loads((output_dir / "config.json").read_text())
+    assert config["dtype"] == "bfloat16" and config["lora_adapter"] == "lora"
+    card = (output_dir / "README.md").read_text()
+    assert "## The LoRA is a separate adapter" in card and "PEFT\nadapter in `lora/`" in card
     adapter = load_file(output_dir / "lora" / "adapter_model.safetensors")
     assert len(adapter) == 2 * 2 * len(LORA_TARGETS)
     assert "base_model.model.language_model.model.layers.1.mlp.down_proj.lora_B.weight" in adapter
+
+
+def test_a_kept_lora_is_applied_when_loading(fixtures_dir, tmp_path, monkeypatch):
+    """`--keep-lora` output transcribes like the merged conversion through the plain pipeline; without peft, loading
+    it fails with a message instead of giving the base LLM's transcripts."""
+    from transformers import pipeline
+
+    import fireredasr_hf  # noqa: F401
+
+    output_dir = convert_llm_checkpoint(fixtures_dir / "llm-tiny", tmp_path / "keep", dtype="float32", merge_lora=False)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert {oct(path.stat().st_mode & 0o777) for path in output_dir.rglob("*")} <= {
+        oct(0o666 & ~umask),
+        oct(0o777 & ~umask),
+    }
+    asr = pipeline("automatic-speech-recognition", model=str(output_dir))
+    assert asr(str(fixtures_dir / "audio" / "p02.wav"))["text"] == "turn on the light"
+
+    monkeypatch.setitem(sys.modules, "peft", None)
+    with pytest.raises(ImportError, match=r"keeps its LoRA as a separate adapter \(lora/\).*pip install peft"):
+        FireRedLlmForSpeechSeq2Seq.from_pretrained(output_dir)

@@ -194,3 +194,57 @@ def test_parquet_output_needs_ray(fixtures_dir, tmp_path, capsys):
     arguments = ["transcribe", str(fixtures_dir / "audio" / "p01.wav"), "--model", "unused"]
     assert cli.main([*arguments, "--output-format", "parquet", "--output", str(tmp_path / "o")]) == 2
     assert "--ray" in capsys.readouterr().err
+
+
+def test_ray_jobs_decide_the_default_punctuation_model_on_the_driver(
+    original_punc_dir, fixtures_dir, tmp_path, monkeypatch, capsys
+):
+    """Replicas print nothing, so the driver decides what the single-process command decides: the default model
+    (converted into the cache before any replica starts) when it can be obtained, else none, with the same note."""
+    import fireredasr_hf.distributed
+    from fireredasr_hf.hub import resolve_punctuation_model
+    from fireredasr_hf.transcription import JobReport
+
+    punctuation = []
+
+    def transcribe_on_ray(inputs, output, model, transcriber_options, **kwargs):
+        punctuation.append(transcriber_options["punctuation"])
+        return JobReport(results={}, failures={})
+
+    monkeypatch.setattr(fireredasr_hf.distributed, "transcribe_on_ray", transcribe_on_ray)
+    monkeypatch.setenv("FIREREDASR_HF_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    arguments = ["transcribe", "--ray", str(fixtures_dir / "audio" / "p01.wav"), "--model", "unused", "--no-progress"]
+    arguments += ["--output", str(tmp_path / "out")]
+
+    monkeypatch.setenv("FIREREDASR_HF_PUNCTUATION_MODEL", str(original_punc_dir))
+    assert cli.main(arguments) == 0
+    assert punctuation == [str(original_punc_dir)] and "not punctuated" not in capsys.readouterr().err
+    assert Path(resolve_punctuation_model(original_punc_dir)).is_relative_to(tmp_path / "cache")  # already there
+
+    monkeypatch.delenv("FIREREDASR_HF_PUNCTUATION_MODEL")  # FireRedTeam/FireRedPunc: not downloadable here
+    assert cli.main(arguments) == 0
+    assert punctuation[-1] is None
+    error = capsys.readouterr().err
+    assert error.count("transcripts are not punctuated") == 1 and "hf download FireRedTeam/FireRedPunc" in error
+
+    assert cli.main([*arguments, "--punctuation", "none"]) == 0
+    assert punctuation[-1] is None and "not punctuated" not in capsys.readouterr().err
+    assert cli.main([*arguments, "--punctuation", str(original_punc_dir)]) == 0
+    assert punctuation[-1] == str(original_punc_dir)
+
+
+@pytest.mark.slow
+def test_default_punctuation_reaches_the_replicas(
+    local_cluster, converted_aed_dir, original_punc_dir, fixtures_dir, tmp_path, monkeypatch
+):
+    """`--ray` with the default punctuation model available punctuates as the single-process command does."""
+    monkeypatch.setenv("FIREREDASR_HF_PUNCTUATION_MODEL", str(original_punc_dir))
+    monkeypatch.setenv("FIREREDASR_HF_CACHE", str(tmp_path / "cache"))
+    scp = str(fixtures_dir / "audio" / "wav.scp")
+    arguments = ["transcribe", scp, "--model", str(converted_aed_dir), "--timestamps", "--no-progress"]
+    assert cli.main([*arguments, "--output-format", "jsonl", "--output", str(tmp_path / "one.jsonl")]) == 0
+    expected = {row["uttid"]: row for row in map(json.loads, (tmp_path / "one.jsonl").read_text().splitlines())}
+    assert any(mark in row["text"] for row in expected.values() for mark in "，。？！")
+    assert cli.main([*arguments, "--ray", "--output", str(tmp_path / "out"), "--replicas", "2"]) == 0
+    assert by_uttid(read_results(tmp_path / "out")) == expected

@@ -205,7 +205,7 @@ def test_interrupted_conversion_leaves_no_usable_entry(fixtures_dir, fake_hub, o
     real_convert = hub.convert_checkpoint
 
     def disk_full(input_dir, output_dir, **kwargs):
-        Path(output_dir).mkdir(parents=True)
+        Path(output_dir).mkdir(parents=True, exist_ok=True)
         (Path(output_dir) / "config.json").write_text(json.dumps({"model_type": "fireredasr_aed"}))
         (Path(output_dir) / "model.safetensors").write_bytes(b"\0" * 100)
         raise OSError(28, "No space left on device")

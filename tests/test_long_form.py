@@ -311,3 +311,31 @@ def test_peak_memory_does_not_grow_with_the_recording_length(converted_aed_dir, 
     # the resident size varies by ~10 MB from run to run.
     assert measured[10]["traced_peak_kib"] - measured[2]["traced_peak_kib"] <= 4 * 1024, measured
     assert measured[10]["rss_growth_kib"] - measured[2]["rss_growth_kib"] <= 24 * 1024, measured
+
+
+def test_progress_callback_reports_each_decoded_segment(aed, clips):
+    audio, truth = make_recording(clips, total_s=40.0, seed=1)
+    detector = FixedVad([(start, end) for _, start, end in truth])
+    reports = []
+    options = {"vad": detector, "return_timestamps": True, "batch_size": 3, "num_beams": 1}
+    output = aed(audio, **options, progress_callback=lambda *report: reports.append(report))
+    # Segments known, then one report per decoded segment, in order; the result is unchanged.
+    assert reports == [(0, 8)] + [(done, 8) for done in range(1, 9)]
+    assert output == aed(audio, **options)
+
+    # A list input reports each input's segments; silence reports a total of 0 and nothing else.
+    reports.clear()
+    silence = np.zeros(3 * SAMPLING_RATE, dtype=np.float32)
+    aed(
+        [clips["p02"], silence],
+        vad=EnergyVad(),
+        return_timestamps=True,
+        batch_size=2,
+        num_beams=1,
+        progress_callback=lambda *report: reports.append(report),
+    )
+    assert sorted(reports) == [(0, 0), (0, 1), (1, 1)]
+    assert reports.index((0, 1)) < reports.index((1, 1))
+
+    with pytest.raises(ValueError, match="progress_callback must be callable"):
+        aed(audio, progress_callback="print")

@@ -50,7 +50,7 @@ def direct(asr, audio, sampling_rate=SAMPLING_RATE, **generate_kwargs) -> str:
     features = asr.feature_extractor(audio, sampling_rate=sampling_rate, return_tensors="pt")
     with torch.no_grad():
         ids = asr.model.generate(**features, **generate_kwargs)
-    return asr.tokenizer.batch_decode(ids, skip_special_tokens=True)[0]
+    return asr.tokenizer.batch_decode(ids, skip_special_tokens=True)[0].strip()
 
 
 def test_pipeline_builds_the_fireredasr_class_for_both_variants(aed, llm):
@@ -293,7 +293,7 @@ def test_join_segment_texts():
         join_segment_texts(["我们开会吧", "LET US START", "好的。", "", "  再见"])
         == "我们开会吧 LET US START 好的。再见"
     )
-    assert join_segment_texts([" as is "]) == " as is "
+    assert join_segment_texts([" one segment "]) == "one segment"
     assert join_segment_texts(["", "  "]) == ""
 
 
@@ -385,3 +385,15 @@ def test_remote_code_pipeline_in_a_process_without_the_package(
         assert result["class"] == "FireRedAsrPipeline"
         assert result["array"] == result["dict_44k"] == expected == "今天天气很好"
         assert [chunk["text"] for chunk in result["timestamps"]["chunks"]] == [result["timestamps"]["text"]]
+
+
+def test_text_has_no_surrounding_spaces_and_equals_the_joined_chunks(converted_aed_dir, fixtures_dir, monkeypatch):
+    import fireredasr_hf  # noqa: F401
+    from transformers import pipeline
+
+    asr = pipeline("automatic-speech-recognition", model=str(converted_aed_dir))
+    monkeypatch.setattr(asr.tokenizer, "decode", lambda *args, **kwargs: " decoded text ")
+    wav = str(fixtures_dir / "audio" / "p01.wav")
+    assert asr(wav)["text"] == "decoded text"
+    output = asr(wav, return_timestamps=True)
+    assert output["text"] == join_segment_texts([chunk["text"] for chunk in output["chunks"]]) == "decoded text"

@@ -13,6 +13,7 @@ import pytest
 import soundfile as sf
 
 from fireredasr_hf import cli
+from fireredasr_hf.pipeline_fireredasr import join_segment_texts
 from fireredasr_hf.transcript_io import text_width
 
 SENTENCE_END = tuple("。？！.?!")
@@ -109,11 +110,24 @@ def test_default_punctuation_model_missing_is_noted_once(converted_aed_dir, reco
 def test_unavailable_detector_says_what_to_do(converted_aed_dir, recording, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("FIREREDASR_HF_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("FIREREDASR_HF_VAD_MODEL")  # offline, and FireRedTeam/FireRedVAD is not in any cache here
-    code = cli.main(["transcribe", "--model", str(converted_aed_dir), "--punctuation", "none", str(recording)])
-    error = capsys.readouterr().err
-    assert code == 2 and "Traceback" not in error and error.count("FireRedVAD (FireRedTeam/FireRedVAD") == 1
-    assert "hf download FireRedTeam/FireRedVAD --include 'VAD/*'" in error
-    assert "--vad-model DIR" in error and "--vad silero" in error
+    base = ["transcribe", "--model", str(converted_aed_dir), "--punctuation", "none", "--no-progress"]
+
+    # Named explicitly (or needed by every recording, as timestamps are): the job stops before decoding.
+    for extra in (["--vad", "firered"], ["--output-format", "jsonl", "--timestamps"]):
+        code = cli.main([*base, *extra, str(recording)])
+        captured = capsys.readouterr()
+        assert code == 2 and not captured.out and "Traceback" not in captured.err
+        assert captured.err.count("FireRedVAD (FireRedTeam/FireRedVAD") == 1
+        assert "hf download FireRedTeam/FireRedVAD --include 'VAD/*'" in captured.err
+        assert "--vad-model DIR" in captured.err and "--vad silero" in captured.err
+
+    # The default detector is needed only for recordings beyond the model's limit: the others are transcribed.
+    assert cli.main([*base, str(recording)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("meeting\t") and captured.err.count("hf download FireRedTeam/FireRedVAD") == 1
+    assert cli.main([*base, "--max-segment-s", "10", str(recording)]) == 1
+    captured = capsys.readouterr()
+    assert not captured.out and "FAILED meeting: " in captured.err and "needs segmentation" in captured.err
 
 
 def test_detector_choice(converted_aed_dir, recording, vad_model, capsys):
@@ -148,3 +162,91 @@ def test_ten_minute_recording_with_default_settings(converted_aed_dir, original_
     assert record["duration"] == 600.0
     check_sentences(record, 600.0)
     assert len(record["chunks"]) > 100 and record["chunks"][-1]["timestamp"][1] > 500
+
+
+# --- With word times (FireRedASR2-AED: a CTC head) ----------------------------------------------------------------
+
+
+def srt_cues(text: str) -> list[tuple[float, float, str]]:
+    cues = []
+    for block in text.strip().split("\n\n"):
+        _, times, cue = block.split("\n", 2)
+        start, end = (
+            round(sum(float(x) * m for x, m in zip(t.replace(",", ".").split(":"), (3600, 60, 1))), 3)
+            for t in times.split(" --> ")
+        )
+        cues.append((start, end, cue))
+    return cues
+
+
+def test_cli_word_timestamps_with_punctuation(
+    converted_aed2_dir, original_punc_dir, recording, vad_model, tmp_path, monkeypatch, capsys
+):
+    """`--timestamps word --punctuation`: words carry their marks, subtitle lines end with their sentence and start
+    and end with a word; segment timestamps give sentences timed by their words."""
+    env = {"FIREREDASR_HF_CACHE": str(tmp_path / "cache")}
+    common = ["transcribe", "--model", str(converted_aed2_dir), "--punctuation", str(original_punc_dir)]
+    common.append("--no-progress")
+    words_run = run_cli(*common, str(recording), "--output-format", "jsonl", "--timestamps", "word", env=env)
+    assert words_run.returncode == 0, words_run.stderr[-3000:]
+    (record,) = [json.loads(line) for line in words_run.stdout.splitlines()]
+    words, lines = record["words"], record["chunks"]
+    assert sum(word["text"].endswith(tuple("，。？！,.?!")) for word in words) > 5
+    assert all(set(word) == {"text", "timestamp", "confidence"} for word in words)
+    # Lines: consecutive words, never across a sentence end.
+    position = 0
+    for line in lines:
+        count = next(
+            n for n in range(1, len(words) - position + 1)
+            if line["timestamp"] == [words[position]["timestamp"][0], words[position + n - 1]["timestamp"][1]]
+            and line["text"].replace(" ", "") == "".join(w["text"] for w in words[position : position + n])
+        )  # fmt: skip
+        assert not any(w["text"].endswith(SENTENCE_END) for w in words[position : position + count - 1])
+        position += count
+    assert position == len(words)
+
+    monkeypatch.setenv("FIREREDASR_HF_CACHE", env["FIREREDASR_HF_CACHE"])  # the conversion above is reused
+    capsys.readouterr()
+    assert cli.main([*common, str(recording), "--output-format", "jsonl", "--timestamps"]) == 0
+    (sentences,) = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sentences["text"] == record["text"]
+    check_sentences(sentences, sentences["duration"])
+    word_times = {time for word in words for time in word["timestamp"]}
+    assert all(set(chunk["timestamp"]) <= word_times for chunk in sentences["chunks"])
+
+    srt = [*common, str(recording), "--timestamps", "word", "--output-format", "srt", "--output", str(tmp_path / "srt")]
+    assert cli.main(srt) == 0
+    cues = srt_cues((tmp_path / "srt" / "meeting.srt").read_text(encoding="utf-8"))
+    assert [(start, end, text) for start, end, text in cues] == [
+        (line["timestamp"][0], line["timestamp"][1], line["text"]) for line in lines
+    ]
+
+
+def test_server_segments_and_words_with_punctuation(converted_aed2_dir, converted_punc_dir, recording, vad_model):
+    """verbose_json of a punctuating server: segments are the sentences timed by their words, words carry their
+    marks, as the engine gives them."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from fireredasr_hf.serving import ServerConfig, create_app
+    from fireredasr_hf.transcription import Transcriber
+
+    transcriber = Transcriber(str(converted_aed2_dir), device="cpu", punctuation=str(converted_punc_dir))
+    sentences = transcriber.transcribe_audio(str(recording), return_timestamps=True)["chunks"]
+    words = transcriber.transcribe_audio(str(recording), return_timestamps="word")["chunks"]
+    app = create_app(transcriber, ServerConfig(model_names=("tiny2",), max_wait_ms=5))
+    with TestClient(app) as client:
+        response = client.post(
+            "/v1/audio/transcriptions",
+            files={"file": ("meeting.wav", recording.read_bytes(), "audio/wav")},
+            data={"model": "tiny2", "response_format": "verbose_json",
+                  "timestamp_granularities[]": ["segment", "word"]},
+        )  # fmt: skip
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [(s["text"], s["start"], s["end"]) for s in body["segments"]] == [
+        (s["text"], *s["timestamp"]) for s in sentences
+    ]
+    assert [(w["word"], w["start"], w["end"]) for w in body["words"]] == [(w["text"], *w["timestamp"]) for w in words]
+    assert any(w["word"].endswith(SENTENCE_END) for w in body["words"])
+    assert body["text"] == join_segment_texts([s["text"] for s in sentences])

@@ -17,7 +17,13 @@ from transformers import AutoTokenizer, pipeline
 from fireredasr_hf.conversion import ConversionError, convert_checkpoint, detect_variant
 from fireredasr_hf.conversion.common import UnsafeCheckpointError
 from fireredasr_hf.hub import ModelResolutionError, resolve_punctuation_model
-from fireredasr_hf.punctuation import FireRedPunctuator, PunctuatedWord, fix_text, group_sentences
+from fireredasr_hf.punctuation import (
+    FireRedPunctuator,
+    PunctuatedWord,
+    fix_text,
+    group_sentences,
+    punctuated_word_chunks,
+)
 
 REFERENCE_DIR = Path(os.environ.get("FIREREDASR_REFERENCE", FIXTURES_DIR.parent / "reference")) / "FireRedASR2S"
 ALL_MARKS = set("，。？！")
@@ -232,6 +238,42 @@ def test_sentence_chunks_from_segments_and_words(punctuator):
     assert stub("hello world 你好") == "Hello world？你好。"
     # A last sentence without a final mark still becomes a chunk.
     assert stub.punctuate_chunks([{"text": "北 see", "timestamp": (0.0, 1.0)}])[-1]["text"] == "北，see"
+
+
+def test_word_chunks_get_their_marks_written_as_in_the_sentence(punctuator):
+    stub = MarksAfter(punctuator, {"好": "。", "hello": "，", "world": "？", "am": "，", "北": "，", "京": "！"})
+    chunks = [
+        {"text": w, "timestamp": (s, e), "confidence": 0.5}
+        for w, s, e in timed_words("今天 很好 hello world i am 北京 蜉 see")
+    ]
+    words = stub.punctuate_words(chunks)
+    marked = punctuated_word_chunks(chunks, words)
+    assert [chunk["text"] for chunk in marked] == [
+        "今", "天", "很", "好。", "Hello,", "world?", "I", "am，", "北，", "京！", "蜉", "see",
+    ]  # fmt: skip
+    assert [{**c, "text": None} for c in marked] == [{**c, "text": None} for c in chunks]
+    assert [s["text"] for s in group_sentences(words)] == ["今天很好。", "Hello, world?", "I am，北，京！", "蜉see"]
+    assert group_sentences(words)[0]["confidence"] == 0.5
+    # Pieces the tokenizer drops (nothing to punctuate) keep their text; the others' times are their own.
+    spaces = [{"text": " ", "timestamp": (0.0, 0.1)}, {"text": "好", "timestamp": (0.1, 0.2)}]
+    assert punctuated_word_chunks(spaces, stub.punctuate_words(spaces)) == [spaces[0], {**spaces[1], "text": "好。"}]
+
+
+def test_windows_end_where_asked(punctuator):
+    seen = []
+
+    class Recording(MarksAfter):
+        def predict_marks(self, token_lists):
+            seen.append(len(token_lists[0]) if len(token_lists) == 1 else [len(t) for t in token_lists])
+            return super().predict_marks(token_lists)
+
+    stub = Recording(punctuator, {})
+    words = [{"text": char, "timestamp": (0.0, 0.0)} for char in "我想去北京看看长城" * 6]  # 54 one-token words
+    stub.punctuate_words(words)
+    assert seen == [[39, 15]]  # windows as full as they can be
+    seen.clear()
+    stub.punctuate_words(words, break_after={8, 17, 26, 35, 44, 53})  # segments of nine words
+    assert seen == [[36, 18]]
 
 
 def test_long_timed_input_is_windowed_at_piece_boundaries(punctuator):

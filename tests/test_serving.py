@@ -480,3 +480,24 @@ def test_a_failing_batch_fails_its_requests_and_the_worker_goes_on():
 def test_json_error_body_shape_for_unknown_model_has_code(server, audio):
     error = assert_error(post(server[0], files=wav(audio), data={"model": "nope"}), 404, "model_not_found", "model")
     assert json.dumps(error)
+
+
+def test_serve_punctuates_as_transcribe_does(converted_aed_dir, converted_punc_dir, monkeypatch, capsys):
+    """`serve --punctuation MODEL` gives the server's engine that model; by default the default model if it can be
+    obtained, else a note; `none` turns it off."""
+    from fireredasr_hf import cli
+    from fireredasr_hf.punctuation import FireRedPunctuator
+    from fireredasr_hf.serving import app as serving_app
+
+    engines = []
+    monkeypatch.setattr(serving_app, "create_app", lambda transcriber, config: engines.append(transcriber))
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: None)
+    monkeypatch.delenv("FIREREDASR_HF_PUNCTUATION_MODEL", raising=False)
+    arguments = ["serve", "--model", str(converted_aed_dir), "--vad", "energy"]
+    assert cli.main([*arguments, "--punctuation", str(converted_punc_dir)]) == 0
+    assert isinstance(engines[-1].call_kwargs["punctuation_model"], FireRedPunctuator)
+    assert cli.main(arguments) == 0  # FireRedTeam/FireRedPunc cannot be downloaded here
+    assert "punctuation_model" not in engines[-1].call_kwargs
+    assert capsys.readouterr().err.count("transcripts are not punctuated") == 1
+    assert cli.main([*arguments, "--punctuation", "none"]) == 0
+    assert "punctuation_model" not in engines[-1].call_kwargs and "not punctuated" not in capsys.readouterr().err

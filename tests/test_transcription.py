@@ -189,6 +189,38 @@ def test_device_without_hardware_is_a_usage_error(converted_aed_dir, fixtures_di
     assert "no usable CUDA GPU" in capsys.readouterr().err
 
 
+def test_capabilities_are_read_from_the_pipeline(transcriber):
+    from fireredasr_hf.pipeline_fireredasr import VAD_NAMES
+
+    capabilities = transcriber.capabilities
+    assert capabilities.vad_names == VAD_NAMES
+    assert capabilities.default_vad in VAD_NAMES
+    assert capabilities.segment_progress
+
+    class OlderPipeline:
+        """A pipeline whose options lack progress and punctuation, and which refuses word timestamps."""
+
+        def _sanitize_parameters(self, return_timestamps=None, vad=None):
+            if return_timestamps == "word":
+                raise ValueError("segment-level timestamps only")
+            return {}, {}, {}
+
+        def preprocess(self, inputs, vad="energy"):
+            pass
+
+    older = transcription.pipeline_capabilities(OlderPipeline())
+    assert older == transcription.PipelineCapabilities(
+        word_timestamps=False, vad_names=("energy",), default_vad="energy", punctuation=False, segment_progress=False
+    )
+
+    class NewerPipeline(OlderPipeline):
+        def _sanitize_parameters(self, return_timestamps=None, vad=None, punctuation_model=None, progress_callback=None):
+            return {}, {}, {}
+
+    newer = transcription.pipeline_capabilities(NewerPipeline())
+    assert newer.word_timestamps and newer.punctuation and newer.segment_progress
+
+
 def test_recordings_are_read_ahead_for_length_sorted_batches(transcriber, fixtures_dir, monkeypatch):
     uttids = ["p01", "p02", "p03", "p04", "p05"]
     items = [file_item(uttid, str(fixtures_dir / "audio" / f"{uttid}.wav")) for uttid in uttids]

@@ -1,5 +1,5 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
-"""The `fireredasr-hf` command line: `transcribe`, `eval`, `convert`, `finetune` and `serve`.
+"""The `fireredasr-hf` command line: `transcribe`, `eval`, `convert`, `finetune`, `serve` and `demo`.
 
     fireredasr-hf transcribe --model MODEL speech.wav recordings/ data/wav.scp --output-format srt --output subs/
     fireredasr-hf transcribe --ray --model MODEL manifest.parquet --output results/ --replicas 4   # on a Ray cluster
@@ -7,6 +7,7 @@
     fireredasr-hf convert FireRedASR-AED-L fireredasr-aed-l-hf
     fireredasr-hf finetune --model MODEL --train-data data/train --eval-data data/dev --output-dir my-model
     fireredasr-hf serve --model MODEL --port 8000                # OpenAI-compatible /v1/audio/transcriptions
+    fireredasr-hf demo --model MODEL                             # the Gradio demo in the browser
 
 Each subcommand is a `Command` (see `commands.py`) in `COMMANDS`; a new one is a `Command` subclass in its own
 module (e.g. `serving/command.py`), listed there. This module only parses arguments and reports: transcription jobs are the engine's
@@ -26,9 +27,12 @@ from .commands import (
     CommandError,
     add_input_arguments,
     add_model_arguments,
+    add_punctuation_argument,
     build_transcriber,
+    punctuation_option,
     transcriber_options,
 )
+from .demo.command import DemoCommand
 from .serving.command import ServeCommand
 
 
@@ -95,7 +99,6 @@ class TranscribeCommand(Command):
 
     def add_arguments(self, parser):
         from .transcription import (
-            AUTO_PUNCTUATION,
             DEFAULT_OUTPUT_NAMES,
             MAX_CUE_SECONDS,
             MAX_CUE_WIDTH,
@@ -134,7 +137,10 @@ class TranscribeCommand(Command):
             help="jsonl: add timed chunks (`--timestamps` or `--timestamps segment`: sentences with punctuation, else "
             "segments), or word timestamps (`--timestamps word`: FireRedASR2-AED; `words` with times and "
             "confidences, and `chunks` grouping them into subtitle lines); srt/vtt: cues per sentence or segment "
-            "(default) or per line of words (`--timestamps word`)",
+            "(default) or per line of words (`--timestamps word`). Not for txt and kaldi, which have no place for "
+            "them. Every recording is then split at speech pauses by the VAD, whatever its length, and its text is "
+            "the joined chunk texts, which can differ from the text without --timestamps (recordings within the "
+            "model's limit are otherwise decoded whole)",
         )
         group.add_argument(
             "--keep-pauses",
@@ -142,15 +148,7 @@ class TranscribeCommand(Command):
             help="word timestamps: keep the pauses the alignment finds before words (default: FireRedASR2's times, "
             "each word starting where the previous one ended)",
         )
-        group.add_argument(
-            "--punctuation",
-            metavar="MODEL",
-            default=AUTO_PUNCTUATION,
-            help="FireRedPunc model that punctuates the transcripts and cuts them into sentences: a directory "
-            "(original or converted) or a Hub repo id; none: no punctuation (default: "
-            "$FIREREDASR_HF_PUNCTUATION_MODEL, else FireRedTeam/FireRedPunc, if it can be obtained; otherwise the "
-            "transcripts stay unpunctuated, with a note)",
-        )
+        add_punctuation_argument(group)
         group.add_argument(
             "--max-cue-width",
             type=int,
@@ -200,6 +198,11 @@ class TranscribeCommand(Command):
         if args.output_format == "parquet":
             raise CommandError("--output-format parquet writes the shards of a --ray job; use jsonl here")
         subtitles = args.output_format in SUBTITLE_FORMATS
+        if args.timestamps and args.output_format in ("txt", "kaldi"):
+            raise CommandError(
+                f"--timestamps adds timed chunks to jsonl, srt and vtt output; {args.output_format} has no place for "
+                "them (and its text would change): use --output-format jsonl, srt or vtt"
+            )
         if subtitles and args.output is None:
             raise CommandError(f"--output-format {args.output_format} writes one file per recording: give --output DIR")
         if args.resume and args.output is None:
@@ -211,7 +214,7 @@ class TranscribeCommand(Command):
         if args.keep_pauses and args.timestamps != "word":
             raise CommandError("--keep-pauses applies to word timestamps: add --timestamps word")
         timestamps = args.timestamps or ("segment" if subtitles else False)
-        punctuation = None if args.punctuation.lower() == "none" else args.punctuation
+        punctuation = punctuation_option(args)
         transcriber = build_transcriber(args, timestamps=timestamps, punctuation=punctuation)
         job = run_job(
             args,
@@ -222,7 +225,7 @@ class TranscribeCommand(Command):
 
     def run_on_ray(self, args):
         from .distributed import transcribe_on_ray
-        from .transcription import AUTO_PUNCTUATION, collect_inputs
+        from .transcription import collect_inputs, resolve_punctuation
 
         try:
             import ray.data  # noqa: F401 (checked before the inputs are listed)
@@ -235,8 +238,10 @@ class TranscribeCommand(Command):
         if args.output is None:
             raise CommandError("--ray writes result shards into a folder: give --output DIR (or an fsspec URL)")
         inputs = collect_inputs(args.inputs, args.split, args.audio_column, args.id_column)
-        # Replicas print nothing, so the default punctuation model (used only if it can be obtained) is not assumed.
-        punctuation = None if args.punctuation.lower() in ("none", AUTO_PUNCTUATION) else args.punctuation
+        # Replicas print nothing: whether the default punctuation model can be obtained is decided here, once.
+        punctuation, notes = resolve_punctuation(punctuation_option(args))
+        for note in notes:
+            print(note, file=sys.stderr)
         options = transcriber_options(args, timestamps=args.timestamps, punctuation=punctuation)
         batch_size = options.pop("batch_size")
         if options["device"] is None:
@@ -299,6 +304,9 @@ class EvalCommand(Command):
 
     def run(self, args):
         from .evaluation import evaluate_test_set, load_test_set
+        from .extras import require
+
+        require("data", "scoring a test set", ["datasets", "jiwer"] + (["cn2an"] if args.convert_numbers else []))
 
         data = Path(args.data)
         output_dir = Path(args.output_dir or f"eval-{data.resolve().name}")
@@ -344,9 +352,21 @@ class ConvertCommand(Command):
             choices=["float32", "bfloat16", "float16"],
             help="weight dtype (default: float32 for AED, bfloat16 for LLM)",
         )
-        parser.add_argument("--max-shard-size", default="5GB", help="safetensors shard size limit (default: 5GB)")
         parser.add_argument(
-            "--keep-lora", action="store_true", help="LLM only: keep the LoRA as a separate PEFT adapter (not merged)"
+            "--max-shard-size",
+            "--max_shard_size",
+            default="5GB",
+            help="safetensors shard size limit (default: 5GB)",
+        )
+        parser.add_argument(
+            "--keep-lora",
+            "--keep_lora",
+            action="store_true",
+            help="LLM only: keep the LoRA as a separate PEFT adapter in lora/ (applied when the model is loaded; "
+            "needs peft) instead of merging it into the weights",
+        )
+        parser.add_argument(
+            "--push-to-hub", "--push_to_hub", metavar="REPO_ID", help="upload the result to this Hub repository"
         )
         parser.add_argument(
             "--lm_dir",
@@ -358,11 +378,11 @@ class ConvertCommand(Command):
         )
         parser.add_argument(
             "--fireredasr-version",
+            "--fireredasr_version",
             type=int,
             choices=[1, 2],
             help="the release (default: an AED from its CTC head, an LLM 2 when the directory name says FireRedASR2)",
         )
-        parser.add_argument("--push-to-hub", metavar="REPO_ID", help="upload the result to this Hub repository")
 
     def run(self, args):
         from .conversion import ConversionError, convert_checkpoint, push_to_hub
@@ -404,7 +424,14 @@ class FinetuneCommand(Command):
             raise CommandError(str(error)) from error
 
 
-COMMANDS: list[Command] = [TranscribeCommand(), EvalCommand(), ConvertCommand(), FinetuneCommand(), ServeCommand()]
+COMMANDS: list[Command] = [
+    TranscribeCommand(),
+    EvalCommand(),
+    ConvertCommand(),
+    FinetuneCommand(),
+    ServeCommand(),
+    DemoCommand(),
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -420,12 +447,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .cpu import prefer_passive_waiting
+
+    # Before anything imports torch, which starts the OpenMP runtime.
+    prefer_passive_waiting()
     args = build_parser().parse_args(argv)
+    from .extras import MissingDependencyError
     from .transcription import TranscriptionError
 
     try:
         return args.handler.run(args)
-    except (CommandError, TranscriptionError) as error:
+    except (CommandError, TranscriptionError, MissingDependencyError) as error:
         print(f"fireredasr-hf {args.command}: error: {error}", file=sys.stderr)
         return 2
 

@@ -69,13 +69,16 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="weights and compute dtype (default: as stored: float32 for AED, bfloat16 for LLM conversions)",
     )
     group.add_argument("--batch-size", type=int, default=8, help="segments decoded together (default: 8)")
-    group.add_argument("--num-threads", type=int, help="CPU threads for torch (default: torch's choice)")
+    group.add_argument(
+        "--num-threads",
+        type=int,
+        help="CPU threads for torch (default: the physical cores this process may use, or OMP_NUM_THREADS)",
+    )
     for flag, name, kind, help_text in DECODING_OPTIONS:
         group.add_argument(flag, dest=name, type=kind, help=help_text)
     group.add_argument(
         "--vad",
         choices=["firered", "silero", "energy"],
-        default="firered",
         help="voice activity detector that splits long audio: firered (FireRedVAD, the default), silero (Silero VAD, "
         "from the silero-vad package) or energy (a frame-energy threshold, for clean recordings)",
     )
@@ -93,6 +96,26 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_punctuation_argument(group) -> None:
+    """`--punctuation MODEL` (transcribe, serve); read it with `punctuation_option`."""
+    from .transcription import AUTO_PUNCTUATION
+
+    group.add_argument(
+        "--punctuation",
+        metavar="MODEL",
+        default=AUTO_PUNCTUATION,
+        help="FireRedPunc model that punctuates the transcripts and cuts them into sentences: a directory "
+        "(original or converted) or a Hub repo id; none: no punctuation (default: "
+        "$FIREREDASR_HF_PUNCTUATION_MODEL, else FireRedTeam/FireRedPunc, if it can be obtained; otherwise the "
+        "transcripts stay unpunctuated, with a note)",
+    )
+
+
+def punctuation_option(args: argparse.Namespace) -> str | None:
+    """The engine's `punctuation` for `--punctuation` (None for `none`)."""
+    return None if args.punctuation.lower() == "none" else args.punctuation
+
+
 def add_input_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("datasets saved with save_to_disk")
     group.add_argument("--split", help="split of a DatasetDict (default: its only split)")
@@ -102,7 +125,7 @@ def add_input_arguments(parser: argparse.ArgumentParser) -> None:
 
 def transcriber_options(args: argparse.Namespace, timestamps: bool | str | None = False, punctuation=None) -> dict:
     """The engine's `Transcriber` arguments (besides the model) for the options given on the command line."""
-    if args.vad_model is not None and args.vad != "firered":
+    if args.vad_model is not None and args.vad not in (None, "firered"):
         raise CommandError("--vad-model names a FireRedVAD model: it goes with --vad firered")
     return {
         "revision": args.revision,

@@ -216,6 +216,9 @@ class FireRedLlmConfig(PreTrainedConfig):
             `speech_token_id`; the model expands it to one placeholder per adapter position. Defaults to the
             release's prompt in Qwen2 ids (`<|im_start|>user\n<speech>请转写音频为文字<|im_end|>\n<|im_start|>assistant\n`).
         max_audio_seconds (`float`, defaults to 30.0): longest input the model was trained on.
+        lora_adapter (`str`, *optional*): sub-folder of the model directory that holds a LoRA of the language model
+            as a separate PEFT adapter (conversions with `--keep-lora`); `from_pretrained` applies it (needs peft).
+            None (the default) when the LoRA is merged into the weights.
     """
 
     model_type = "fireredasr_llm"
@@ -248,6 +251,7 @@ class FireRedLlmConfig(PreTrainedConfig):
     prompt_template: str = "<|im_start|>user\n{speech}请转写音频为文字<|im_end|>\n<|im_start|>assistant\n"
     prompt_ids: list[int] | None = None
     max_audio_seconds: float = 30.0
+    lora_adapter: str | None = None
     initializer_range: float = 0.02
     use_cache: bool = True
     pad_token_id: int | None = 151643

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from transformers.utils import logging
 
-from .audio import load_audio, load_audio_bytes, resample, to_mono
+from .audio import AudioLimits, load_audio, load_audio_bytes, resample, to_mono
+from .text_files import read_text_lines
 
 if TYPE_CHECKING:
     from datasets import Dataset
@@ -48,15 +49,14 @@ def _read_kaldi_table(path: Path) -> dict[str, str]:
     if not path.is_file():
         raise FileNotFoundError(f"Kaldi data directory file not found: {path}")
     table = {}
-    with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f, start=1):
-            line = line.strip()
-            if not line:
-                continue
-            uttid, *value = line.split(maxsplit=1)
-            if uttid in table:
-                raise ValueError(f"{path}, line {line_number}: utterance id {uttid!r} appears twice")
-            table[uttid] = value[0] if value else ""
+    for line_number, line in enumerate(read_text_lines(path), start=1):
+        line = line.strip()
+        if not line:
+            continue
+        uttid, *value = line.split(maxsplit=1)
+        if uttid in table:
+            raise ValueError(f"{path}, line {line_number}: utterance id {uttid!r} appears twice")
+        table[uttid] = value[0] if value else ""
     return table
 
 
@@ -148,6 +148,7 @@ def decode_audio(audio: Any, sampling_rate: int = 16000) -> np.ndarray:
         array = np.asarray(audio["array"])
         if array.dtype.kind != "f":
             raise ValueError(f"audio `array` must hold float samples in [-1, 1], got dtype {array.dtype}")
+        AudioLimits.from_env().check(array.shape[-1], int(audio["sampling_rate"]), "the audio `array`")
         return resample(to_mono(array, channel_axis=0), int(audio["sampling_rate"]), sampling_rate)
     raise ValueError(
         f"cannot read audio of type {type(audio).__name__}: expected a file path, a dict with `array` and "

@@ -8,6 +8,8 @@ import numpy as np
 from transformers import BatchFeature, SequenceFeatureExtractor
 from transformers.utils import is_torch_tensor, logging
 
+from .audio import AudioLimits
+
 logger = logging.get_logger(__name__)
 
 # The original front end is kaldi-native-fbank with its default options and dither 0. These are fixed behaviour,
@@ -22,6 +24,8 @@ MEL_SCALE_FACTOR = 1127.0
 LOG_FLOOR = np.finfo(np.float32).eps  # FLT_EPSILON, the floor of the mel energies before the log
 INT16_SCALE = 32768.0  # the original reads 16-bit PCM without rescaling
 VARIANCE_FLOOR = 1e-20  # CMVN variance floor of the original
+# Largest accepted sample on the int16 scale (32-bit PCM's range; float samples up to 65536).
+MAX_SAMPLE_MAGNITUDE = 2.0**31
 # A 2-D array is one multi-channel recording; an axis of at most this many entries is its channel axis.
 MAX_CHANNELS = 8
 
@@ -278,22 +282,35 @@ class FireRedAsrFeatureExtractor(SequenceFeatureExtractor):
             )
         if array.size == 0:
             raise ValueError(f"Audio{location} is empty.")
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            raise ValueError(f"Audio{location} contains NaN or infinite samples.")
-
-        waveform = array.astype(np.float64)
+        channel_axis = None
         if array.ndim == 2:
             if array.shape[1] <= MAX_CHANNELS:  # (samples, channels), as soundfile returns
-                waveform = waveform.mean(axis=1)
+                channel_axis = 1
             elif array.shape[0] <= MAX_CHANNELS:  # (channels, samples), as torchaudio returns
-                waveform = waveform.mean(axis=0)
+                channel_axis = 0
             else:
                 raise ValueError(
                     f"Audio{location} of shape {array.shape} is 2-D but neither axis has at most {MAX_CHANNELS} "
                     "entries, so it is not a multi-channel recording. Pass a batch as a list of 1-D arrays."
                 )
+        # Before anything is allocated: the duration and rate bound what converting and resampling need.
+        num_samples = array.shape[0] if channel_axis != 0 else array.shape[1]
+        AudioLimits.from_env().check(num_samples, sampling_rate, f"Audio{location}")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            raise ValueError(f"Audio{location} contains NaN or infinite samples.")
+
+        waveform = array.astype(np.float64)
+        if channel_axis is not None:
+            waveform = waveform.mean(axis=channel_axis)
         if array.dtype.kind == "f":
             waveform *= INT16_SCALE
+        # Beyond any PCM format (and the float32 power spectrum would overflow into NaN features).
+        peak = float(np.abs(waveform).max())
+        if peak > MAX_SAMPLE_MAGNITUDE:
+            raise ValueError(
+                f"Audio{location} has samples of magnitude {peak:.3g} on the int16 scale, far beyond any recording: "
+                "float samples belong in [-1, 1], integer arrays are int16-scale PCM."
+            )
 
         if sampling_rate != self.sampling_rate:
             try:
@@ -365,6 +382,8 @@ class FireRedAsrFeatureExtractor(SequenceFeatureExtractor):
                 "Failing to do so can result in silent errors that might be hard to debug."
             )
             sampling_rate = self.sampling_rate
+        elif isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, float, np.number)):
+            raise ValueError(f"`sampling_rate` must be a number of Hz, got {sampling_rate!r}.")
         elif not sampling_rate > 0:
             raise ValueError(f"`sampling_rate` must be a positive number of Hz, got {sampling_rate}.")
 

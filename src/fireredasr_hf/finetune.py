@@ -297,7 +297,11 @@ def configure_model(model, args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Fine-tune as the parsed `args` say; returns the exit code. Raises [`FinetuneError`] for bad input."""
+    """Fine-tune as the parsed `args` say; returns the exit code. Raises [`FinetuneError`] for bad input and
+    `MissingDependencyError` when the [train] extra is not installed."""
+    from .extras import require
+
+    require("train", "fine-tuning", ["datasets", "jiwer", "accelerate", "peft"])
     import torch
     from transformers import AutoModelForSpeechSeq2Seq, AutoProcessor
 
@@ -357,6 +361,8 @@ def run(args: argparse.Namespace) -> int:
     trainer.train(resume_from_checkpoint=True if resume == "latest" else resume)
     metrics = trainer.evaluate() if eval_dataset is not None else {}
 
+    from .file_modes import make_readable
+
     output_dir = Path(args.output_dir)
     prepare_for_saving(model)
     if remote_code and trainer.is_world_process_zero():
@@ -366,6 +372,7 @@ def run(args: argparse.Namespace) -> int:
     if trainer.is_world_process_zero():
         history = {"log_history": trainer.state.log_history, "final_eval": metrics, "source_model": args.model}
         (output_dir / "training_history.json").write_text(json.dumps(history, indent=2) + "\n", encoding="utf-8")
+        make_readable(output_dir)  # safetensors writes 0600 files
         print(f"Fine-tuned model written to {output_dir}")
         if metrics:
             print("Final evaluation: " + ", ".join(f"{k}={v:.4g}" for k, v in metrics.items() if _is_number(v)))

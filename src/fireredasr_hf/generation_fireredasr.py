@@ -8,7 +8,12 @@ import torch
 from transformers import GenerationMixin
 from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 
-from .modeling_fireredasr_encoder import encode_for_decoding, warn_if_longer_than_trained
+from .modeling_fireredasr_encoder import (
+    check_decoding_settings,
+    check_input_features,
+    encode_for_decoding,
+    warn_if_longer_than_trained,
+)
 from .timestamps_fireredasr import alignment_to_token_times, ctc_forced_align, hypothesis_end
 
 # FireRed decoding knobs, stored in `generation_config.json` and overridable per `generate()` call. The values here
@@ -55,14 +60,44 @@ class FireRedAedGenerateOutput(GenerateBeamEncoderDecoderOutput):
     token_timestamps: torch.DoubleTensor | None = None
 
 
+# generate() arguments the FireRed beam search may ignore: Seq2SeqTrainer passes `synced_gpus`, and each process
+# decodes its own batch to its end.
+IGNORED_GENERATE_ARGUMENTS = {"synced_gpus"}
+
+
+def check_generate_inputs(model, input_features, attention_mask, generation_config, firered_settings, model_kwargs):
+    """Refuse what would decode silently wrong: malformed features or masks, invalid settings, arguments the FireRed
+    beam search would not use (unknown ones, or transformers' own such as `logits_processor`)."""
+    unused = sorted(set(model_kwargs) - IGNORED_GENERATE_ARGUMENTS)
+    if firered_settings["use_fireredasr_beam_search"] and not generation_config.do_sample and unused:
+        raise ValueError(
+            f"generate() got argument(s) the FireRed beam search does not use: {', '.join(unused)}. Its options are "
+            f"the fields of GenerationConfig and {', '.join(FIRERED_GENERATION_DEFAULTS)} (transformers' own "
+            "strategies, with use_fireredasr_beam_search=False, take transformers' other generate() arguments)."
+        )
+    if input_features is not None:
+        check_input_features(input_features, attention_mask, model.config.encoder_config.num_mel_bins)
+    check_decoding_settings(
+        generation_config,
+        model.config.vocab_size,
+        {
+            "softmax_smoothing": (firered_settings["softmax_smoothing"], 0.0, None, False),
+            "gnmt_length_penalty": (firered_settings["gnmt_length_penalty"], 0.0, None, True),
+            "eos_penalty": (firered_settings["eos_penalty"], 0.0, 1.0, False),
+            "lm_weight": (firered_settings["lm_weight"], 0.0, None, True),
+        },
+    )
+
+
 class FireRedAedGenerationMixin(GenerationMixin):
     """
     `generate()` for FireRedASR-AED. With `use_fireredasr_beam_search=True` (the setting of converted checkpoints) it
     runs the release's `batch_beam_search`: log-softmax of smoothed logits with a scaled `<eos>` column, finished beams
     carried at zero cost, one GNMT length penalty at the end, optionally fused with the model's LSTM language model
     (`lm_weight`, FireRedASR2). Unlike the release, each utterance stops at its own encoder length rather than the
-    padded batch's, so a batch gives every utterance the transcript it gets alone. Otherwise transformers' own
-    strategies run (greedy, beam search, sampling).
+    padded batch's, so a batch gives every utterance the transcript it gets alone (exactly in float32; in half
+    precision padding changes the rounding, see docs/parity.md). Otherwise transformers' own strategies run (greedy,
+    beam search, sampling).
 
     With `return_dict_in_generate=True` the FireRed beam search also returns token and hypothesis confidences, and
     with `return_token_timestamps=True` (models with a CTC head) every strategy returns token times; see
@@ -77,6 +112,7 @@ class FireRedAedGenerationMixin(GenerationMixin):
         generation_config, model_kwargs = self._prepare_generation_config(generation_config, **kwargs)
         for name, default in FIRERED_GENERATION_DEFAULTS.items():
             firered_settings.setdefault(name, getattr(generation_config, name, default))
+        model_kwargs.pop("labels", None)  # passed by Seq2SeqTrainer; decoding does not use them
         if return_token_timestamps is None:
             return_token_timestamps = bool(getattr(generation_config, "return_token_timestamps", False))
         if return_token_timestamps:
@@ -92,10 +128,13 @@ class FireRedAedGenerationMixin(GenerationMixin):
             raise ValueError("lm_weight (language-model fusion) works with the FireRed beam search only.")
 
         encoder_outputs = model_kwargs.pop("encoder_outputs", None)
+        check_generate_inputs(self, input_features, attention_mask, generation_config, firered_settings, model_kwargs)
+
         if encoder_outputs is None:
             if input_features is None:
                 raise ValueError("generate() needs `input_features` (or precomputed `encoder_outputs`).")
             warn_if_longer_than_trained(input_features, attention_mask, self.config.max_audio_seconds)
+            input_features = input_features.to(self.dtype)
             if generation_config.output_hidden_states or generation_config.output_attentions:
                 encoder_outputs = self.get_encoder()(input_features, attention_mask=attention_mask)
             else:
@@ -138,13 +177,7 @@ class FireRedAedGenerationMixin(GenerationMixin):
                 f"num_return_sequences ({num_return_sequences}) cannot exceed num_beams ({num_beams}) in the FireRed "
                 "beam search."
             )
-        if not 0.0 < settings["eos_penalty"] <= 1.0:
-            raise ValueError(f"eos_penalty must be in (0, 1], got {settings['eos_penalty']}.")
-        if settings["softmax_smoothing"] <= 0.0:
-            raise ValueError(f"softmax_smoothing must be positive, got {settings['softmax_smoothing']}.")
         lm_weight = settings["lm_weight"]
-        if lm_weight < 0.0:
-            raise ValueError(f"lm_weight must be >= 0, got {lm_weight}.")
         if lm_weight > 0.0 and getattr(self, "lm", None) is None:
             raise ValueError(
                 f"lm_weight={lm_weight} needs a language model, and this model has none: convert the original with "

@@ -42,7 +42,9 @@ from . import __version__
 from .configuration_fireredasr import FireRedAedConfig, FireRedLlmConfig
 from .conversion import ConversionError, convert_checkpoint, detect_variant
 from .conversion.aed import AED_FILES, check_aed_dir
+from .conversion.common import PARTIAL_PREFIX, atomic_output_dir
 from .conversion.llm import BASE_LLM_DIR, LLM_FILES, check_llm_dir
+from .file_modes import make_readable
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +57,6 @@ BASE_LLM_PATTERNS = ("*.json", "*.safetensors", "merges.txt")
 # Bumped when the converted layout changes: entries written under another format are converted again.
 CACHE_FORMAT = 1
 COMPLETE_MARKER = ".fireredasr_hf_complete.json"
-PARTIAL_PREFIX = ".partial-"
 COMMIT_SHA_LENGTH = 40
 
 
@@ -222,6 +223,7 @@ def resolve_hub_repo(repo_id: str, revision: str | None, cache_root: Path, token
     variant = original_variant(files)
     if variant is None or missing_original_files(files, variant):
         raise neither_format_error(f"The Hub repository {repo_id} (revision {info.sha})", files, variant, model_type)
+    logger.warning(first_run_message(repo_id, variant, info.siblings, entry))
     snapshot = snapshot_download(repo_id, revision=info.sha, allow_patterns=original_patterns(variant), token=token)
     converted = convert_snapshot(repo_id, Path(snapshot), files, variant, repo_cache, token=token)
     remember_revision(repo_cache, revision, info.sha)
@@ -276,7 +278,8 @@ def query_hub(repo_id: str, revision: str | None, token):
     if constants.HF_HUB_OFFLINE:
         return None, "HF_HUB_OFFLINE=1 is set"
     try:
-        return HfApi(token=token).model_info(repo_id, revision=revision), None
+        # With the files' sizes, which the first-run message of an original repository states.
+        return HfApi(token=token).model_info(repo_id, revision=revision, files_metadata=True), None
     except RevisionNotFoundError as error:
         raise ModelResolutionError(f"The Hub repository {repo_id} has no revision {revision!r}.") from error
     except RepositoryNotFoundError as error:
@@ -312,6 +315,26 @@ def convert_snapshot(
         )
         marker["base_llm"] = {"source": BASE_LLM_REPO, "revision": base_llm.name}
     return str(convert_once(repo_cache / snapshot.name, snapshot, marker, source=repo_id, base_llm=base_llm))
+
+
+def first_run_message(repo_id: str, variant: str, siblings, entry: Path) -> str:
+    """What the first use of an original Hub repository downloads and converts, and that no code in it runs."""
+    patterns = original_patterns(variant)
+    chosen = [sibling for sibling in siblings if any(fnmatch(sibling.rfilename, p) for p in patterns)]
+    sizes = [getattr(sibling, "size", None) for sibling in chosen]
+    size = f", {sum(sizes) / 1e9:.1f} GB" if chosen and None not in sizes else ""
+    downloads = f"{', '.join(sibling.rfilename for sibling in chosen)}{size}"
+    if variant == "llm" and not has_base_llm([sibling.rfilename for sibling in siblings]):
+        downloads += (
+            f"; and the base LLM {BASE_LLM_REPO} (its config, tokenizer and safetensors weights, about 15 GB, unless "
+            "already in the Hugging Face cache)"
+        )
+    return (
+        f"{repo_id} is an original FireRedASR-{variant.upper()} checkpoint. First use: downloading {downloads} into "
+        f"the Hugging Face cache, then converting once into {entry} (later runs reuse the conversion). The "
+        "checkpoints are read with torch.load(weights_only=True): only tensors and the argparse.Namespace of the "
+        "release are accepted, so nothing in them runs as code."
+    )
 
 
 def original_variant(files: list[str]) -> str | None:
@@ -354,8 +377,10 @@ def neither_format_error(where: str, files: list[str], variant: str | None, mode
     shown = ", ".join(sorted(files)[:40]) + (f", ... ({len(files) - 40} more)" if len(files) > 40 else "")
     note = f" Its config.json has model_type {model_type!r}, not a FireRedASR one." if model_type else ""
     if variant is not None:
-        note += f" It looks like an original FireRedASR-{variant.upper()} checkpoint but lacks "
-        note += f"{', '.join(missing_original_files(files, variant))}."
+        missing = missing_original_files(files, variant)
+        note += f" It looks like an original FireRedASR-{variant.upper()} checkpoint but lacks {', '.join(missing)}."
+        if variant == "aed" and {"dict.txt", "train_bpe1000.model"} <= set(missing):
+            note += " Or it is an original FireRedASR-LLM checkpoint that lacks asr_encoder.pth.tar."
     return ModelResolutionError(
         f"{where} is neither a converted FireRedASR model (config.json with model_type "
         f"{' or '.join(FIREREDASR_MODEL_TYPES)}) nor an original FireRedASR checkpoint (AED: "
@@ -399,12 +424,14 @@ def convert_once(
         if is_complete(entry):
             return entry
         remove_stale_entries(entry)
-        work_dir = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{entry.name}-", dir=entry.parent))
-        try:
+        logger.warning(f"Converting {source} to the transformers format once, into {entry} (later runs reuse it).")
+        # The marker goes in before the entry is published, so an entry without it is never a finished one.
+        with (
+            atomic_output_dir(entry) as output_dir,
+            tempfile.TemporaryDirectory(prefix=f"{PARTIAL_PREFIX}{entry.name}-source-", dir=entry.parent) as scratch,
+        ):
             if base_llm is not None:
-                original_dir = link_llm_source(original_dir, base_llm, work_dir)
-            logger.warning(f"Converting {source} to the transformers format once, into {entry} (later runs reuse it).")
-            output_dir = work_dir / "model"
+                original_dir = link_llm_source(original_dir, base_llm, Path(scratch))
             convert_checkpoint(original_dir, output_dir, source=source)
             marker = {
                 **marker,
@@ -413,10 +440,6 @@ def convert_once(
                 "converted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             }
             (output_dir / COMPLETE_MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-            sync_tree(output_dir)
-            output_dir.rename(entry)
-        finally:
-            shutil.rmtree(work_dir, ignore_errors=True)
         if replace_siblings:
             for sibling in entry.parent.iterdir():
                 if sibling.is_dir() and sibling != entry:
@@ -448,20 +471,6 @@ def remove_stale_entries(entry: Path) -> None:
         shutil.rmtree(partial, ignore_errors=True)
 
 
-def sync_tree(directory: Path) -> None:
-    """Flush the converted files to disk before the rename publishes them (a crash must not leave empty files)."""
-    for file in directory.rglob("*"):
-        if file.is_file() and not file.is_symlink():
-            with open(file, "rb") as handle:
-                os.fsync(handle.fileno())
-    if hasattr(os, "O_DIRECTORY"):
-        descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-
-
 def read_refs(repo_cache: Path) -> dict[str, str]:
     try:
         refs = json.loads((repo_cache / "refs.json").read_text(encoding="utf-8"))
@@ -479,6 +488,7 @@ def remember_revision(repo_cache: Path, revision: str | None, sha: str) -> None:
     refs[name] = sha
     with tempfile.NamedTemporaryFile("w", dir=repo_cache, prefix=".refs-", suffix=".json", delete=False) as handle:
         json.dump(refs, handle, indent=2, sort_keys=True)
+    make_readable(handle.name)
     os.replace(handle.name, repo_cache / "refs.json")
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
+from transformers import GenerationConfig, PreTrainedModel
 from transformers import initialization as init
 from transformers.cache_utils import Cache, DynamicCache, DynamicLayer, EncoderDecoderCache
 from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
@@ -24,6 +24,7 @@ from transformers.utils.output_capturing import OutputRecorder, capture_outputs
 from .configuration_fireredasr import FireRedAedConfig, FireRedLstmLmConfig
 from .generation_fireredasr import FireRedAedGenerationMixin
 from .modeling_fireredasr_encoder import (
+    FireRedCheckpointMixin,
     FireRedEncoder,
     FireRedEncoderModelOutput,
     eager_attention_forward,
@@ -40,6 +41,30 @@ MAX_QUERIES_OF_A_DECODING_STEP = 16
 # The ASR pipeline decodes a model with `generate` only if its class is listed here (otherwise it assumes CTC);
 # registering at import time also covers loading with trust_remote_code.
 MODEL_FOR_SPEECH_SEQ_2_SEQ_MAPPING_NAMES.setdefault("fireredasr_aed", "FireRedAedForConditionalGeneration")
+
+# The releases' recommended decoding (FireRedASR README, FireRedASR2S README and `FireRedAsr2Config`): beam 3, softmax
+# smoothing 1.25, GNMT length penalty 0.6, EOS penalty 1.0, language-model weight 0 (`elm_weight`).
+AED_RELEASE_DECODING = {
+    "num_beams": 3,
+    "use_fireredasr_beam_search": True,
+    "softmax_smoothing": 1.25,
+    "gnmt_length_penalty": 0.6,
+    "eos_penalty": 1.0,
+    "lm_weight": 0.0,
+}
+
+
+def aed_release_generation_config(config: FireRedAedConfig) -> GenerationConfig:
+    """The generation config of converted FireRedASR-AED checkpoints: the release's recommended decoding."""
+    return GenerationConfig(
+        decoder_start_token_id=config.decoder_start_token_id,
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+        # An explicit cap (the decoder's positions): each utterance still stops at its encoder length.
+        max_new_tokens=config.max_position_embeddings - 1,
+        **AED_RELEASE_DECODING,
+    )
 
 
 class FireRedAedDecoderCacheLayer(DynamicLayer):
@@ -273,7 +298,7 @@ class FireRedAedDecoderLayer(GradientCheckpointingLayer):
         return hidden_states + self.mlp(self.final_layer_norm(hidden_states))
 
 
-class FireRedAedPreTrainedModel(PreTrainedModel):
+class FireRedAedPreTrainedModel(FireRedCheckpointMixin, PreTrainedModel):
     config: FireRedAedConfig
     base_model_prefix = "model"
     main_input_name = "input_features"
@@ -529,6 +554,7 @@ class FireRedAedForConditionalGeneration(FireRedAedGenerationMixin, FireRedAedPr
     """
 
     _tied_weights_keys = {"proj_out.weight": "model.decoder.embed_tokens.weight"}
+    release_decoding = tuple(AED_RELEASE_DECODING)
 
     def __init__(self, config: FireRedAedConfig):
         super().__init__(config)
@@ -537,6 +563,9 @@ class FireRedAedForConditionalGeneration(FireRedAedGenerationMixin, FireRedAedPr
         self.ctc_head = nn.Linear(config.hidden_size, config.vocab_size) if config.use_ctc_head else None
         self.lm = FireRedLstmLm(config.lm_config) if config.lm_config is not None else None
         self.post_init()
+
+    def release_generation_config(self) -> GenerationConfig:
+        return aed_release_generation_config(self.config)
 
     def get_output_embeddings(self):
         return self.proj_out
@@ -649,9 +678,11 @@ class FireRedAedForConditionalGeneration(FireRedAedGenerationMixin, FireRedAedPr
 
 
 __all__ = [
+    "AED_RELEASE_DECODING",
     "FireRedAedDecoder",
     "FireRedAedForConditionalGeneration",
     "FireRedAedModel",
     "FireRedAedPreTrainedModel",
     "FireRedLstmLm",
+    "aed_release_generation_config",
 ]

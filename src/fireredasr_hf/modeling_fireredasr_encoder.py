@@ -1,6 +1,7 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
 """The FireRedASR Conformer encoder, shared by FireRedASR-AED and FireRedASR-LLM."""
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ logger = logging.get_logger(__name__)
 
 FBANK_FRAME_SECONDS = 0.01
 
+
 @dataclass
 class FireRedEncoderModelOutput(BaseModelOutput):
     r"""
@@ -42,6 +44,158 @@ def warn_if_longer_than_trained(input_features, attention_mask, max_audio_second
             "transcript may be incomplete or hallucinated. Split long audio with the long-form pipeline (voice "
             "activity detection) instead."
         )
+
+
+def check_input_features(input_features, attention_mask, num_mel_bins: int) -> None:
+    """
+    Refuse model inputs that would decode silently wrong or crash deep inside: `input_features` must be a float
+    tensor `(batch_size, num_frames, num_mel_bins)` of finite values (float64 is refused: the feature extractor gives
+    float32), and `attention_mask` (if given) `(batch_size, num_frames)` with 1 for each utterance's valid frames, all
+    before its padding (0), and at least one valid frame.
+    """
+    if not isinstance(input_features, torch.Tensor):
+        raise TypeError(
+            f"input_features must be a torch tensor (the feature extractor's output with return_tensors='pt'), got "
+            f"{type(input_features).__name__}."
+        )
+    if input_features.ndim != 3 or input_features.shape[-1] != num_mel_bins:
+        hint = " Add the batch axis: input_features[None]." if input_features.ndim == 2 else ""
+        raise ValueError(
+            f"input_features must have shape (batch_size, num_frames, {num_mel_bins}), got "
+            f"{tuple(input_features.shape)}.{hint}"
+        )
+    if not input_features.is_floating_point() or input_features.dtype == torch.float64:
+        raise ValueError(
+            f"input_features has dtype {input_features.dtype}; pass the float32 features of the feature extractor "
+            "(or cast them to the model's dtype, e.g. `input_features.to(model.dtype)`)."
+        )
+    if input_features.shape[0] == 0 or input_features.shape[1] == 0:
+        raise ValueError(f"input_features holds no frame (shape {tuple(input_features.shape)}).")
+    if not bool(torch.isfinite(input_features).all()):
+        raise ValueError("input_features contains NaN or infinite values.")
+    if attention_mask is None:
+        return
+    if not isinstance(attention_mask, torch.Tensor) or tuple(attention_mask.shape) != tuple(input_features.shape[:2]):
+        shape = tuple(attention_mask.shape) if isinstance(attention_mask, torch.Tensor) else type(attention_mask)
+        raise ValueError(
+            f"attention_mask must be a tensor of shape (batch_size, num_frames) = {tuple(input_features.shape[:2])} "
+            f"matching input_features, got {shape}."
+        )
+    if not bool(((attention_mask == 0) | (attention_mask == 1)).all()):
+        raise ValueError("attention_mask must hold only 0 (padding) and 1 (valid frame).")
+    valid = attention_mask.bool()
+    if not bool(valid[:, 0].all()):
+        raise ValueError("attention_mask marks an utterance without any valid frame (a row of zeros).")
+    if bool((valid[:, 1:] & ~valid[:, :-1]).any()):
+        raise ValueError(
+            "attention_mask must mark each utterance's valid frames first and its padding after them (1...1 0...0), "
+            "as the feature extractor does; a 0 before a 1 would be read as a shorter utterance."
+        )
+
+
+def check_decoding_settings(generation_config, vocab_size: int, extra_settings: dict | None = None) -> None:
+    """
+    Refuse decoding settings that would decode wrongly without an error: counts must be positive integers (beams at
+    most the vocabulary), penalties and temperatures finite and in range. `extra_settings` are the model's own
+    settings: `{name: (value, low, high, low_inclusive)}`, a finite value in that range (None: no bound).
+    """
+
+    def positive_int(name, value, high=None):
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1 or (high is not None and value > high):
+            bound = f" and at most {high}" if high is not None else ""
+            raise ValueError(f"{name} must be an integer of at least 1{bound}, got {value!r}.")
+
+    def finite(name, value, low=None, high=None, low_inclusive=False):
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}.")
+        too_low = low is not None and (value < low if low_inclusive else value <= low)
+        if too_low or (high is not None and value > high):
+            lower = "" if low is None else f"{'>=' if low_inclusive else '>'} {low}"
+            upper = "" if high is None else f"<= {high}"
+            raise ValueError(f"{name} must be {' and '.join(filter(None, (lower, upper)))}, got {value!r}.")
+
+    config = generation_config
+    positive_int("num_beams", config.num_beams, high=vocab_size)
+    positive_int("num_return_sequences", config.num_return_sequences)
+    positive_int("max_new_tokens", config.max_new_tokens)
+    finite("repetition_penalty", config.repetition_penalty, low=0.0)
+    finite("length_penalty", config.length_penalty)
+    if config.do_sample:
+        finite("temperature", config.temperature, low=0.0)
+        finite("top_p", config.top_p, low=0.0, high=1.0)
+    for name, (value, low, high, low_inclusive) in (extra_settings or {}).items():
+        finite(name, value, low=low, high=high, low_inclusive=low_inclusive)
+
+
+class FireRedCheckpointMixin:
+    """
+    Loading rules of the FireRedASR models, before `PreTrainedModel` in their bases:
+
+    - `from_pretrained` refuses a checkpoint that lacks tensors of the model or holds them in other shapes (transformers
+      would only log a report and run with randomly initialised weights). Pass `output_loading_info=True` to get the
+      report instead and decide yourself (`ignore_mismatched_sizes=True` accepts re-initialised mismatched tensors).
+    - a model directory without `generation_config.json` decodes with the release's settings
+      (`release_generation_config()`), with a warning, instead of transformers' greedy defaults.
+    """
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        wants_report = kwargs.pop("output_loading_info", False)
+        try:
+            model, info = super().from_pretrained(
+                pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs
+            )
+        except Exception as error:
+            # safetensors' own error type (not imported here: remote code imports transformers and torch only).
+            if not type(error).__module__.startswith("safetensors"):
+                raise
+            raise ValueError(
+                f"The weights of {pretrained_model_name_or_path} cannot be read ({error}): the safetensors files are "
+                "damaged or incomplete. Download or convert the model again."
+            ) from None
+        if model.can_generate() and kwargs.get("generation_config") is None:
+            model.use_release_generation_config_if_missing()
+        if wants_report:
+            return model, info
+        missing = sorted(info.get("missing_keys", ()))
+        mismatched = [] if kwargs.get("ignore_mismatched_sizes") else sorted(info.get("mismatched_keys", ()))
+        if missing or mismatched:
+            problems = []
+            if missing:
+                problems.append(f"lacks {len(missing)} tensor(s): {', '.join(missing[:8])}")
+            if mismatched:
+                shown = ", ".join(f"{key} {tuple(first)} vs {tuple(second)}" for key, first, second in mismatched)
+                problems.append(f"holds tensors of other shapes: {shown[:500]}")
+            raise ValueError(
+                f"The checkpoint {pretrained_model_name_or_path} {'; and '.join(problems)}. Those weights would be "
+                "random: the files are incomplete or from another model. Download or convert the model again (pass "
+                "output_loading_info=True to load it anyway and inspect the report)."
+            )
+        return model
+
+    def use_release_generation_config_if_missing(self) -> None:
+        """Without a generation_config.json, transformers builds greedy defaults from config.json; use the
+        release's decoding instead, with a warning."""
+        if not getattr(self.generation_config, "_from_model_config", False):
+            return
+        release = self.release_generation_config()
+        settings = ", ".join(f"{name}={getattr(release, name)}" for name in self.release_decoding)
+        logger.warning(
+            f"{self.config.name_or_path} has no generation_config.json: decoding with the release's settings "
+            f"({settings}) instead of transformers' greedy defaults. Convert the model again to get the file."
+        )
+        self.generation_config = release
+
+    # The names of the release's decoding settings (shown when they are used as the fallback).
+    release_decoding: tuple[str, ...] = ()
+
+    def release_generation_config(self):
+        """The generation config with the release's recommended decoding (defined by each generative model)."""
+        raise NotImplementedError
 
 
 # `encode_for_decoding` encodes a CPU batch one utterance at a time when more than this share of its frames is padding.
@@ -320,7 +474,7 @@ class FireRedEncoderLayer(GradientCheckpointingLayer):
         return self.norm_out(hidden_states)
 
 
-class FireRedEncoderPreTrainedModel(PreTrainedModel):
+class FireRedEncoderPreTrainedModel(FireRedCheckpointMixin, PreTrainedModel):
     config: FireRedEncoderConfig
     base_model_prefix = "encoder"
     main_input_name = "input_features"
@@ -418,9 +572,12 @@ class FireRedEncoder(FireRedEncoderPreTrainedModel):
 
 
 __all__ = [
+    "FireRedCheckpointMixin",
     "FireRedEncoder",
     "FireRedEncoderModelOutput",
     "FireRedEncoderPreTrainedModel",
+    "check_decoding_settings",
+    "check_input_features",
     "encode_for_decoding",
     "warn_if_longer_than_trained",
 ]

@@ -21,7 +21,14 @@ from transformers.utils.deprecation import deprecate_kwarg
 from transformers.utils.generic import can_return_tuple
 
 from .configuration_fireredasr import FireRedLlmConfig
-from .modeling_fireredasr_encoder import FireRedEncoder, encode_for_decoding, warn_if_longer_than_trained
+from .modeling_fireredasr_encoder import (
+    FireRedCheckpointMixin,
+    FireRedEncoder,
+    check_decoding_settings,
+    check_input_features,
+    encode_for_decoding,
+    warn_if_longer_than_trained,
+)
 
 # The ASR pipeline decodes a model with `generate` only if its class is listed here (otherwise it assumes CTC);
 # registering at import time also covers loading with trust_remote_code.
@@ -32,6 +39,26 @@ FLOAT16_UNSUPPORTED = (
     "code with use_fp16, FireRedASR issues #25 and #61). Load it in bfloat16 or float32, e.g. "
     "`from_pretrained(..., dtype=torch.bfloat16)`."
 )
+
+
+# The release README's decoding settings (beam 3, repetition penalty 3.0, length penalty 1.0, greedy selection).
+LLM_RELEASE_DECODING = {"num_beams": 3, "repetition_penalty": 3.0, "length_penalty": 1.0, "do_sample": False}
+# FireRedASR2's defaults (`FireRedAsr2Config`: beam 3, repetition penalty 1.0, length penalty 0.0).
+LLM2_RELEASE_DECODING = {"num_beams": 3, "repetition_penalty": 1.0, "length_penalty": 0.0, "do_sample": False}
+
+
+def llm_release_generation_config(config: FireRedLlmConfig) -> GenerationConfig:
+    """The generation config of converted FireRedASR-LLM checkpoints: the release's decoding settings (FireRedASR2's
+    for a config with `fireredasr_version` 2, as the converter records it)."""
+    decoding = LLM2_RELEASE_DECODING if getattr(config, "fireredasr_version", 1) == 2 else LLM_RELEASE_DECODING
+    return GenerationConfig(
+        bos_token_id=config.bos_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+        # An explicit cap (the LLM's context): each utterance still stops after its number of speech positions.
+        max_new_tokens=config.text_config.max_position_embeddings,
+        **decoding,
+    )
 
 
 @dataclass
@@ -97,7 +124,7 @@ class PerUtteranceLengthCriteria(StoppingCriteria):
         return input_ids.shape[1] - self.prompt_length >= limits
 
 
-class FireRedLlmPreTrainedModel(PreTrainedModel):
+class FireRedLlmPreTrainedModel(FireRedCheckpointMixin, PreTrainedModel):
     config: FireRedLlmConfig
     base_model_prefix = "model"
     main_input_name = "input_features"
@@ -123,12 +150,43 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
     as the release's training template does.
     """
 
+    release_decoding = tuple(LLM_RELEASE_DECODING)
+
     def __init__(self, config: FireRedLlmConfig):
         super().__init__(config)
         self.encoder = FireRedEncoder(config.encoder_config)
         self.adapter = FireRedLlmAdapter(config)
         self.language_model = AutoModelForCausalLM.from_config(config.text_config)
         self.post_init()
+
+    def release_generation_config(self) -> GenerationConfig:
+        return llm_release_generation_config(self.config)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, **kwargs):
+        """`PreTrainedModel.from_pretrained`, then the LoRA adapter of a directory that keeps it separate
+        (`config.lora_adapter`, written by conversions with `--keep-lora`): without it the weights would be the base
+        LLM's, and the transcripts wrong."""
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *model_args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded  # (model, report) with output_loading_info
+        if model.config.lora_adapter and not getattr(model, "_hf_peft_config_loaded", False):
+            model.load_lora_adapter(pretrained_model_name_or_path, **kwargs)
+        return loaded
+
+    def load_lora_adapter(self, pretrained_model_name_or_path, **kwargs) -> None:
+        """Applies the PEFT LoRA adapter in the `config.lora_adapter` sub-folder of the model directory or repo."""
+        subfolder = "/".join(filter(None, [kwargs.get("subfolder"), self.config.lora_adapter]))
+        try:
+            import peft  # noqa: F401
+        except ImportError:
+            raise ImportError(
+                f"{pretrained_model_name_or_path} keeps its LoRA as a separate adapter ({subfolder}/), which needs "
+                "the peft package: `pip install peft` (or `pip install 'fireredasr-hf[train]'`). Or convert the "
+                "original again without --keep-lora to merge the LoRA into the weights."
+            ) from None
+        hub_kwargs = ("revision", "token", "cache_dir", "local_files_only", "force_download", "proxies")
+        adapter_kwargs = {"subfolder": subfolder, **{key: kwargs[key] for key in hub_kwargs if key in kwargs}}
+        self.load_adapter(str(pretrained_model_name_or_path), adapter_kwargs=adapter_kwargs)
 
     def get_input_embeddings(self) -> nn.Module:
         return self.language_model.get_input_embeddings()
@@ -339,6 +397,12 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
             generation_config.max_length = None
         return generation_config, model_kwargs
 
+    def _check_generate_inputs(self, input_features, attention_mask, generation_config) -> None:
+        """Refuse what would decode silently wrong: malformed features or masks, invalid settings (unknown arguments
+        are refused by the language model's generate)."""
+        check_input_features(input_features, attention_mask, self.config.encoder_config.num_mel_bins)
+        check_decoding_settings(generation_config, self.config.text_config.vocab_size)
+
     @torch.no_grad()
     def generate(
         self,
@@ -355,7 +419,8 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
 
         Each utterance gets the release's decode prompt with one placeholder per adapter position of its own audio,
         and stops after at most that many new tokens (further capped by `max_new_tokens` / `max_length`). Prompts
-        are left-padded and masked, so an utterance decodes the same in a batch as alone. The repetition penalty
+        are left-padded and masked, so an utterance decodes the same in a batch as alone: exactly in float32; in
+        bfloat16 the padded lengths change the rounding, which can change a nearly tied beam (docs/parity.md). The repetition penalty
         counts generated tokens only, as in the release (which generated from embeddings alone).
 
         input_features (`torch.FloatTensor` of shape `(batch_size, num_frames, num_mel_bins)`):
@@ -372,6 +437,8 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
                 raise ValueError(f"`{name}` is not accepted: generate builds the prompt from `input_features`.")
         if input_features is None:
             raise ValueError("generate needs `input_features` (from the feature extractor or processor).")
+        generation_config, model_kwargs = self._resolve_generation_config(generation_config, kwargs)
+        self._check_generate_inputs(input_features, attention_mask, generation_config)
 
         warn_if_longer_than_trained(input_features, attention_mask, self.config.max_audio_seconds)
         audio = self.get_audio_features(input_features, attention_mask)
@@ -379,7 +446,6 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
         inputs_embeds = self.merge_speech_embeds(input_ids, audio.speech_embeds, audio.speech_lengths)
         prompt_length = input_ids.shape[1]
 
-        generation_config, model_kwargs = self._resolve_generation_config(generation_config, kwargs)
         cap = generation_config.max_new_tokens
         max_new_tokens = audio.speech_lengths if cap is None else audio.speech_lengths.clamp(max=cap)
         max_new_tokens = max_new_tokens.clamp(min=1)
@@ -411,4 +477,11 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
         return outputs
 
 
-__all__ = ["FireRedLlmAdapter", "FireRedLlmForSpeechSeq2Seq", "FireRedLlmPreTrainedModel"]
+__all__ = [
+    "LLM2_RELEASE_DECODING",
+    "LLM_RELEASE_DECODING",
+    "FireRedLlmAdapter",
+    "FireRedLlmForSpeechSeq2Seq",
+    "FireRedLlmPreTrainedModel",
+    "llm_release_generation_config",
+]

@@ -15,7 +15,8 @@
 - FireRedASR2-AED results carry the beam search's `confidence` (per utterance, per segment chunk and per word), as
   FireRedASR2 reports it; `return_confidence=True` asks any AED model for it;
 - `punctuation_model=` (FireRedPunc, see `punctuation.py`) punctuates the transcript; the segment `chunks` are then
-  sentences, each with its start and end.
+  sentences, each with its start and end (from its words' CTC alignment on models with a CTC head), and word
+  `chunks` carry the mark that follows the word.
 
 Converted checkpoints declare it in `config.json` (`custom_pipelines`) and carry this file, so
 `pipeline("automatic-speech-recognition", model=DIR, trust_remote_code=True)` builds it where fireredasr-hf is not
@@ -30,13 +31,12 @@ from collections import defaultdict
 import numpy as np
 from huggingface_hub.utils import httpx
 from torch.utils.data import DataLoader, IterableDataset
-from transformers.pipelines.audio_utils import ffmpeg_read
 from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline
 from transformers.pipelines.base import pad_collate_fn
 from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
 
-from .audio import load_audio
-from .punctuation import FireRedPunctuator
+from .audio import AudioLimits, load_audio, load_audio_bytes
+from .punctuation import FireRedPunctuator, group_sentences, punctuated_word_chunks
 from .timestamps_fireredasr import hypothesis_end, word_timestamps
 from .vad import EnergyVad, FireRedVad, SileroVad, SpeechSegment, split_into_segments
 
@@ -63,10 +63,8 @@ def join_segment_texts(texts: list[str]) -> str:
     character of the first and the first character of the second are both Chinese (or Japanese) characters or
     CJK punctuation, as Chinese is written without spaces; otherwise (English words, or a change of script)
     with one space, as FireRedASR itself writes a space before an English word that follows Chinese.
-    A single text is returned unchanged.
+    A single text is returned stripped, so the text of a recording is always the join of its segment texts.
     """
-    if len(texts) == 1:
-        return texts[0]
     joined = ""
     for text in texts:
         text = text.strip()
@@ -94,7 +92,9 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             (start, end)}` in seconds; with `"word"` one per word instead (English words merged from their pieces,
             one chunk per Chinese character), from the CTC forced alignment of models with a CTC head
             (FireRedASR2-AED), as FireRedASR2 times its words. The audio is then always segmented by the VAD,
-            whatever its length, and word times are offset by their segment's start.
+            whatever its length, and word times are offset by their segment's start; so `text` (the joined chunk
+            texts) can differ from the text without timestamps, where an input within `max_segment_s` is decoded
+            whole.
         keep_pauses (`bool`, defaults to `False`): word times as FireRedASR2 gives them (`False`: every word starts
             where the previous one ends, so pauses vanish, upstream FireRedASR2S issues #41 and #58), or with the
             gaps the alignment finds before a word (`True`).
@@ -113,7 +113,16 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         punctuation_model (`str`, `FireRedPunctuator` or `None`): punctuates the transcript with FireRedPunc (a
             converted or original directory, or a Hub id such as FireRedTeam/FireRedPunc, loaded once per
             pipeline). `text` is then punctuated, and with `return_timestamps=True` the `chunks` are sentences (cut
-            after 。？！.?!), each timed from its words (segment times spread over their characters).
+            after 。？！.?!), each from the start of its first word to the end of its last: word times from the CTC
+            alignment on models with a CTC head (FireRedASR2-AED; the tokens are aligned for this), else segment
+            times spread over their characters. With `return_timestamps="word"` each word chunk carries the mark
+            that follows it, written as in its sentence ("Hello," "world."), where FireRedASR2S's punctuation
+            (`add_punc_to_txt_with_timestamp`) attaches it.
+        progress_callback (`Callable[[int, int], None]`): told how decoding advances, as `(segments_done,
+            segments_total)` of one input: once its segments are known (`segments_done=0`; a total of 0 means no
+            speech was found) and after each of its segments is decoded. A list input reports each of its inputs
+            in turn (their segments may share batches, and with `sort_window` they are decoded in length order:
+            reports of several inputs can interleave, each one's counting up). For progress bars of long recordings.
         sort_window (`int`, defaults to 8 x `batch_size`): with `batch_size` > 1, the segments (of all the inputs of a
             list, and the many segments of a long input) are read this many at a time, sorted by length and decoded
             longest first, so that each batch holds segments of similar length (padding costs compute); results keep
@@ -123,8 +132,8 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
     Results: `{"text"}`, with `"confidence"` (see `return_confidence`: the mean token confidence of the FireRed beam
     search, FireRedASR2's utterance confidence; over all tokens of all segments for segmented audio; `None` without
     tokens) and `"chunks"` with timestamps. Without segmentation (an input within `max_segment_s` and no timestamps) the
-    text equals `tokenizer.decode(model.generate(**feature_extractor(audio)), skip_special_tokens=True)`. Besides the waveform
-    (used as is when it is a float32 array at 16 kHz, otherwise read into one, 64 kB per second), decoding a long
+    text equals `tokenizer.decode(model.generate(**feature_extractor(audio)), skip_special_tokens=True).strip()`.
+    Besides the waveform (used as is when it is a float32 array at 16 kHz, otherwise read into one, 64 kB per second), decoding a long
     input needs the memory of one batch of segments, whatever its length: segments are featurized as their batch
     is decoded.
     """
@@ -140,6 +149,11 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         # Both variants decode with generate(); the stock pipeline would take an unlisted class for CTC.
         self.type = "seq2seq"
 
+    def __call__(self, inputs, **kwargs):
+        if isinstance(inputs, (list, tuple)) and not inputs:
+            raise ValueError("The input list is empty: pass at least one recording (path, array or dict).")
+        return super().__call__(inputs, **kwargs)
+
     def _sanitize_parameters(
         self,
         return_timestamps=None,
@@ -149,6 +163,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         return_confidence=None,
         punctuation_model=None,
         sort_window=None,
+        progress_callback=None,
         chunk_length_s=None,
         stride_length_s=None,
         **kwargs,
@@ -172,7 +187,6 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 )
             preprocess_params["return_timestamps"] = bool(return_timestamps)
             postprocess_params["return_timestamps"] = return_timestamps
-            forward_params["return_token_timestamps"] = return_timestamps == "word"
         if keep_pauses is not None:
             postprocess_params["keep_pauses"] = bool(keep_pauses)
         if return_confidence is not None:
@@ -186,11 +200,30 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 )
             preprocess_params["vad"] = vad
         if max_segment_s is not None:
-            if isinstance(max_segment_s, bool) or not isinstance(max_segment_s, (int, float)) or max_segment_s < 2:
-                raise ValueError(f"max_segment_s must be a number of seconds >= 2, got {max_segment_s!r}.")
+            if (
+                isinstance(max_segment_s, bool)
+                or not isinstance(max_segment_s, (int, float))
+                or not math.isfinite(max_segment_s)
+                or max_segment_s < 2
+            ):
+                raise ValueError(f"max_segment_s must be a finite number of seconds >= 2, got {max_segment_s!r}.")
             preprocess_params["max_segment_s"] = float(max_segment_s)
         if punctuation_model is not None:
             postprocess_params["punctuator"] = self._punctuator(punctuation_model)
+        if return_timestamps is not None or punctuation_model is not None:
+            # Token times are aligned for word chunks, and for sentences timed by their words (models with a CTC
+            # head). This call's settings complete those the pipeline was built with.
+            built_with = getattr(self, "_postprocess_params", {})
+            timestamps = postprocess_params.get("return_timestamps", built_with.get("return_timestamps", False))
+            punctuator = postprocess_params.get("punctuator", built_with.get("punctuator"))
+            forward_params["return_token_timestamps"] = timestamps == "word" or (
+                bool(timestamps) and punctuator is not None and self._has_ctc_head()
+            )
+        if progress_callback is not None:
+            if not callable(progress_callback):
+                raise ValueError(f"progress_callback must be callable, got {progress_callback!r}.")
+            preprocess_params["progress_callback"] = progress_callback
+            forward_params["progress_callback"] = progress_callback
         if sort_window is not None:
             if isinstance(sort_window, bool) or not isinstance(sort_window, int) or sort_window < 0:
                 raise ValueError(f"sort_window must be a number of segments >= 0, got {sort_window!r}.")
@@ -210,7 +243,10 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             return super().get_iterator(
                 inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params
             )
-        segments = LengthSortedSegments(PipelineChunkIterator(inputs, self.preprocess, preprocess_params), sort_window)
+        preprocess_params["featurize"] = False  # features are made as the sorted segments are batched
+        segments = LengthSortedSegments(
+            PipelineChunkIterator(inputs, self.preprocess, preprocess_params), sort_window, self._features
+        )
         collate_fn = pad_collate_fn(self.tokenizer, self.feature_extractor)
         # At most one worker process, as in transformers' ChunkPipeline: the segments come from one iterator.
         loader = DataLoader(segments, num_workers=min(num_workers, 1), batch_size=batch_size, collate_fn=collate_fn)
@@ -249,7 +285,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             else:
                 return load_audio(inputs, sampling_rate=sampling_rate), {}
         if isinstance(inputs, bytes):
-            inputs = ffmpeg_read(inputs, sampling_rate)
+            return load_audio_bytes(inputs, sampling_rate=sampling_rate, name="given as bytes"), {}
         # A datasets audio value decoded by torchcodec (channels first).
         if hasattr(inputs, "get_all_samples"):
             samples = inputs.get_all_samples()
@@ -284,6 +320,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         if inputs.ndim == 1 and inputs.dtype == np.float32 and input_rate == sampling_rate:
             # Already what the feature extractor reads: used as is, without a copy of the whole recording. A NaN or
             # infinity anywhere makes the float64 sum non-finite (the VAD would not notice it).
+            AudioLimits.from_env().check(len(inputs), sampling_rate, "The audio")
             if not np.isfinite(np.sum(inputs, dtype=np.float64)):
                 raise ValueError("The audio contains NaN or infinite samples.")
             return inputs, extra
@@ -292,7 +329,17 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         waveform = self.feature_extractor._to_mono_waveform(inputs, int(input_rate), "")
         return waveform / np.float32(INT16_SCALE), extra
 
-    def preprocess(self, inputs, return_timestamps=False, vad=DEFAULT_VAD, max_segment_s=None):
+    def preprocess(
+        self,
+        inputs,
+        return_timestamps=False,
+        vad=DEFAULT_VAD,
+        max_segment_s=None,
+        progress_callback=None,
+        featurize=True,
+    ):
+        """The input's segments, each with its features; with `featurize=False` with its samples instead (`"samples"`,
+        a view of the input's waveform), featurized later (`get_iterator` sorts segments by length first)."""
         audio, extra = self._read_audio(inputs)
         sampling_rate = self.feature_extractor.sampling_rate
         if max_segment_s is None:
@@ -311,17 +358,22 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 sampling_rate=sampling_rate,
             )
 
+        if progress_callback is not None:
+            progress_callback(0, len(segments))
         if not segments:
             # No speech. Every input must yield an item: decode 100 ms (a token or two) and drop the result.
             placeholder = audio[: round(0.1 * sampling_rate)]
-            yield {"is_last": True, "segment": None, **self._features(placeholder), **extra}
+            audio_or_features = self._features(placeholder) if featurize else {"samples": placeholder}
+            yield {"is_last": True, "segment": None, "segment_progress": None, **audio_or_features, **extra}
             return
         for index, segment in enumerate(segments):
             samples = audio[round(segment.start * sampling_rate) : round(segment.end * sampling_rate)]
             yield {
                 "is_last": index == len(segments) - 1,
                 "segment": (segment.start, segment.end),
-                **self._features(samples),
+                # (segments decoded once this one is, segments of the input), for progress_callback.
+                "segment_progress": (index + 1, len(segments)),
+                **(self._features(samples) if featurize else {"samples": samples}),
                 **extra,
             }
 
@@ -334,7 +386,8 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
             features = features.to(dtype=self.dtype)
         return dict(features)
 
-    def _forward(self, model_inputs, return_token_timestamps=False, **generate_kwargs):
+    def _forward(self, model_inputs, return_token_timestamps=False, progress_callback=None, **generate_kwargs):
+        progress = model_inputs.pop("segment_progress", None)
         attention_mask = model_inputs.pop("attention_mask", None)
         is_last = model_inputs.pop("is_last")
         input_features = model_inputs.pop("input_features")
@@ -347,6 +400,11 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         for key in GENERATE_OUTPUTS:
             if outputs.get(key) is not None:
                 out[key] = outputs[key]
+        if progress_callback is not None:
+            # One segment, or a batch of them (a list, possibly of several inputs, in decoding order).
+            for done_and_total in progress if isinstance(progress, list) else [progress]:
+                if done_and_total is not None:
+                    progress_callback(*done_and_total)
         # The rest of the inputs (the segment, a dict input's extra keys) goes to postprocess.
         return {"is_last": is_last, **out, **model_inputs}
 
@@ -359,6 +417,8 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         if return_confidence is None:
             return_confidence = self._has_ctc_head()
         texts, chunks, words = [], [], []
+        segment_ends = set()  # index of the last word of each segment
+        timed_words = False  # whether words were timed (word chunks, or sentences timed by their words)
         confidences = []  # (confidence, number of tokens) per segment
         extra = defaultdict(list)
         for output in model_outputs:
@@ -381,17 +441,28 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 chunk["confidence"] = None if num_tokens == 0 else round(confidence, 3)
                 confidences.append((confidence, num_tokens))
             chunks.append(chunk)
-            if return_timestamps == "word":
+            if return_timestamps and generated["token_timestamps"] is not None:
+                timed_words = True
                 words += self._word_chunks(ids, generated, segment, keep_pauses, return_confidence)
+                if words:
+                    segment_ends.add(len(words) - 1)
         result = {"text": join_segment_texts(texts) if texts else ""}
         if confidences:
             result["confidence"] = overall_confidence(confidences)
-        if punctuator is not None:
-            # Sentences over the whole recording: the punctuation model sees neighbouring segments together.
+        if punctuator is not None and timed_words:
+            # Sentences over the whole recording (the punctuation model sees neighbouring segments together, in
+            # windows that end with a segment), timed by their words; the words carry their marks.
+            punctuated = punctuator.punctuate_words(words, break_after=segment_ends)
+            chunks = group_sentences(punctuated)
+            result["text"] = join_segment_texts([chunk["text"] for chunk in chunks])
+            if return_timestamps == "word":
+                words = punctuated_word_chunks(words, punctuated)
+        elif punctuator is not None:
+            # Segment times spread over their words.
             chunks = punctuator.punctuate_chunks([chunk for chunk in chunks if chunk["text"]])
             result["text"] = join_segment_texts([chunk["text"] for chunk in chunks])
         if return_timestamps == "word":
-            result["chunks"] = words  # the words as decoded (punctuation marks are not words)
+            result["chunks"] = words
         elif return_timestamps:
             result["chunks"] = chunks
         return {**result, **extra}
@@ -438,27 +509,43 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
 
 
 class LengthSortedSegments(IterableDataset):
-    """The pipeline's segments (`preprocess` items) read `window` at a time and given longest first within each window,
-    so that batches hold segments of similar length (little padding); each carries its position in the input order
-    under `POSITION_KEY` for `InputOrder`."""
+    """
+    The pipeline's segments (`preprocess` items with their `"samples"`) read `window` at a time and given longest
+    first within each window, so that batches hold segments of similar length (little padding). Each is featurized
+    (`featurize`) as it is given, that is as its batch is assembled, so that features exist for one batch only; it
+    carries its position in the input order under `POSITION_KEY` for `InputOrder`, and its `segment_progress` counts
+    its input's segments decoded in this order (so that `progress_callback` still counts up for each input).
+    """
 
-    def __init__(self, segments, window: int):
+    def __init__(self, segments, window: int, featurize):
         self.segments = segments
         self.window = window
+        self.featurize = featurize
 
     def __iter__(self):
-        window = []
+        window, decoded = [], {}  # decoded: segments given so far, per input number
+        input_number = 0
         for position, segment in enumerate(self.segments):
             segment[POSITION_KEY] = position
-            window.append(segment)
+            window.append((input_number, segment))
+            if segment["is_last"]:
+                input_number += 1
             if len(window) == self.window:
-                yield from self._longest_first(window)
+                yield from self._longest_first(window, decoded)
                 window = []
-        yield from self._longest_first(window)
+        yield from self._longest_first(window, decoded)
 
-    @staticmethod
-    def _longest_first(segments: list) -> list:
-        return sorted(segments, key=lambda segment: segment["input_features"].shape[1], reverse=True)
+    def _longest_first(self, window: list, decoded: dict):
+        for input_number, segment in sorted(window, key=lambda item: len(item[1]["samples"]), reverse=True):
+            progress = segment.get("segment_progress")
+            if progress is not None:
+                done = decoded.get(input_number, 0) + 1
+                decoded[input_number] = done
+                if done == progress[1]:
+                    del decoded[input_number]
+                segment["segment_progress"] = (done, progress[1])
+            segment.update(self.featurize(segment.pop("samples")))
+            yield segment
 
 
 class InputOrder:

@@ -13,7 +13,9 @@ Inputs longer than the model's positions are split into windows as the release d
 Timed pieces (`chunks`, `{"text", "timestamp": (start, end)}` in seconds) can be words or characters (FireRedASR2's
 word timestamps: exact times per word) or whole segments (several words: the times of the words inside are spread
 over the segment in proportion to their characters). Sentence chunks end at sentence-final marks (。？！.?!) and take
-the start of their first word and the end of their last.
+the start of their first word and the end of their last. Word chunks get their mark attached to the word it follows,
+written as in the sentence (`punctuated_word_chunks`), as the release's `add_punc_to_txt_with_timestamp` attaches
+marks to timed words.
 
 This module travels as remote code with the speech-recognition pipeline: it imports only transformers, torch and
 the standard library (original FireRedPunc directories and Hub ids are converted by the fireredasr-hf package).
@@ -23,6 +25,7 @@ import importlib
 import json
 import os
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,12 +49,15 @@ class PunctuatedWord:
     """A word (or character) of the input with the mark the model puts after it.
 
     `text` is its restored form (lower case, word pieces joined) with a leading space where the release puts one;
-    `mark` is "" for none; `start`/`end` are its times in seconds (None without timestamps)."""
+    `mark` is "" for none; `start`/`end` are its times in seconds (None without timestamps); `piece` the index of
+    the timed piece it comes from; `confidence` that piece's, if it has one."""
 
     text: str
     mark: str
     start: float | None = None
     end: float | None = None
+    piece: int | None = None
+    confidence: float | None = None
 
 
 def fix_text(text: str) -> str:
@@ -126,18 +132,69 @@ def split_words(text: str) -> list[str]:
     return words
 
 
-def group_sentences(words: list[PunctuatedWord], marks=SENTENCE_END_MARKS) -> list[dict]:
-    """Sentence chunks `{"text", "timestamp": (start, end)}` from punctuated words: a sentence ends at a word whose
-    mark is in `marks`; its text gets the release's fixes."""
-    sentences, current = [], []
+def _sentences(words: list[PunctuatedWord], marks=SENTENCE_END_MARKS):
+    """(the words of a sentence, its text with the release's fixes), in order: a sentence ends at a word whose mark
+    is in `marks`, or with the last word."""
+    current = []
     for index, word in enumerate(words):
         current.append(word)
         if word.mark in marks or index == len(words) - 1:
-            text = "".join(w.text + w.mark for w in current).replace("  ", " ").strip()
-            start, end = current[0].start, current[-1].end
-            sentences.append({"text": fix_text(text), "timestamp": (start, end)})
+            yield current, fix_text("".join(w.text + w.mark for w in current).replace("  ", " ").strip())
             current = []
+
+
+def group_sentences(words: list[PunctuatedWord], marks=SENTENCE_END_MARKS) -> list[dict]:
+    """Sentence chunks `{"text", "timestamp": (start, end)}` from punctuated words: a sentence ends at a word whose
+    mark is in `marks`; its text gets the release's fixes. A sentence whose words all have a confidence gets
+    `"confidence"`, their mean."""
+    sentences = []
+    for group, text in _sentences(words, marks):
+        sentence = {"text": text, "timestamp": (group[0].start, group[-1].end)}
+        confidences = [word.confidence for word in group]
+        if None not in confidences:
+            sentence["confidence"] = round(sum(confidences) / len(confidences), 3)
+        sentences.append(sentence)
     return sentences
+
+
+# How `fix_text` may write a mark after an English word.
+_ASCII_MARKS = {",": "，", ".": "。", "?": "？", "!": "！"}
+
+
+def _words_as_written(group: list[PunctuatedWord], sentence: str) -> list[tuple[str, str]]:
+    """(word, mark) of each word as the fixed `sentence` writes them (capitals, ASCII marks after English words).
+    `fix_text` changes case and marks and adds spaces, never other characters, so the sentence's characters other
+    than spaces are the words' and marks' in order."""
+    characters = [char for char in sentence if not char.isspace()]
+    written, position = [], 0
+    for word in group:
+        body_length = len(word.text.strip())
+        body = "".join(characters[position : position + body_length])
+        mark = "".join(characters[position + body_length : position + body_length + len(word.mark)])
+        position += body_length + len(word.mark)
+        if body.lower() != word.text.strip().lower() or _ASCII_MARKS.get(mark, mark) != word.mark:
+            return [(word.text.strip(), word.mark) for word in group]  # not expected; the words as predicted
+        written.append((body, mark))
+    return written
+
+
+def punctuated_word_chunks(chunks: list[dict], words: list[PunctuatedWord]) -> list[dict]:
+    """
+    Timed word chunks (`{"text", "timestamp"[, ...]}`, one word or character each, as given to `punctuate_words`)
+    with the mark predicted after each word attached to its text, both written as in their sentence (`group_sentences`:
+    "Hello," "world." rather than "hello，" "world。"); times and other keys unchanged. This is where the release's
+    `add_punc_to_txt_with_timestamp` puts marks: after the last word piece of a word, with that word's time. A word
+    the model did not see (no tokens) keeps its text.
+    """
+    result = [dict(chunk) for chunk in chunks]
+    for group, sentence in _sentences(words):
+        for word, (body, mark) in zip(group, _words_as_written(group, sentence)):
+            if word.piece is None:
+                continue
+            original = result[word.piece]["text"].strip()
+            # The model's text is lower-cased and normalised; the case of the sentence is taken where they agree.
+            result[word.piece]["text"] = (body if body.lower() == original.lower() else original) + mark
+    return result
 
 
 class FireRedPunctuator:
@@ -264,16 +321,18 @@ class FireRedPunctuator:
 
     # --- Timed pieces ------------------------------------------------------------------------------------------------
 
-    def punctuate_words(self, chunks: list[dict]) -> list[PunctuatedWord]:
-        """The words of timed pieces (`{"text", "timestamp": (start, end)}`, in order) with their marks and times.
+    def punctuate_words(self, chunks: list[dict], break_after: Collection[int] | None = None) -> list[PunctuatedWord]:
+        """The words of timed pieces (`{"text", "timestamp": (start, end)[, "confidence"]}`, in order) with their
+        marks and times.
 
         A piece without spaces and with at most one Chinese character is one word (a word timestamp); longer pieces
         are split into words whose times divide the piece's time in proportion to their characters. Each word gets
         the mark predicted after its last word piece, and a leading space where the release's
         `add_punc_to_txt_with_timestamp` puts one. Consecutive pieces are run through the model together, in windows
-        that end at piece boundaries where possible."""
-        words, piece_ends = [], set()  # (text, start, end); indices of the last word of each piece
-        for chunk in chunks:
+        that end at piece boundaries where possible: after any piece, or, with `break_after` (indices of pieces, e.g.
+        the last word of each speech segment), after those."""
+        words, breaks = [], set()  # (text, start, end, piece); indices of the words a window may end with
+        for index, chunk in enumerate(chunks):
             start, end = chunk["timestamp"]
             parts = [chunk["text"].strip()] if _is_single_word(chunk["text"]) else split_words(chunk["text"])
             total = sum(len(part) for part in parts) or 1
@@ -282,30 +341,31 @@ class FireRedPunctuator:
                 word_start = start if start is None or end is None else start + (end - start) * position / total
                 position += len(part)
                 word_end = end if start is None or end is None else start + (end - start) * position / total
-                words.append((part, word_start, word_end))
-            if words:
-                piece_ends.add(len(words) - 1)
-        word_tokens = [self.tokenize(text) for text, _, _ in words]
-        marks = self._marks_in_windows(word_tokens, piece_ends)
+                words.append((part, word_start, word_end, index))
+            if words and (break_after is None or index in break_after):
+                breaks.add(len(words) - 1)
+        word_tokens = [self.tokenize(text) for text, _, _, _ in words]
+        marks = self._marks_in_windows(word_tokens, breaks)
         results, last_text, last_mark = [], "", ""
-        for (_, start, end), tokens, word_marks in zip(words, word_tokens, marks):
+        for (_, start, end, piece), tokens, word_marks in zip(words, word_tokens, marks):
             if not tokens:
                 continue
             text = "".join(re.sub("^##", "", token) for token in tokens)
             mark = word_marks[-1]
             if _WORD_CHARACTERS.search(text) and _WORD_CHARACTERS.search(last_text) and not last_mark:
                 text = " " + text
-            results.append(PunctuatedWord(text, mark, _round(start), _round(end)))
+            confidence = chunks[piece].get("confidence")
+            results.append(PunctuatedWord(text, mark, _round(start), _round(end), piece, confidence))
             last_text, last_mark = text, mark
         return results
 
-    def _marks_in_windows(self, word_tokens: list[list[str]], piece_ends: set[int]) -> list[list[str]]:
-        """Marks per word piece of consecutive words, run in windows of at most the model's length that end at a
-        piece boundary (or at a word boundary when one piece is longer than a window)."""
+    def _marks_in_windows(self, word_tokens: list[list[str]], breaks: set[int]) -> list[list[str]]:
+        """Marks per word piece of consecutive words, run in windows of at most the model's length that end after a
+        word in `breaks` (or after any word when there is none in a window)."""
         windows, current, length = [], [], 0
         for index, tokens in enumerate(word_tokens):
             while current and length + len(tokens) > self.max_input_length:
-                cut = max((k for k in range(len(current)) if current[k] in piece_ends), default=len(current) - 1)
+                cut = max((k for k in range(len(current)) if current[k] in breaks), default=len(current) - 1)
                 windows.append(current[: cut + 1])
                 current = current[cut + 1 :]
                 length = sum(len(word_tokens[k]) for k in current)
@@ -352,5 +412,6 @@ __all__ = [
     "fix_text",
     "group_sentences",
     "join_tokens",
+    "punctuated_word_chunks",
     "recover_unknown_tokens",
 ]

@@ -32,6 +32,8 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from .extras import MissingDependencyError
+
 PUNCTUATION = (
     "，。？！,.?!＂＃＄％＆＇（）＊＋－／：；＜＝＞＠［＼］＾＿｀｛｜｝～｟｠｢｣､\u3000、〃〈〉《》「」『』【】〔〕〖〗〘〙〚〛〜〝〞〟〰〾〿"
     '–—‘’‛“”„‟…‧﹏﹑﹔·｡":()[]{}/;`|=+'
@@ -59,9 +61,9 @@ def _arabic_to_chinese_numerals(text: str) -> str:
     try:
         import cn2an
     except ImportError as error:
-        raise ImportError(
-            "convert_numbers=True needs the cn2an package (pip install cn2an), the number normaliser the "
-            "original FireRedASR scoring uses"
+        raise MissingDependencyError(
+            "convert_numbers=True needs the cn2an package, the number normaliser the original FireRedASR scoring "
+            "uses: pip install 'fireredasr-hf[data]' (or pip install cn2an)"
         ) from error
     return cn2an.transform(text, "an2cn")
 
@@ -123,7 +125,9 @@ def align_tokens(ref: list[str], hyp: list[str]) -> tuple[ErrorCounts, list[tupl
     try:
         import jiwer
     except ImportError as error:
-        raise ImportError("scoring needs the jiwer package: pip install jiwer") from error
+        raise MissingDependencyError(
+            "scoring needs the jiwer package: pip install 'fireredasr-hf[data]' (or pip install jiwer)"
+        ) from error
     output = jiwer.process_words(" ".join(ref), " ".join(hyp))
     counts = ErrorCounts(len(ref), output.substitutions, output.deletions, output.insertions)
     alignment = [

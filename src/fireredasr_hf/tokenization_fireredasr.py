@@ -8,6 +8,8 @@ from shutil import copyfile
 import sentencepiece
 from transformers import PreTrainedTokenizer
 
+from .text_files import read_text_lines
+
 SPIECE_UNDERLINE = "▁"
 
 # The original file names, so that an original FireRedASR-AED model folder loads as it is.
@@ -80,7 +82,7 @@ class FireRedAsrTokenizer(PreTrainedTokenizer):
         self.lowercase_output = lowercase_output
         self.encoder = load_dict(vocab_file)
         self.decoder = list(self.encoder)
-        self.sp_model = sentencepiece.SentencePieceProcessor(model_file=str(spm_file))
+        self.sp_model = load_sentencepiece(spm_file)
 
         for name, token in (
             ("bos_token", bos_token),
@@ -117,6 +119,7 @@ class FireRedAsrTokenizer(PreTrainedTokenizer):
         return vocab
 
     def _tokenize(self, text: str) -> list[str]:
+        check_encodable(text)
         text = text.upper()
         if self.replace_punctuation:
             text = PUNCTUATION_PATTERN.sub(" ", text)
@@ -163,23 +166,48 @@ class FireRedAsrTokenizer(PreTrainedTokenizer):
         return vocab_save_path, spm_save_path
 
 
+def check_encodable(text: str) -> None:
+    """Text must be valid Unicode: a lone surrogate (e.g. from bytes decoded with errors="surrogateescape") is not a
+    character, and SentencePiece would fail on it deep inside."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"The text holds a lone surrogate {text[error.start]!r} at position {error.start}, which is not a Unicode "
+            "character: decode the source with errors='replace' (or fix its encoding) first."
+        ) from None
+
+
+def load_sentencepiece(path) -> sentencepiece.SentencePieceProcessor:
+    """The SentencePiece model at `path`, with one clear error for a missing, empty or damaged file."""
+    if not os.path.isfile(path):
+        raise ValueError(f"SentencePiece model not found: {path}")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"The SentencePiece model {path} is empty (0 bytes): copy train_bpe1000.model again.")
+    try:
+        return sentencepiece.SentencePieceProcessor(model_file=str(path))
+    except (RuntimeError, OSError) as error:
+        raise ValueError(
+            f"{path} is not a SentencePiece model ({str(error).strip()}): copy train_bpe1000.model again."
+        ) from None
+
+
 def load_dict(path: str) -> dict[str, int]:
     """Reads a FireRedASR `dict.txt` the way the original does: `<token> <id>` per line, a line with one field gets
     its line number as id, an empty line and `<space>` stand for the space token, and ids must count up from 0."""
     vocab = {}
-    with open(path, encoding="utf-8") as f:
-        for line_number, line in enumerate(f):
-            fields = line.split()
-            token = fields[0] if fields else " "
-            if len(fields) >= 2 and not (fields[1].isdigit() and int(fields[1]) == line_number):
-                raise ValueError(
-                    f"{path}, line {line_number + 1}: token {token!r} has id {fields[1]!r}, expected {line_number} "
-                    "(ids must count up from 0, one per line)"
-                )
-            token = " " if token == SPACE_SYMBOL else token
-            if token in vocab:
-                raise ValueError(f"{path}, line {line_number + 1}: token {token!r} appears twice")
-            vocab[token] = line_number
+    for line_number, line in enumerate(read_text_lines(path)):
+        fields = line.split()
+        token = fields[0] if fields else " "
+        if len(fields) >= 2 and not (fields[1].isdigit() and int(fields[1]) == line_number):
+            raise ValueError(
+                f"{path}, line {line_number + 1}: token {token!r} has id {fields[1]!r}, expected {line_number} "
+                "(ids must count up from 0, one per line)"
+            )
+        token = " " if token == SPACE_SYMBOL else token
+        if token in vocab:
+            raise ValueError(f"{path}, line {line_number + 1}: token {token!r} appears twice")
+        vocab[token] = line_number
     return vocab
 
 

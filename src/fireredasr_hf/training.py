@@ -30,6 +30,7 @@ from transformers.utils import logging
 from .configuration_fireredasr import FireRedAedConfig, FireRedEncoderConfig
 from .data import DataCollatorForFireRedAsr
 from .feature_extraction_fireredasr import FireRedAsrFeatureExtractor
+from .file_modes import make_readable
 from .modeling_fireredasr_aed import FireRedAedForConditionalGeneration
 from .modeling_fireredasr_llm import FireRedLlmForSpeechSeq2Seq
 from .processing_fireredasr import FireRedAsrProcessor
@@ -379,6 +380,14 @@ def build_trainer(
     )
     if args.predict_with_generate:
         trainer_kwargs.setdefault("compute_metrics", build_compute_metrics(processor.tokenizer))
+    if args.dataloader_pin_memory and not torch.cuda.is_available():
+        # Pinned memory only speeds up copies to a GPU; without one torch warns at every data loader it builds.
+        args.dataloader_pin_memory = False
+    # The Trainer gives the model the tokenizer's special tokens and logs a notice when they differ. The LLM's text
+    # config has no pad token (Qwen2's has none), so the notice would come every run: the same change, done here.
+    text_config = model.config.get_text_config()
+    if text_config.pad_token_id is None and processor.tokenizer.pad_token_id is not None:
+        text_config.pad_token_id = processor.tokenizer.pad_token_id
     return FireRedAsrTrainer(
         model=model,
         args=args,
@@ -429,6 +438,7 @@ def save_fine_tuned_model(model, processor, output_dir: str | Path, remote_code:
         write_remote_code(model, processor, output_dir)
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
+    make_readable(output_dir)  # safetensors writes 0600 files
     return output_dir
 
 

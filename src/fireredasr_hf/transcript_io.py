@@ -18,20 +18,20 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AUDIO_EXTENSIONS
+from .text_files import decode_text, read_text_lines
 
 
 def _read_keyed_lines(path: str | os.PathLike, what: str) -> dict[str, str]:
     """Parses `key rest-of-line` lines (blank lines skipped); duplicate keys are an error."""
     entries: dict[str, str] = {}
-    with open(path, encoding="utf-8-sig") as file:
-        for number, line in enumerate(file, 1):
-            fields = line.strip().split(maxsplit=1)
-            if not fields:
-                continue
-            key = fields[0]
-            if key in entries:
-                raise ValueError(f"{path}:{number}: uttid {key!r} appears twice in this {what}")
-            entries[key] = fields[1] if len(fields) == 2 else ""
+    for number, line in enumerate(read_text_lines(path), 1):
+        fields = line.strip().split(maxsplit=1)
+        if not fields:
+            continue
+        key = fields[0]
+        if key in entries:
+            raise ValueError(f"{path}:{number}: uttid {key!r} appears twice in this {what}")
+        entries[key] = fields[1] if len(fields) == 2 else ""
     return entries
 
 
@@ -179,8 +179,9 @@ def _cues(chunks) -> list[tuple[float, float, str]]:
     return cues
 
 
-# Marks after which a long cue is best cut.
+# Marks after which a long cue is best cut; those that end a sentence.
 _SOFT_BREAKS = tuple("，、；：,;:。？！.?!")
+_SENTENCE_ENDS = tuple("。？！.?!")
 # A cue unit: a Chinese/Japanese character with the marks after it, or a run of other non-space characters; then
 # the spaces after it.
 _WIDE = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
@@ -271,9 +272,10 @@ def group_words_into_lines(
     """
     Subtitle lines from timed words (`{"text", "timestamp": (start, end)}`, e.g. the pipeline's word chunks), in
     order: a word joins the current line unless the line would get wider than `max_width` (see `text_width`: a
-    Chinese character counts 2), longer than `max_seconds`, or the word starts more than `max_pause` after the line's end. Words are joined
-    as segment texts are (no space between CJK characters). Each line is `{"text", "timestamp": [start, end]}`
-    with `"confidence"` (the mean of its words') when the words have one.
+    Chinese character counts 2), longer than `max_seconds`, or the word starts more than `max_pause` after the
+    line's end; a punctuated word that ends a sentence (。？！.?!) ends its line, so that lines never straddle two
+    sentences. Words are joined as segment texts are (no space between CJK characters). Each line is `{"text",
+    "timestamp": [start, end]}` with `"confidence"` (the mean of its words') when the words have one.
     """
     from .pipeline_fireredasr import join_segment_texts
 
@@ -302,6 +304,8 @@ def group_words_into_lines(
             ):
                 close()
         current.append(word)
+        if word["text"].endswith(_SENTENCE_ENDS):
+            close()
     close()
     return lines
 
@@ -448,7 +452,7 @@ def read_file_list(location: str) -> list[tuple[str, str]]:
     """`(uttid, audio path or URL)` of a file list (`.lst`, `.list`): one path per line, the id its file name without
     extension; relative paths as in `resolve_listed_path`."""
     with open_input(location) as file:
-        lines = [line.strip() for line in file.read().decode("utf-8-sig").splitlines()]
+        lines = [line.strip() for line in decode_text(file.read(), location).splitlines()]
     base = _parent(location)
     paths = [resolve_listed_path(line, base) for line in lines if line]
     if not paths:

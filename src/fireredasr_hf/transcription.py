@@ -28,6 +28,7 @@ ones it imports know no application (command line, server, ...).
 """
 
 import functools
+import inspect
 import os
 import sys
 import tempfile
@@ -120,10 +121,11 @@ class InputCollection:
 
 def load_dataset_dir(path: str, split: str | None):
     """A `datasets` Dataset saved with `save_to_disk` (one split of a DatasetDict)."""
-    try:
-        from datasets import DatasetDict, load_from_disk
-    except ImportError as error:
-        raise TranscriptionError(f"{path} is a saved dataset; reading it needs `pip install datasets`") from error
+    from .extras import require
+
+    require("data", f"reading the saved dataset {path}", ["datasets"])
+    from datasets import DatasetDict, load_from_disk
+
     dataset = load_from_disk(path)
     if isinstance(dataset, DatasetDict):
         if split is None:
@@ -209,6 +211,53 @@ TIMESTAMP_LEVELS = ("segment", "word")
 VARIANTS = {"fireredasr_aed": "aed", "fireredasr_llm": "llm"}
 
 
+@dataclass(frozen=True)
+class PipelineCapabilities:
+    """What a loaded pipeline offers beyond segment transcripts, found by asking the pipeline itself (its call
+    options and their checks), so that applications offer exactly what the installed code and the loaded model can
+    do.
+
+    Attributes:
+        word_timestamps: `return_timestamps="word"` is accepted (word-level `chunks`).
+        vad_names: the voice activity detectors the pipeline knows by name; `default_vad` is the one it uses unless
+            told otherwise.
+        punctuation: the pipeline takes a `punctuation_model` call option.
+        segment_progress: the pipeline reports decoding progress (`progress_callback`).
+    """
+
+    word_timestamps: bool
+    vad_names: tuple[str, ...]
+    default_vad: str | None
+    punctuation: bool
+    segment_progress: bool
+
+
+def pipeline_supports_timestamps(pipeline, kind: bool | str) -> bool:
+    """Whether `pipeline` gives timestamps of this kind (`True`: segments; `"word"`: words) for its model: the
+    pipeline's own check of the option decides."""
+    try:
+        pipeline._sanitize_parameters(return_timestamps=kind)
+    except (ValueError, TypeError):
+        return False
+    return True
+
+
+def pipeline_capabilities(pipeline) -> PipelineCapabilities:
+    """The `PipelineCapabilities` of a FireRedASR pipeline (a `FireRedAsrPipeline` or its remote-code copy)."""
+    options = inspect.signature(pipeline._sanitize_parameters).parameters
+    vad_default = inspect.signature(pipeline.preprocess).parameters.get("vad")
+    default_vad = vad_default.default if vad_default is not None and isinstance(vad_default.default, str) else None
+    module = sys.modules.get(type(pipeline).__module__)
+    vad_names = tuple(getattr(module, "VAD_NAMES", ()) or ((default_vad,) if default_vad else ()))
+    return PipelineCapabilities(
+        word_timestamps=pipeline_supports_timestamps(pipeline, "word"),
+        vad_names=vad_names,
+        default_vad=default_vad,
+        punctuation="punctuation_model" in options,
+        segment_progress="progress_callback" in options,
+    )
+
+
 class ProgressCallback(Protocol):
     """Told about every recording a job finishes: its decoded duration in seconds, or None when it failed."""
 
@@ -222,6 +271,35 @@ AUTO_PUNCTUATION = "auto"
 # at 16 kHz: 230 MB per hour) beyond the recording that crosses the limit.
 READ_AHEAD_BATCHES = 8
 READ_AHEAD_SECONDS = 1800.0
+
+
+def punctuation_unavailable_note(name: str, error: Exception) -> str:
+    return (
+        f"note: transcripts are not punctuated: the default punctuation model {name} is not available "
+        f"({str(error).split('. ')[0]}). Download it with `hf download {name}` or name a local copy; "
+        "turning punctuation off (--punctuation none on the command line) silences this note."
+    )
+
+
+def resolve_punctuation(punctuation: str | None) -> tuple[str | None, list[str]]:
+    """
+    The punctuation model a job of several processes (e.g. cluster replicas, which print nothing) should load, and
+    the notes to print: `AUTO_PUNCTUATION` is decided here, once, as a `Transcriber` decides it: the default model
+    (`$FIREREDASR_HF_PUNCTUATION_MODEL`, else FireRedTeam/FireRedPunc) if it can be obtained (downloaded and
+    converted into the cache now, so that the processes find it there), else none, with a note. Other values are
+    returned as they are.
+    """
+    if punctuation != AUTO_PUNCTUATION:
+        return punctuation, []
+    from .hub import resolve_punctuation_model
+    from .punctuation import default_punctuation_model
+
+    name = default_punctuation_model()
+    try:
+        resolve_punctuation_model(name)
+    except (ValueError, OSError) as error:  # ModelResolutionError, ConversionError, unreadable files
+        return None, [punctuation_unavailable_note(name, error)]
+    return name, []
 
 
 def check_device(device: str | None) -> str:
@@ -242,6 +320,16 @@ def check_device(device: str | None) -> str:
     return str(device)
 
 
+class UnavailableVad:
+    """Stands in for a default detector that could not be loaded: any recording that needs it fails with the reason."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def __call__(self, audio, sampling_rate):
+        raise TranscriptionError(f"this recording needs segmentation, but {self.reason}")
+
+
 class Transcriber:
     """
     A FireRedASR pipeline loaded with a job's settings.
@@ -250,7 +338,8 @@ class Transcriber:
         model: converted directory, original FireRedASR directory or Hub repo id (see `hub.resolve_model`), or an
             already built `FireRedAsrPipeline`.
         revision, device, dtype: where and how to load it (dtype: a torch dtype or its name; default: as stored).
-        num_threads: torch CPU threads (default: torch's choice).
+        num_threads: torch CPU threads (default: `fireredasr_hf.cpu.default_num_threads()`, the physical cores this
+            process may use, or `OMP_NUM_THREADS` when set).
         batch_size: segments decoded together (in batches of similar length, from the segments of the recordings
             that a job reads ahead, see `transcribe`).
         generate_kwargs: generate() options (see `GENERATION_OPTIONS`; each is checked against the model variant).
@@ -259,9 +348,10 @@ class Transcriber:
             (`vad=None` or "firered"), is loaded here from `vad_model` (a directory or Hub id; default:
             `$FIREREDASR_HF_VAD_MODEL`, else FireRedTeam/FireRedVAD), so that a missing model is reported once,
             before any decoding, with what to do.
-        timestamps: `False`, `True` or `"segment"` (`chunks` in every result: segments; sentences with punctuation)
-            or `"word"` (models with a CTC head, FireRedASR2-AED: `words`, and `chunks` that group them into subtitle
-            lines, see `transcript_io.group_words_into_lines`).
+        timestamps: `False`, `True` or `"segment"` (`chunks` in every result: segments; sentences with punctuation,
+            timed by their words on models with a CTC head) or `"word"` (models with a CTC head, FireRedASR2-AED:
+            `words`, each with the mark that follows it when punctuated, and `chunks` that group them into subtitle
+            lines, which end with their sentence, see `transcript_io.group_words_into_lines`).
         keep_pauses: word times with the pauses the alignment finds (default: FireRedASR2's, see
             `FireRedAsrPipeline`).
         punctuation: FireRedPunc model (directory, Hub id or `FireRedPunctuator`) that punctuates the transcripts
@@ -290,10 +380,13 @@ class Transcriber:
     ):
         import torch
 
-        if num_threads is not None:
-            if num_threads < 1:
-                raise TranscriptionError(f"the number of threads must be at least 1, got {num_threads}")
-            torch.set_num_threads(num_threads)
+        if num_threads is None:
+            from .cpu import default_num_threads
+
+            num_threads = default_num_threads()
+        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+            raise TranscriptionError(f"the number of threads must be at least 1, got {num_threads}")
+        torch.set_num_threads(num_threads)
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise TranscriptionError(f"the batch size must be at least 1, got {batch_size}")
         self.batch_size = batch_size
@@ -323,7 +416,17 @@ class Transcriber:
         self.call_kwargs: dict[str, Any] = {}
         self.notes: list[str] = []
         self.vad_name = str(vad_model) if vad_model is not None else None
-        if vad is None or vad == "firered":
+        if vad is None and vad_model is None and not timestamps:
+            # The default detector is only needed for recordings longer than the model's limit: when it cannot be
+            # obtained (offline, not cached), shorter recordings are still transcribed and longer ones fail alone.
+            try:
+                vad = self._load_fireredvad(None)
+            except TranscriptionError as error:
+                vad = UnavailableVad(str(error))
+                self.notes.append(
+                    f"note: recordings longer than the model's limit need segmentation, which will fail: {error}"
+                )
+        elif vad is None or vad == "firered":
             vad = self._load_fireredvad(vad_model)
         elif vad_model is not None:
             raise TranscriptionError(f"a VAD model is only used by the FireRedVAD detector, not by {vad!r}")
@@ -372,11 +475,7 @@ class Transcriber:
         except (ValueError, OSError) as error:
             if not automatic:
                 raise TranscriptionError(f"the punctuation model {name} cannot be loaded: {error}") from None
-            self.notes.append(
-                f"note: transcripts are not punctuated: the default punctuation model {name} is not available "
-                f"({str(error).split('. ')[0]}). Download it with `hf download {name}` or name a local copy; "
-                "turning punctuation off (--punctuation none on the command line) silences this note."
-            )
+            self.notes.append(punctuation_unavailable_note(name, error))
             return None
         self.punctuation_name = name
         return punctuator
@@ -384,6 +483,12 @@ class Transcriber:
     @property
     def sampling_rate(self) -> int:
         return self.pipeline.feature_extractor.sampling_rate
+
+    @property
+    def capabilities(self) -> PipelineCapabilities:
+        """What the loaded pipeline offers (word timestamps, VADs, punctuation, progress); see
+        `PipelineCapabilities`."""
+        return pipeline_capabilities(self.pipeline)
 
     def settings(self) -> dict:
         """What determines the transcripts (model and options), as recorded in a resume log."""
@@ -403,11 +508,7 @@ class Transcriber:
 
     def supports_timestamps(self, kind: bool | str) -> bool:
         """Whether the pipeline gives timestamps of this kind (`True`: segments; `"word"`: words) for this model."""
-        try:
-            self.pipeline._sanitize_parameters(return_timestamps=kind)
-        except ValueError:
-            return False
-        return True
+        return pipeline_supports_timestamps(self.pipeline, kind)
 
     def decode_waveforms(
         self, waveforms: Sequence["np.ndarray"], return_timestamps: bool | str | None = None
@@ -437,6 +538,9 @@ class Transcriber:
         for index, waveform in enumerate(waveforms):
             try:
                 output = outputs[index] if outputs is not None else self.pipeline(inputs[index], **call_kwargs)
+            except ImportError as error:
+                # A missing optional package (e.g. a VAD's) would fail every recording that needs it: stop here.
+                raise TranscriptionError(str(error)) from error
             except Exception as error:  # noqa: BLE001
                 results.append(error)
                 continue
@@ -663,16 +767,15 @@ class _HeldLock:
 def write_atomically(path: Path, content: str | bytes) -> None:
     """Writes a file under a temporary name in its folder, then renames it into place: readers see the whole file or
     none of it."""
+    from .file_modes import make_readable
+
     descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(descriptor, "wb") as file:
             file.write(content.encode("utf-8") if isinstance(content, str) else content)
             file.flush()
             os.fsync(file.fileno())
-        # Readable like any file the user writes (mkstemp creates 0600 files).
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(temporary, 0o666 & ~umask)
+        make_readable(temporary)  # mkstemp creates 0600 files
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
@@ -821,6 +924,7 @@ __all__ = [
     "OUTPUT_FORMATS",
     "OutputTarget",
     "OutputWriteError",
+    "PipelineCapabilities",
     "Transcriber",
     "TranscriptionError",
     "collect_inputs",
@@ -828,5 +932,7 @@ __all__ = [
     "file_item",
     "item_at_location",
     "load_dataset_dir",
+    "pipeline_capabilities",
+    "resolve_punctuation",
     "transcribe_files",
 ]

@@ -133,7 +133,11 @@ class SileroVad(VoiceActivityDetector):
         try:
             import silero_vad
         except ImportError as error:
-            raise ImportError("SileroVad needs the silero-vad package: pip install silero-vad") from error
+            raise ImportError(
+                "Silero VAD (splitting audio longer than the model's limit, or asked for timestamps) needs the "
+                "silero-vad package: pip install 'fireredasr-hf[vad]' (or pip install silero-vad), or choose another "
+                "detector (vad='energy', --vad energy)"
+            ) from error
         with warnings.catch_warnings():
             # Deprecation notices from silero_vad's own loading code (importlib.resources.path, torch.jit.load).
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -731,7 +735,8 @@ def _split_at_quiet_points(
     start = region.start
     while region.end - start > max_segment_s:
         first = round((start + max_segment_s / 2) * sampling_rate)
-        last = round(min(start + max_segment_s, region.end - min_segment_s) * sampling_rate)
+        # Rounded down: a cut rounded up to the next sample would make the piece longer than max_segment_s.
+        last = math.floor(min(start + max_segment_s, region.end - min_segment_s) * sampling_rate)
         # Energy of every 100 ms window centred in [first, last], from a running sum over that stretch only.
         lo, hi = max(0, first - window // 2), min(len(audio), last + window - window // 2)
         squares = np.square(audio[lo:hi], dtype=np.float64)

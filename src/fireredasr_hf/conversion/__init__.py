@@ -5,7 +5,7 @@ directories) and the FireRedASR2S companions FireRedVAD and FireRedPunc."""
 import re
 from pathlib import Path
 
-from .common import ConversionError
+from .common import ConversionError, atomic_output_dir, load_original_checkpoint
 
 # FireRedASR2 checkpoints by name: the Hub repositories (FireRedTeam/FireRedASR2-AED, FireRedTeam/FireRedASR2-LLM) and
 # the directories their READMEs download them to (pretrained_models/FireRedASR2-AED, ...).
@@ -22,10 +22,18 @@ def detect_variant(input_dir: str | Path) -> str:
         raise ConversionError(f"Not a directory: {input_dir}")
     if (input_dir / "out_dict").is_file():
         return "punc"
-    if is_original_vad_dir(input_dir):
-        return "vad"
     if (input_dir / "asr_encoder.pth.tar").is_file():
         return "llm"
+    # Before the FireRedVAD check: an LLM folder without asr_encoder.pth.tar has VAD's model.pth.tar + cmvn.ark.
+    llm_hint = llm_without_encoder_args(input_dir) if (input_dir / "model.pth.tar").is_file() else None
+    if llm_hint:
+        raise ConversionError(
+            f"{input_dir} looks like an original FireRedASR-LLM directory ({llm_hint}) but lacks "
+            "asr_encoder.pth.tar, which holds the encoder's arguments: download it with the rest of the release "
+            "(e.g. `hf download FireRedTeam/FireRedASR-LLM-L asr_encoder.pth.tar --local-dir DIR`)."
+        )
+    if is_original_vad_dir(input_dir):
+        return "vad"
     if (input_dir / "model.pth.tar").is_file():
         return "aed"
     found = ", ".join(sorted(p.name for p in input_dir.iterdir())) or "nothing"
@@ -35,6 +43,24 @@ def detect_variant(input_dir: str | Path) -> str:
         f"ONNX exports with cmvn.ark) or FireRedPunc (model.pth.tar, out_dict, chinese-lert-base/) model; "
         f"found: {found}."
     )
+
+
+def llm_without_encoder_args(input_dir: Path) -> str | None:
+    """Why a directory with `model.pth.tar` but no `asr_encoder.pth.tar` is an LLM one (None: it is not)."""
+    from .llm import BASE_LLM_DIR
+
+    if (input_dir / BASE_LLM_DIR).exists():
+        return f"it has {BASE_LLM_DIR}/"
+    if (input_dir / "dict.txt").is_file() or (input_dir / "train_bpe1000.model").is_file():
+        return None
+    # Neither complete AED nor LLM: the checkpoint's own arguments tell (read safely, without its tensors).
+    try:
+        package = load_original_checkpoint(input_dir / "model.pth.tar", verify_checksums=False)
+    except ConversionError:
+        return None  # unreadable: the AED checks report what is missing
+    if hasattr(package["args"], "encoder_downsample_rate"):
+        return "its model.pth.tar holds the speech adapter of an LLM"
+    return None
 
 
 def llm_version_from_name(*names: str | Path | None) -> int:
@@ -56,9 +82,9 @@ def convert_checkpoint(
 ) -> Path:
     """
     Convert an original AED, LLM (FireRedASR or FireRedASR2), FireRedVAD or FireRedPunc directory (detected from its
-    files). dtype defaults: AED float32, LLM bfloat16 (FireRedVAD and FireRedPunc stay float32). `source` names the
-    original in the model card (default: `input_dir`), `repo_id` the Hub repository the result is meant for (used in
-    the card's examples).
+    files). dtype defaults: AED float32, LLM bfloat16 (FireRedVAD and FireRedPunc stay float32). `source` is where the
+    original came from (the model card names it only when it is a Hub repo id), `repo_id` the Hub repository the
+    result is meant for (used in the card's examples).
 
     The release: an AED with a CTC head is FireRedASR2-AED; an LLM is FireRedASR2-LLM when `fireredasr_version=2`
     or, without it, when `source` or the directory name contains "FireRedASR2" (the files of the two LLM releases
@@ -69,14 +95,17 @@ def convert_checkpoint(
     variant = detect_variant(input_dir)
     if lm_dir is not None and variant != "aed":
         raise ConversionError("--lm_dir applies to FireRedASR2-AED: only its beam search fuses a language model.")
-    if variant == "vad":
+    if variant in ("vad", "punc"):
+        from .punc import convert_punc_checkpoint
         from .vad import convert_vad_checkpoint
 
-        return convert_vad_checkpoint(input_dir, output_dir)
-    if variant == "punc":
-        from .punc import convert_punc_checkpoint
-
-        return convert_punc_checkpoint(input_dir, output_dir, source=source)
+        # Written all at once, as the AED and LLM converters write theirs.
+        with atomic_output_dir(output_dir) as work_dir:
+            if variant == "vad":
+                convert_vad_checkpoint(input_dir, work_dir)
+            else:
+                convert_punc_checkpoint(input_dir, work_dir, source=source)
+        return Path(output_dir)
     if variant == "aed":
         from .aed import convert_aed_checkpoint
 

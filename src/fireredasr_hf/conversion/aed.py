@@ -8,7 +8,6 @@ the converter tells them apart."""
 from pathlib import Path
 
 import torch
-from transformers import GenerationConfig
 
 from ..configuration_fireredasr import FireRedAedConfig
 from ..feature_extraction_fireredasr import FireRedAsrFeatureExtractor
@@ -17,7 +16,10 @@ from ..processing_fireredasr import FireRedAsrProcessor
 from ..tokenization_fireredasr import FireRedAsrTokenizer
 from .common import (
     ConversionError,
+    atomic_output_dir,
     check_all_used,
+    check_float32_checkpoint,
+    check_weight_values,
     convert_encoder_state_dict,
     encoder_config_from_args,
     load_original_checkpoint,
@@ -53,16 +55,6 @@ DECODER_DROPPED_KEYS = {"positional_encoding.pe", "tgt_word_prj.weight"}
 # FireRedASR2-AED's CTC branch (`CTC.ctc_lo`, on the final encoder output).
 CTC_KEY_RENAMES = {"ctc.ctc_lo.weight": "ctc_head.weight", "ctc.ctc_lo.bias": "ctc_head.bias"}
 
-# The releases' recommended decoding (FireRedASR README, FireRedASR2S README and `FireRedAsr2Config`): beam 3, softmax
-# smoothing 1.25, GNMT length penalty 0.6, EOS penalty 1.0, language-model weight 0 (`elm_weight`).
-RECOMMENDED_DECODING = {
-    "num_beams": 3,
-    "use_fireredasr_beam_search": True,
-    "softmax_smoothing": 1.25,
-    "gnmt_length_penalty": 0.6,
-    "eos_penalty": 1.0,
-    "lm_weight": 0.0,
-}
 # FireRedASR2 removes these from its transcripts (`re.sub(r"(<blank>)|(<sil>)", "", text)`); special tokens are
 # skipped when decoding with `skip_special_tokens=True`.
 V2_SPECIAL_TOKENS = ("<sil>",)
@@ -96,18 +88,6 @@ def aed_config_from_args(args, source: str, use_ctc_head: bool = False, lm_confi
         eos_token_id=required_arg(args, "eos_id", source),
         decoder_start_token_id=required_arg(args, "sos_id", source),
         max_audio_seconds=float(getattr(args, "input_length_max", 60.0)),
-    )
-
-
-def aed_generation_config(config: FireRedAedConfig) -> GenerationConfig:
-    return GenerationConfig(
-        decoder_start_token_id=config.decoder_start_token_id,
-        bos_token_id=config.bos_token_id,
-        eos_token_id=config.eos_token_id,
-        pad_token_id=config.pad_token_id,
-        # An explicit cap (the decoder's positions): each utterance still stops at its encoder length.
-        max_new_tokens=config.max_position_embeddings - 1,
-        **RECOMMENDED_DECODING,
     )
 
 
@@ -157,7 +137,8 @@ def convert_aed_checkpoint(
     fireredasr_version: int | None = None,
 ) -> Path:
     """
-    Convert an original FireRedASR-AED or FireRedASR2-AED directory; returns the output directory.
+    Convert an original FireRedASR-AED or FireRedASR2-AED directory; returns the output directory (written all at
+    once: a failed conversion leaves nothing there).
 
     FireRedASR2-AED (recognised by its CTC head) converts with the head (`ctc_head`, for token timestamps), a
     tokenizer that lower-cases transcripts as FireRedASR2 does, and the FireRedASR2 model card. `lm_dir` adds
@@ -166,26 +147,30 @@ def convert_aed_checkpoint(
     """
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     check_aed_dir(input_dir)
-    package = load_original_checkpoint(input_dir / "model.pth.tar")
+    checkpoint_path = input_dir / "model.pth.tar"
+    package = load_original_checkpoint(checkpoint_path)
     if "model_state_dict" not in package:
-        raise ConversionError(f"{input_dir / 'model.pth.tar'} holds no `model_state_dict`.")
+        raise ConversionError(f"{checkpoint_path} holds no `model_state_dict`.")
+    check_float32_checkpoint(package["model_state_dict"], checkpoint_path)
+    for key, tensor in package["model_state_dict"].items():
+        check_weight_values(key, tensor, checkpoint_path)
     version = 2 if has_ctc_head(package["model_state_dict"]) else 1
     if fireredasr_version is not None and fireredasr_version != version:
         raise ConversionError(
-            f"{input_dir / 'model.pth.tar'} is a FireRedASR{'2' if version == 2 else ''}-AED checkpoint "
+            f"{checkpoint_path} is a FireRedASR{'2' if version == 2 else ''}-AED checkpoint "
             f"({'with' if version == 2 else 'without'} a CTC head), not FireRedASR{'2' if version == 1 else ''}-AED "
             f"as fireredasr_version={fireredasr_version} says."
         )
     lm_config, lm_state_dict = load_lm(lm_dir) if lm_dir is not None else (None, {})
-    vocab_size = required_arg(package["args"], "odim", str(input_dir / "model.pth.tar"))
+    for key, tensor in lm_state_dict.items():
+        check_weight_values(key, tensor, Path(lm_dir) / "model.pth.tar")
+    vocab_size = required_arg(package["args"], "odim", str(checkpoint_path))
     if lm_config is not None and lm_config.vocab_size != vocab_size:
         raise ConversionError(
             f"--lm_dir {lm_dir}: the language model predicts {lm_config.vocab_size} tokens but the AED {vocab_size}: "
             "shallow fusion needs the same vocabulary."
         )
-    config = aed_config_from_args(
-        package["args"], str(input_dir / "model.pth.tar"), use_ctc_head=version == 2, lm_config=lm_config
-    )
+    config = aed_config_from_args(package["args"], str(checkpoint_path), use_ctc_head=version == 2, lm_config=lm_config)
     state_dict = convert_aed_state_dict(package["model_state_dict"], config)
     state_dict.update(lm_state_dict)
 
@@ -195,17 +180,24 @@ def convert_aed_checkpoint(
     expected = {key for key in model.state_dict() if key not in tied_keys}
     check_all_used(expected, set(state_dict), "AED model")
     torch_dtype = getattr(torch, dtype)
-    state_dict = {key: tensor.to(torch_dtype) for key, tensor in state_dict.items()}
+    for key, tensor in state_dict.items():
+        state_dict[key] = tensor.to(torch_dtype)
+        if torch_dtype != tensor.dtype:
+            check_weight_values(key, state_dict[key], f"{checkpoint_path} cast to {dtype}")
     model.load_state_dict(state_dict, strict=False, assign=True)
     model.tie_weights()
-    model.generation_config = aed_generation_config(config)
+    model.generation_config = model.release_generation_config()
     model.eval()
 
-    tokenizer = FireRedAsrTokenizer(
-        vocab_file=str(input_dir / "dict.txt"),
-        spm_file=str(input_dir / "train_bpe1000.model"),
-        lowercase_output=version == 2,
-    )
+    try:
+        tokenizer = FireRedAsrTokenizer(
+            vocab_file=str(input_dir / "dict.txt"),
+            spm_file=str(input_dir / "train_bpe1000.model"),
+            lowercase_output=version == 2,
+        )
+        feature_extractor = FireRedAsrFeatureExtractor.from_kaldi_cmvn(str(input_dir / "cmvn.ark"))
+    except ValueError as error:  # a damaged dict.txt, SentencePiece model or cmvn.ark (the message names it)
+        raise ConversionError(str(error)) from None
     if version == 2:
         extra = [token for token in V2_SPECIAL_TOKENS if token in tokenizer.encoder]
         if extra:
@@ -214,19 +206,19 @@ def convert_aed_checkpoint(
         raise ConversionError(
             f"dict.txt has {len(tokenizer)} tokens but the model predicts {config.vocab_size}; wrong dict.txt?"
         )
-    feature_extractor = FireRedAsrFeatureExtractor.from_kaldi_cmvn(str(input_dir / "cmvn.ark"))
     processor = FireRedAsrProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
 
     tokenizer.register_for_auto_class()
-    save_remote_code(model, model.config, processor, output_dir)
-    model.save_pretrained(output_dir, max_shard_size=max_shard_size)
-    processor.save_pretrained(output_dir)
-    write_model_card(
-        output_dir,
-        variant="aed",
-        source=source or str(input_dir),
-        repo_id=repo_id,
-        version=version,
-        has_lm=lm_config is not None,
-    )
+    with atomic_output_dir(output_dir) as work_dir:
+        save_remote_code(model, model.config, processor, work_dir)
+        model.save_pretrained(work_dir, max_shard_size=max_shard_size)
+        processor.save_pretrained(work_dir)
+        write_model_card(
+            work_dir,
+            variant="aed",
+            source=source or str(input_dir),
+            repo_id=repo_id,
+            version=version,
+            has_lm=lm_config is not None,
+        )
     return output_dir

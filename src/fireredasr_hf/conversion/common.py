@@ -7,13 +7,22 @@ rename tables below are the single record of the correspondence.
 """
 
 import argparse
+import functools
+import json
+import os
 import pickle
 import re
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from ..configuration_fireredasr import FireRedEncoderConfig
+from ..file_modes import make_readable
 from ..modeling_fireredasr_encoder import sinusoidal_embeddings, sinusoidal_inverse_frequencies
 
 
@@ -61,20 +70,87 @@ class UnsafeCheckpointError(ConversionError):
     """A checkpoint that would need arbitrary code to be unpickled (not a released FireRedASR file)."""
 
 
-def load_original_checkpoint(path: str | Path) -> dict:
+# The first bytes of a checkpoint in torch's legacy (non-zip) format: a pickle (protocol 2) of its magic number.
+LEGACY_CHECKPOINT_PREFIX = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+# Largest absolute weight a trained FireRedASR (or Qwen2) tensor can plausibly hold. Weights are O(1); a value above
+# this is damage, typically a flipped high exponent bit (x 2**128) or garbage bytes read as floats.
+MAX_ABS_WEIGHT = 1e6
+
+
+class InertObject:
+    """
+    What an object of a class (or a reference to a function) named in `load_original_checkpoint`'s `inert_globals`
+    is read as: a placeholder that runs nothing. The unpickler creates it with this `__new__` and `__init__` (its
+    arguments are dropped) and hands it its pickled state through this `__setstate__`, which keeps the state as one
+    attribute: no `__dict__` (`__slots__`), so the file cannot set attributes (nor shadow a method) on it. The class
+    the file names is never imported, looked up or called, so whether it exists (transformers 5 lacks classes that
+    4.x pickled) and what its constructor or `__setstate__` would do does not matter.
+    """
+
+    __slots__ = ("pickled_state",)
+    pickled_name = ""
+
+    def __new__(cls, *args, **kwargs):
+        return object.__new__(cls)
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __setstate__(self, state):
+        object.__setattr__(self, "pickled_state", state)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).pickled_name} (not loaded)>"
+
+
+@functools.cache
+def _inert_class(full_name: str) -> type:
+    return type(full_name.rpartition(".")[2], (InertObject,), {"__slots__": (), "pickled_name": full_name})
+
+
+def _unpickler_reason(error: Exception) -> str:
+    """What torch's weights-only unpickler refused (e.g. the global it was asked for), from its long message."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if "GLOBAL" in line or line.startswith(("WeightsUnpickler error:", "Trying to", "Can only")):
+            return line.removeprefix("WeightsUnpickler error: ").split(". Please use")[0]
+    return lines[0] if lines else type(error).__name__
+
+
+def load_original_checkpoint(
+    path: str | Path, *, inert_globals: Collection[str] = (), verify_checksums: bool = True
+) -> dict:
     """
     Load an original `*.pth.tar` package (`{"args": argparse.Namespace, "model_state_dict": ...}`).
 
     Loaded with `torch.load(weights_only=True)` and an allow-list of the one class the release pickles
     (`argparse.Namespace`): a file that asks pickle for anything else is refused with `UnsafeCheckpointError` and
-    nothing of it runs. Tensors are memory-mapped, so loading does not copy the weights into memory.
+    nothing of it runs. Tensors are memory-mapped, so loading does not copy the weights into memory. With
+    `verify_checksums`, the CRC-32 that torch's zip format stores for every record is checked (one read of the
+    file), so that bytes damaged since the file was written (a flipped bit, a bad copy) are refused.
+
+    `inert_globals`: exact `module.name` paths of classes or functions that one format's files pickle but the
+    converter does not need (FireRedPunc's `args.bert`, a whole BertModel: see `conversion.punc`). They are read as
+    `InertObject` placeholders: torch's unpickler matches a pickled global against these strings as a whole (no
+    prefix, no attribute traversal, so `torch.nn.modules.module.torch.load` matches nothing), and what it gets for
+    one is a placeholder class, not the named object. Allowing them therefore lets no file-controlled code run: the
+    pickle can only create placeholders and give them state, besides the tensors and containers torch allows.
     """
     path = Path(path)
     if not path.is_file():
         raise ConversionError(f"Original checkpoint not found: {path}")
     if path.stat().st_size == 0:
         raise ConversionError(f"{path} is empty (0 bytes): download or copy the checkpoint again.")
-    with torch.serialization.safe_globals(SAFE_CHECKPOINT_GLOBALS):
+    is_zip = zipfile.is_zipfile(path)
+    if not is_zip:
+        with open(path, "rb") as file:
+            if not file.read(len(LEGACY_CHECKPOINT_PREFIX)) == LEGACY_CHECKPOINT_PREFIX:
+                raise ConversionError(
+                    f"{path} is not a PyTorch checkpoint (neither torch's zip format nor its legacy format): "
+                    "download or copy the checkpoint again."
+                )
+    allowed = [*SAFE_CHECKPOINT_GLOBALS, *((_inert_class(name), name) for name in sorted(inert_globals))]
+    with torch.serialization.safe_globals(allowed):
         try:
             try:
                 package = torch.load(path, map_location="cpu", mmap=True, weights_only=True)
@@ -84,10 +160,14 @@ def load_original_checkpoint(path: str | Path) -> dict:
                 # Legacy (non-zip) serialisation cannot be memory-mapped.
                 package = torch.load(path, map_location="cpu", weights_only=True)
         except pickle.UnpicklingError as error:
+            allowed_text = (
+                "tensors, an argparse.Namespace and the classes its format pickles"
+                if inert_globals
+                else "tensors and an argparse.Namespace"
+            )
             raise UnsafeCheckpointError(
                 f"Refusing to load {path}: it is not a plain FireRedASR checkpoint (unpickling it would need "
-                f"objects other than tensors and an argparse.Namespace, which could run code). "
-                f"torch says: {str(error).splitlines()[0]}"
+                f"objects other than {allowed_text}, which could run code). torch says: {_unpickler_reason(error)}"
             ) from None
         except (RuntimeError, EOFError, OSError, ValueError) as error:
             raise ConversionError(
@@ -96,7 +176,57 @@ def load_original_checkpoint(path: str | Path) -> dict:
             ) from None
     if not isinstance(package, dict) or not isinstance(package.get("args"), argparse.Namespace):
         raise ConversionError(f"{path} is not an original FireRedASR checkpoint (no pickled `args` Namespace).")
+    if verify_checksums and is_zip:
+        verify_zip_checksums(path)
     return package
+
+
+def verify_zip_checksums(path: Path) -> None:
+    """Check the CRC-32 of every record of a torch zip checkpoint (records written without one are skipped)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.CRC == 0 and info.file_size:
+                    continue  # saved with torch.serialization.config.save.compute_crc32 = False
+                with archive.open(info) as member:
+                    while member.read(1 << 24):
+                        pass
+    except (zipfile.BadZipFile, OSError, EOFError) as error:
+        raise ConversionError(
+            f"{path} is damaged ({error}): its bytes changed after it was written (a flipped bit, an incomplete "
+            "copy or download). Download or copy the checkpoint again."
+        ) from None
+
+
+def check_float32_checkpoint(state_dict: dict, path: Path) -> None:
+    """The released checkpoints store float32 weights; a half-precision copy is refused with a clear message."""
+    dtypes = {tensor.dtype for tensor in state_dict.values() if tensor.is_floating_point()}
+    if dtypes and dtypes != {torch.float32}:
+        names = ", ".join(sorted(str(dtype).removeprefix("torch.") for dtype in dtypes))
+        raise ConversionError(
+            f"{path} stores {names} weights, but the released FireRedASR checkpoints are float32 and the converter "
+            "checks them as such. Convert the original float32 file; choose the converted precision with `dtype` "
+            "(--dtype)."
+        )
+
+
+def check_weight_values(name: str, tensor: torch.Tensor, source: str | Path) -> None:
+    """Refuse NaN, infinite and implausibly large weights (damaged files, e.g. a flipped high exponent bit)."""
+    if not tensor.is_floating_point() or tensor.numel() == 0:
+        return
+    finite = torch.isfinite(tensor)
+    if not bool(finite.all()):
+        count = int((~finite).sum())
+        raise ConversionError(
+            f"`{name}` in {source} holds {count} NaN or infinite value(s): the file is damaged (or the model "
+            "diverged in training). Download or copy it again."
+        )
+    largest = float(tensor.abs().max())
+    if largest > MAX_ABS_WEIGHT:
+        raise ConversionError(
+            f"`{name}` in {source} holds a weight of magnitude {largest:.3g} (trained weights stay far below "
+            f"{MAX_ABS_WEIGHT:.0e}): the file is damaged, e.g. a flipped bit. Download or copy it again."
+        )
 
 
 def required_arg(args: argparse.Namespace, name: str, source: str):
@@ -210,3 +340,81 @@ def save_pipeline_code(config, output_dir: Path) -> None:
     }
     Path(output_dir).mkdir(parents=True, exist_ok=True)
     custom_object_save(FireRedAsrPipeline, output_dir)
+
+
+# Temporary folders next to an output folder being written; anything with this prefix is unfinished work.
+PARTIAL_PREFIX = ".partial-"
+
+
+# Model types of the folders the converters write (FireRedPunc's is a stock BERT, told apart by its model card).
+CONVERTED_MODEL_TYPES = ("fireredasr_aed", "fireredasr_llm", "fireredvad")
+
+
+def is_converted_dir(path: Path) -> bool:
+    """Whether `path` holds a conversion written by this package: a config.json (in it, or in a sub-folder for
+    FireRedVAD's several models) naming one of its model types, or FireRedPunc's model card."""
+    path = Path(path)
+    for config_file in [path / "config.json", *path.glob("*/config.json")]:
+        try:
+            if json.loads(config_file.read_text(encoding="utf-8")).get("model_type") in CONVERTED_MODEL_TYPES:
+                return True
+        except (OSError, ValueError, AttributeError):
+            continue
+    try:
+        return "# FireRedPunc (converted)" in (path / "README.md").read_text(encoding="utf-8")
+    except OSError:
+        return False
+
+
+@contextmanager
+def atomic_output_dir(output_dir: str | Path) -> Iterator[Path]:
+    """
+    Write a folder all at once: yields a temporary sibling of `output_dir` to fill; when the block succeeds its files
+    are flushed to disk and it is renamed to `output_dir`, when it fails it is removed. A crash leaves at most a
+    `.partial-*` sibling, never a half-written `output_dir`.
+
+    `output_dir` may be missing, an empty folder or an earlier conversion (replaced once the new one is complete);
+    a folder holding anything else is refused, so that no file of the user is overwritten or mixed in.
+    """
+    output_dir = Path(output_dir).absolute()
+    if output_dir.exists() and not output_dir.is_dir():
+        raise ConversionError(f"The output {output_dir} exists and is not a folder: choose another output folder.")
+    if output_dir.is_dir() and any(output_dir.iterdir()) and not is_converted_dir(output_dir):
+        found = ", ".join(sorted(entry.name for entry in output_dir.iterdir())[:10])
+        raise ConversionError(
+            f"The output folder {output_dir} is not empty and holds no earlier conversion (found: {found}): choose "
+            "a new or empty folder, so that no file in it is overwritten."
+        )
+    try:
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        work_dir = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{output_dir.name}-", dir=output_dir.parent))
+    except OSError as error:
+        raise ConversionError(f"Cannot write the output folder {output_dir}: {error}") from None
+    try:
+        yield work_dir
+        make_readable(work_dir)  # mkdtemp makes a private folder, safetensors private files
+        sync_tree(work_dir)
+        if output_dir.is_dir():
+            previous = Path(tempfile.mkdtemp(prefix=f"{PARTIAL_PREFIX}{output_dir.name}-old-", dir=output_dir.parent))
+            output_dir.rename(previous / "model")
+            work_dir.rename(output_dir)
+            shutil.rmtree(previous, ignore_errors=True)
+        else:
+            work_dir.rename(output_dir)
+    except BaseException:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise
+
+
+def sync_tree(directory: Path) -> None:
+    """Flush the files of `directory` to disk before a rename publishes them (a crash must not leave empty files)."""
+    for file in Path(directory).rglob("*"):
+        if file.is_file() and not file.is_symlink():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
+    if hasattr(os, "O_DIRECTORY"):
+        descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)

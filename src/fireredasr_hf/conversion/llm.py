@@ -24,17 +24,25 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from transformers import AutoConfig, AutoTokenizer, GenerationConfig
+from transformers import AutoConfig, AutoTokenizer
 from transformers.utils.hub import convert_file_size_to_int
 
 from ..configuration_fireredasr import FireRedLlmConfig
+from ..extras import require
 from ..feature_extraction_fireredasr import FireRedAsrFeatureExtractor
-from ..modeling_fireredasr_llm import FLOAT16_UNSUPPORTED, FireRedLlmForSpeechSeq2Seq
+from ..modeling_fireredasr_llm import (
+    FLOAT16_UNSUPPORTED,
+    FireRedLlmForSpeechSeq2Seq,
+    llm_release_generation_config,
+)
 from ..processing_fireredasr_llm import FireRedLlmProcessor
 from ..tokenization_fireredasr_llm import FireRedLlmTokenizer
 from .common import (
     ConversionError,
+    atomic_output_dir,
     check_all_used,
+    check_float32_checkpoint,
+    check_weight_values,
     convert_encoder_state_dict,
     encoder_config_from_args,
     load_original_checkpoint,
@@ -72,11 +80,6 @@ LORA_DIR = "lora"
 # FireRedASR2's loader (`asr.py: _merge_lora_state_dict(lora_alpha=16, lora_r=64)`) merges with this scaling whatever
 # the stored rank, in the dtype it loads the LLM in (bfloat16).
 V2_LORA_SCALING = 16.0 / 64.0
-
-# The release README's decoding settings (beam 3, repetition penalty 3.0, length penalty 1.0, greedy selection).
-README_DECODING = {"num_beams": 3, "repetition_penalty": 3.0, "length_penalty": 1.0, "do_sample": False}
-# FireRedASR2's defaults (`FireRedAsr2Config`: beam 3, repetition penalty 1.0, length penalty 0.0).
-V2_DECODING = {"num_beams": 3, "repetition_penalty": 1.0, "length_penalty": 0.0, "do_sample": False}
 
 TensorSource = Callable[[], torch.Tensor]
 SAFETENSORS_DTYPES = {torch.float32: "F32", torch.bfloat16: "BF16"}
@@ -258,19 +261,49 @@ def token_ids(tokenizer) -> dict:
     }
 
 
-def build_tokenizer(llm_dir: Path, lowercase_output: bool = False):
+# The tokenizer files of Qwen/Qwen2-7B-Instruct: the fast tokenizer, or the slow one's vocabulary and merges.
+TOKENIZER_FILE_SETS = (("tokenizer.json",), ("vocab.json", "merges.txt"))
+# Text the base LLM's tokenizer must encode and decode unchanged (a tokenizer without its vocabulary turns everything
+# into nothing, and every transcript would come out empty).
+TOKENIZER_PROBE = "今天天气很好 speech recognition 123"
+
+
+def build_tokenizer(llm_dir: Path, vocab_size: int, lowercase_output: bool = False):
     """The base LLM's tokenizer with `<speech>` added as a special token, as the release builds it; with
-    `lowercase_output` (FireRedASR2) a [`FireRedLlmTokenizer`] that lower-cases decoded text."""
-    if lowercase_output:
-        tokenizer = FireRedLlmTokenizer.from_pretrained(llm_dir, lowercase_output=True)
-    else:
-        tokenizer = AutoTokenizer.from_pretrained(llm_dir)
+    `lowercase_output` (FireRedASR2) a [`FireRedLlmTokenizer`] that lower-cases decoded text. Checked to round trip
+    text and to fit the LLM's `vocab_size` embedding rows."""
+    if not any(all((llm_dir / name).is_file() for name in names) for names in TOKENIZER_FILE_SETS):
+        raise ConversionError(
+            f"{llm_dir} holds no tokenizer (tokenizer.json, or vocab.json and merges.txt): copy the complete "
+            "Qwen/Qwen2-7B-Instruct there, tokenizer files included."
+        )
+    try:
+        if lowercase_output:
+            tokenizer = FireRedLlmTokenizer.from_pretrained(llm_dir, lowercase_output=True)
+        else:
+            tokenizer = AutoTokenizer.from_pretrained(llm_dir)
+        round_trip = tokenizer.decode(tokenizer(TOKENIZER_PROBE, add_special_tokens=False)["input_ids"])
+    except (OSError, ValueError, TypeError, KeyError) as error:
+        raise ConversionError(
+            f"The tokenizer in {llm_dir} cannot be loaded ({type(error).__name__}: {error}): copy the tokenizer files "
+            "of Qwen/Qwen2-7B-Instruct again."
+        ) from None
+    if round_trip != TOKENIZER_PROBE:
+        raise ConversionError(
+            f"The tokenizer in {llm_dir} turns {TOKENIZER_PROBE!r} into {round_trip!r}: it is not Qwen2's (or its "
+            "files are incomplete). Copy the tokenizer files of Qwen/Qwen2-7B-Instruct again."
+        )
     if tokenizer.pad_token_id is None or tokenizer.pad_token_id != tokenizer.convert_tokens_to_ids("<|endoftext|>"):
         raise ConversionError(f"The tokenizer in {llm_dir} must pad with <|endoftext|>, as the release asserts.")
     for token in ("<|im_start|>", "<|im_end|>"):
         if tokenizer.convert_tokens_to_ids(token) in (None, tokenizer.unk_token_id):
             raise ConversionError(f"The tokenizer in {llm_dir} lacks the chat token {token}.")
     tokenizer.add_special_tokens({"additional_special_tokens": [SPEECH_TOKEN]})
+    if len(tokenizer) > vocab_size:
+        raise ConversionError(
+            f"The tokenizer in {llm_dir} has {len(tokenizer)} tokens (with <speech>) but the LLM has only {vocab_size} "
+            "embedding rows: the tokenizer and the weights are not from the same model."
+        )
     return tokenizer
 
 
@@ -287,10 +320,13 @@ def plan_shards(sizes: dict[str, int], max_shard_size: int) -> list[list[str]]:
     return shards
 
 
-def write_safetensors(path: Path, keys: list[str], sources: dict, shapes: dict, dtype: torch.dtype) -> None:
+def write_safetensors(
+    path: Path, keys: list[str], sources: dict, shapes: dict, dtype: torch.dtype, origin_of: Callable[[str], str]
+) -> None:
     """
     Write one safetensors file tensor by tensor: the header (names, shapes, offsets) is known up front, so only one
-    tensor is in memory at a time, not the whole file.
+    tensor is in memory at a time, not the whole file. Every tensor is checked for NaN, infinite and implausibly large
+    values (`origin_of(key)` names where it comes from).
     """
     itemsize = torch.empty((), dtype=dtype).element_size()
     header, offset = {"__metadata__": {"format": "pt"}}, 0
@@ -311,11 +347,20 @@ def write_safetensors(path: Path, keys: list[str], sources: dict, shapes: dict, 
             tensor = sources[key]()
             if tuple(tensor.shape) != tuple(shapes[key]):
                 raise ConversionError(f"`{key}` has shape {tuple(tensor.shape)}; the model expects {shapes[key]}.")
-            file.write(tensor.to(dtype).contiguous().view(torch.uint8).numpy().data)
+            check_weight_values(key, tensor, origin_of(key))
+            converted = tensor.to(dtype)
+            if converted.dtype != tensor.dtype:
+                check_weight_values(key, converted, f"{origin_of(key)} cast to {str(dtype).removeprefix('torch.')}")
+            file.write(converted.contiguous().view(torch.uint8).numpy().data)
 
 
 def write_shards(
-    sources: dict[str, TensorSource], shapes: dict[str, tuple], dtype: torch.dtype, output_dir: Path, max_shard_size
+    sources: dict[str, TensorSource],
+    shapes: dict[str, tuple],
+    dtype: torch.dtype,
+    output_dir: Path,
+    max_shard_size,
+    origin_of: Callable[[str], str],
 ) -> None:
     """Write the tensors (in the order of `sources`) as safetensors shards of at most `max_shard_size`."""
     if sys.byteorder != "little":
@@ -329,7 +374,7 @@ def write_shards(
         else [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
     )
     for name, keys in zip(names, shards):
-        write_safetensors(output_dir / name, keys, sources, shapes, dtype)
+        write_safetensors(output_dir / name, keys, sources, shapes, dtype, origin_of)
     if len(shards) > 1:
         index = {
             "metadata": {"total_size": sum(sizes.values())},
@@ -339,7 +384,7 @@ def write_shards(
 
 
 def write_peft_adapter(lora_pairs: dict, rank: int, output_dir: Path, alpha: float = RELEASE_LORA_ALPHA) -> None:
-    """The LoRA as a PEFT adapter for the converted model (`PeftModel.from_pretrained(model, output_dir / "lora")`);
+    """The LoRA as a PEFT adapter of the converted model, in `output_dir/lora` (see `FireRedLlmConfig.lora_adapter`);
     its scaling is `alpha / rank`."""
     from peft import LoraConfig
 
@@ -375,7 +420,7 @@ def convert_llm_checkpoint(
 ) -> Path:
     """
     Convert an original FireRedASR-LLM (`fireredasr_version=1`) or FireRedASR2-LLM (2) directory; returns the
-    output directory.
+    output directory (written all at once: a failed conversion leaves nothing there).
 
     Args:
         input_dir: the original directory: `model.pth.tar`, `asr_encoder.pth.tar` (its `args` describe the encoder),
@@ -384,8 +429,8 @@ def convert_llm_checkpoint(
         dtype: weight dtype, `"bfloat16"` (default) or `"float32"` (the release's inference dtype, for exact parity).
             `"float16"` is refused: the released model gives garbage in half precision.
         merge_lora: merge the LoRA into the LLM weights (default). With `False` the LLM keeps its base weights and
-            the LoRA is written as a PEFT adapter to `output_dir/lora`; apply it with
-            `peft.PeftModel.from_pretrained(model, f"{output_dir}/lora")`.
+            the LoRA is written as a PEFT adapter to `output_dir/lora`, named in the config (`lora_adapter`):
+            `from_pretrained` (and so `pipeline` and `fireredasr-hf transcribe`) applies it, which needs peft.
         max_shard_size: largest safetensors shard.
         source: where the original came from, for the model card.
         fireredasr_version: 1 (FireRedASR-LLM-L) or 2 (FireRedASR2-LLM): v2 merges the LoRA as FireRedASR2's
@@ -402,6 +447,8 @@ def convert_llm_checkpoint(
         raise ConversionError(f"dtype must be 'bfloat16' or 'float32', got {dtype!r}.")
     torch_dtype = getattr(torch, dtype)
     llm_dir = check_llm_dir(input_dir)
+    if not merge_lora:
+        require("train", "keeping the LoRA as a separate adapter (--keep-lora)", ["peft"])
 
     model_path, encoder_path = input_dir / "model.pth.tar", input_dir / "asr_encoder.pth.tar"
     package = load_original_checkpoint(model_path)
@@ -410,7 +457,10 @@ def convert_llm_checkpoint(
     encoder_package = load_original_checkpoint(encoder_path)
     encoder_config = encoder_config_from_args(encoder_package["args"], str(encoder_path))
     state_dict = package["model_state_dict"]
+    check_float32_checkpoint(state_dict, model_path)
     adapter_state_dict, lora_tensors = split_original_state_dict(state_dict)
+    for key, tensor in state_dict.items():
+        check_weight_values(key, tensor, model_path)
 
     text_config = AutoConfig.from_pretrained(llm_dir)
     text_config._name_or_path = ""  # not the local path of the base LLM
@@ -442,34 +492,44 @@ def convert_llm_checkpoint(
             raise ConversionError(f"`{key}` has shape {shape}; the model expects {expected_shapes[key]}.")
 
     # Every tensor is accounted for; now the (slower) tokenizer.
-    tokenizer = build_tokenizer(llm_dir, lowercase_output=is_v2)
-    config = FireRedLlmConfig(**architecture, **token_ids(tokenizer))
+    tokenizer = build_tokenizer(llm_dir, text_config.vocab_size, lowercase_output=is_v2)
+    keep_lora = bool(lora_pairs) and not merge_lora
+    config = FireRedLlmConfig(**architecture, **token_ids(tokenizer), lora_adapter=LORA_DIR if keep_lora else None)
     for sub_config in (config, config.encoder_config, config.text_config):
         sub_config.dtype = dtype
-
-    output_dir.mkdir(parents=True, exist_ok=True)
-    ordered = {key: sources[key] for key in expected_shapes}
-    write_shards(ordered, expected_shapes, torch_dtype, output_dir, max_shard_size)
-    if lora_pairs and not merge_lora:
-        write_peft_adapter(lora_pairs, rank, output_dir, alpha=scaling * rank)
-
-    generation_config = GenerationConfig(
-        bos_token_id=config.bos_token_id,
-        eos_token_id=config.eos_token_id,
-        pad_token_id=config.pad_token_id,
-        # An explicit cap (the LLM's context): each utterance still stops after its number of speech positions.
-        max_new_tokens=text_config.max_position_embeddings,
-        **(V2_DECODING if is_v2 else README_DECODING),
-    )
-    feature_extractor = FireRedAsrFeatureExtractor.from_kaldi_cmvn(str(input_dir / "cmvn.ark"))
+    if is_v2:
+        config.fireredasr_version = 2  # picks the release's decoding settings (llm_release_generation_config)
+    try:
+        feature_extractor = FireRedAsrFeatureExtractor.from_kaldi_cmvn(str(input_dir / "cmvn.ark"))
+    except ValueError as error:  # a damaged cmvn.ark (the message names it)
+        raise ConversionError(str(error)) from None
     processor = FireRedLlmProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer)
     if is_v2:
         tokenizer.register_for_auto_class()
-    save_remote_code(model, config, processor, output_dir)
-    config.save_pretrained(output_dir)
-    generation_config.save_pretrained(output_dir)
-    processor.save_pretrained(output_dir)
-    write_model_card(
-        output_dir, variant="llm", source=source or str(input_dir), repo_id=repo_id, version=fireredasr_version
-    )
+
+    encoder_origin = model_path if any(key.startswith("encoder.") for key in state_dict) else encoder_path
+
+    def origin_of(key: str) -> str:
+        if key.startswith("encoder."):
+            return str(encoder_origin)
+        if not key.startswith("language_model."):
+            return str(model_path)
+        return f"{llm_dir} (with the LoRA of {model_path.name})" if lora_pairs and merge_lora else str(llm_dir)
+
+    with atomic_output_dir(output_dir) as work_dir:
+        ordered = {key: sources[key] for key in expected_shapes}
+        write_shards(ordered, expected_shapes, torch_dtype, work_dir, max_shard_size, origin_of)
+        if keep_lora:
+            write_peft_adapter(lora_pairs, rank, work_dir, alpha=scaling * rank)
+        save_remote_code(model, config, processor, work_dir)
+        config.save_pretrained(work_dir)
+        llm_release_generation_config(config).save_pretrained(work_dir)
+        processor.save_pretrained(work_dir)
+        write_model_card(
+            work_dir,
+            variant="llm",
+            source=source or str(input_dir),
+            repo_id=repo_id,
+            version=fireredasr_version,
+        )
     return output_dir

@@ -23,6 +23,42 @@ import torch
 from .common import ConversionError, check_all_used, load_original_checkpoint, required_arg
 
 PUNC_FILES = ("model.pth.tar", "out_dict", "chinese-bert-wwm-ext_vocab.txt")
+# The release's training code keeps the BertModel it fine-tunes in its arguments (`FireRedPuncBert.from_args` sets
+# `args.bert`), and saves those arguments: `model.pth.tar` pickles a whole transformers BertModel (pooler removed) next
+# to the state dict, as the reference loader's `package["args"].bert = None` shows. The converter needs none of it
+# (the weights are in `model_state_dict`, the configuration in chinese-lert-base/), so the classes and the function
+# that object is made of are read as inert placeholders (`load_original_checkpoint(inert_globals=...)`): nothing of
+# transformers or torch.nn runs, and their names need not exist in the installed transformers (4.x pickled
+# `BertSdpaSelfAttention`, which 5.x lacks). Any other class in the file is still refused.
+PICKLED_BERT_GLOBALS = frozenset(
+    [
+        *(
+            f"transformers.models.bert.modeling_bert.{name}"
+            for name in (
+                "BertModel",
+                "BertEmbeddings",
+                "BertEncoder",
+                "BertLayer",
+                "BertAttention",
+                "BertSelfAttention",
+                "BertSdpaSelfAttention",  # transformers 4.41 to 4.5x
+                "BertSelfOutput",
+                "BertIntermediate",
+                "BertOutput",
+                "BertPooler",
+            )
+        ),
+        "transformers.models.bert.configuration_bert.BertConfig",
+        "transformers.activations.GELUActivation",
+        "torch._C._nn.gelu",  # GELUActivation.act
+        "torch.nn.modules.sparse.Embedding",
+        "torch.nn.modules.normalization.LayerNorm",
+        "torch.nn.modules.dropout.Dropout",
+        "torch.nn.modules.linear.Linear",
+        "torch.nn.modules.container.ModuleList",
+        "torch.nn.modules.activation.Tanh",  # BertPooler.activation
+    ]
+)
 BERT_DIR = "chinese-lert-base"
 NO_PUNCTUATION_LABEL = "O"
 # Tensors of the original state dict that the converted model does not have (the original loads non-strictly).
@@ -123,7 +159,7 @@ def convert_punc_checkpoint(input_dir: str | Path, output_dir: str | Path, sourc
     input_dir, output_dir = Path(input_dir), Path(output_dir)
     check_punc_dir(input_dir)
     checkpoint = input_dir / "model.pth.tar"
-    package = load_original_checkpoint(checkpoint)
+    package = load_original_checkpoint(checkpoint, inert_globals=PICKLED_BERT_GLOBALS)
     if "model_state_dict" not in package:
         raise ConversionError(f"{checkpoint} holds no `model_state_dict`.")
     args = package["args"]
@@ -172,7 +208,11 @@ def convert_punc_checkpoint(input_dir: str | Path, output_dir: str | Path, sourc
 
 
 def write_punc_model_card(output_dir: Path, id2label: dict[int, str], source: str) -> None:
+    from .model_card import hub_repo_id
+
     marks = " ".join(label for label in id2label.values() if label != NO_PUNCTUATION_LABEL)
+    # The original is named only by its Hub id, never by a path on the converting machine.
+    origin = f"`{hub_repo_id(source)}`" if hub_repo_id(source) else "the original checkpoint"
     card = f"""---
 language: [zh, en]
 license: apache-2.0
@@ -183,7 +223,7 @@ tags: [punctuation, fireredasr2s]
 
 # FireRedPunc (converted)
 
-FireRedPunc, the punctuation model of FireRedASR2S (a BERT token classifier), converted from `{source}` to a stock
+FireRedPunc, the punctuation model of FireRedASR2S (a BERT token classifier), converted from {origin} to a stock
 `BertForTokenClassification`. Each token is labelled with the mark that follows it ({marks}) or `O` (none). The
 tokenizer prepends `[CLS]` only, as the original does.
 

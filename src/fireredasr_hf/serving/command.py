@@ -7,7 +7,14 @@ fireredasr-hf serve --model FireRedTeam/FireRedASR-AED-L --port 8000 --batch-siz
 import argparse
 import os
 
-from ..commands import Command, CommandError, add_model_arguments, build_transcriber
+from ..commands import (
+    Command,
+    CommandError,
+    add_model_arguments,
+    add_punctuation_argument,
+    build_transcriber,
+    punctuation_option,
+)
 
 API_KEY_VARIABLE = "FIREREDASR_API_KEY"
 
@@ -18,6 +25,7 @@ class ServeCommand(Command):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         add_model_arguments(parser)
+        add_punctuation_argument(parser.add_argument_group("punctuation (text, segments and words)"))
         group = parser.add_argument_group("server")
         group.add_argument(
             "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; 0.0.0.0: all)"
@@ -85,7 +93,7 @@ class ServeCommand(Command):
             api_key=args.api_key,
             request_timeout_s=args.request_timeout_s,
         )
-        app = create_app(build_transcriber(args), config)
+        app = create_app(build_transcriber(args, punctuation=punctuation_option(args)), config)
         # On SIGINT/SIGTERM uvicorn stops accepting connections and lets the requests in flight finish.
         server = uvicorn.Server(
             uvicorn.Config(
