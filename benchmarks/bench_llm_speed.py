@@ -11,7 +11,8 @@ layers, and the adapter; converted with `convert_llm_checkpoint(dtype="float32")
 as its `FireRedAsr.transcribe` does (ASRFeatExtractor on wav files, `LlmTokenizerWrapper.preprocess_texts`,
 `FireRedAsrLlm.transcribe`; float32, eager attention, PEFT LoRA unmerged: its loader's only working setting, as
 float16 gives garbage and batches decode wrongly). Ours: the processor on the waveforms and `model.generate`, in
-float32 and bfloat16, batch sizes 1/4/8/16.
+float32 and bfloat16, with PyTorch's linear kernels and with weights packed for oneDNN (`:onednn`,
+`cpu_linear.use_onednn_linear(prepack=True)`, what the command line runs on AMD CPUs), batch sizes 1/4/8/16.
 
 Decoding: the release's settings (repetition penalty 3.0, length penalty 1.0), greedy and beam 3, with the number
 of new tokens fixed at 4.5 per second of audio (`decode_max_len` / `max_new_tokens`: a random LLM never ends by
@@ -107,7 +108,10 @@ def run_original(workdir: Path, sets: dict) -> dict:
         "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content']}}"
         "{% if loop.last %}{{''}}{% else %}{{ '<|im_end|>\n' }}{% endif %}{% endfor %}"
     )
-    messages = [{"role": "user", "content": f"{DEFAULT_SPEECH_TOKEN}请转写音频为文字"}, {"role": "assistant", "content": ""}]
+    messages = [
+        {"role": "user", "content": f"{DEFAULT_SPEECH_TOKEN}请转写音频为文字"},
+        {"role": "assistant", "content": ""},
+    ]
     prompt = tokenizer.apply_chat_template(messages, tokenize=True, chat_template=template, return_dict=False)
 
     def transcribe(path, beams, new_tokens):
@@ -134,14 +138,17 @@ def run_original(workdir: Path, sets: dict) -> dict:
     return results
 
 
-def run_ours(workdir: Path, sets: dict, dtype_name: str) -> dict:
+def run_ours(workdir: Path, sets: dict, variant: str) -> dict:
     import torch
     from transformers import AutoProcessor
 
     from fireredasr_hf import FireRedLlmForSpeechSeq2Seq
+    from fireredasr_hf.cpu_linear import use_onednn_linear
 
-    dtype = getattr(torch, dtype_name)
-    model = FireRedLlmForSpeechSeq2Seq.from_pretrained(workdir / "converted", dtype=dtype).eval()
+    dtype_name, _, kernels = variant.partition(":")
+    model = FireRedLlmForSpeechSeq2Seq.from_pretrained(workdir / "converted", dtype=getattr(torch, dtype_name)).eval()
+    if kernels == "onednn":
+        use_onednn_linear(model, prepack=True)
     processor = AutoProcessor.from_pretrained(workdir / "converted")
 
     def generate(waveforms, beams, new_tokens, **kwargs):
@@ -213,7 +220,7 @@ def worker(args):
         os.environ["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"  # the original calls torch.load without it
         results = run_original(args.work_dir, sets)
     else:
-        results = run_ours(args.work_dir, sets, args.worker.split(":")[1])
+        results = run_ours(args.work_dir, sets, args.worker.partition(":")[2])
     print("RESULT " + json.dumps(results))
 
 
@@ -292,7 +299,12 @@ def main():
     parser.add_argument("--encoder_layers", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--contestants", nargs="+", default=["original", "ours:float32", "ours:bfloat16"])
+    parser.add_argument(
+        "--contestants",
+        nargs="+",
+        default=["original", "ours:float32", "ours:float32:onednn", "ours:bfloat16", "ours:bfloat16:onednn"],
+        help="original, or ours:DTYPE[:onednn] (linear layers packed for oneDNN, cpu_linear.use_onednn_linear)",
+    )
     parser.add_argument("--only", nargs="+", help="configurations to run, as SET/BEAMS/BATCH (e.g. short/1/8)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--scratch", help=argparse.SUPPRESS)
