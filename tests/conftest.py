@@ -73,6 +73,17 @@ def converted_llm_dir(fixtures_dir, tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def fixture_clips(fixtures_dir) -> dict:
+    """The ten fixture utterances p01-p10 as float32 waveforms (16 kHz), by utterance id."""
+    import soundfile
+
+    return {
+        f"p{index:02d}": soundfile.read(fixtures_dir / "audio" / f"p{index:02d}.wav", dtype="float32")[0]
+        for index in range(1, 11)
+    }
+
+
+@pytest.fixture(scope="session")
 def fireredasr2():
     """
     The FireRedASR2 reference code (`fireredasr2/` of PyPI fasr-asr-firered 0.5.8), test-only: its package `__init__`

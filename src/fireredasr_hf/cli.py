@@ -1,5 +1,5 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
-"""The `fireredasr-hf` command line: `transcribe`, `eval`, `convert`, `finetune`, `serve` and `demo`.
+"""The `fireredasr-hf` command line: `transcribe`, `eval`, `convert`, `finetune`, `serve`, `demo` and `export`.
 
     fireredasr-hf transcribe --model MODEL speech.wav recordings/ data/wav.scp --output-format srt --output subs/
     fireredasr-hf transcribe --ray --model MODEL manifest.parquet --output results/ --replicas 4   # on a Ray cluster
@@ -8,6 +8,7 @@
     fireredasr-hf finetune --model MODEL --train-data data/train --eval-data data/dev --output-dir my-model
     fireredasr-hf serve --model MODEL --port 8000                # OpenAI-compatible /v1/audio/transcriptions
     fireredasr-hf demo --model MODEL                             # the Gradio demo in the browser
+    fireredasr-hf export --format sherpa-onnx MODEL OUT --int8   # for sherpa-onnx (CPUs, phones, boards)
 
 Each subcommand is a `Command` (see `commands.py`) in `COMMANDS`; a new one is a `Command` subclass in its own
 module (e.g. `serving/command.py`), listed there. This module only parses arguments and reports: transcription jobs are the engine's
@@ -33,6 +34,7 @@ from .commands import (
     transcriber_options,
 )
 from .demo.command import DemoCommand
+from .export.command import ExportCommand
 from .serving.command import ServeCommand
 
 
@@ -431,6 +433,7 @@ COMMANDS: list[Command] = [
     FinetuneCommand(),
     ServeCommand(),
     DemoCommand(),
+    ExportCommand(),
 ]
 
 

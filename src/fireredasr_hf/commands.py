@@ -68,6 +68,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="weights and compute dtype (default: as stored: float32 for AED, bfloat16 for LLM conversions)",
     )
+    group.add_argument(
+        "--quantize",
+        choices=["int8"],
+        help="int8: int8 linear layers for CPU inference (dynamic quantization; runs on the CPU, several times faster "
+        "than float32 there; see docs/performance.md)",
+    )
     group.add_argument("--batch-size", type=int, default=8, help="segments decoded together (default: 8)")
     group.add_argument(
         "--num-threads",
@@ -131,6 +137,7 @@ def transcriber_options(args: argparse.Namespace, timestamps: bool | str | None 
         "revision": args.revision,
         "device": args.device,
         "dtype": args.dtype,
+        "quantize": args.quantize,
         "num_threads": args.num_threads,
         "batch_size": args.batch_size,
         "generate_kwargs": {name: getattr(args, name) for name in FLAGS if getattr(args, name) is not None},

@@ -128,6 +128,7 @@ def load_asr_pipeline(
     device=None,
     dtype=None,
     cpu_linear: str = "auto",
+    quantize: str | None = None,
     **pipeline_kwargs,
 ):
     """
@@ -135,11 +136,13 @@ def load_asr_pipeline(
     imported the task builds `FireRedAsrPipeline` (any input rate, long audio, segment timestamps) from the installed
     code, so no remote code runs.
 
-    `dtype` defaults to the stored weights' dtype (float32 for AED, bfloat16 for LLM conversions). `cpu_linear`: how
-    linear layers run on a CPU: `"onednn"` (`cpu_linear.use_onednn_linear(prepack=True)`: oneDNN with weights packed
-    for inference), `"pytorch"` (as PyTorch does: MKL for float32), or `"auto"` (oneDNN on AMD CPUs, where MKL is
-    slow). Further keyword arguments (`token`, `batch_size`,
-    `pipeline_class`, ...) go to `pipeline`.
+    `dtype` defaults to the stored weights' dtype (float32 for AED, bfloat16 for LLM conversions). `quantize="int8"`
+    quantizes the linear layers for CPU inference (`fireredasr_hf.quantization.quantize_model`: int8 weights,
+    dynamic int8 activations; CPU only, and the rest of the model runs in float32). `cpu_linear`: how the float
+    linear layers of an unquantized model run on a CPU: `"onednn"` (`cpu_linear.use_onednn_linear(prepack=True)`:
+    oneDNN with weights packed for inference), `"pytorch"` (as PyTorch does: MKL for float32), or `"auto"` (oneDNN
+    on AMD CPUs, where MKL is slow). Further keyword arguments (`token`, `batch_size`, `pipeline_class`, ...) go to
+    `pipeline`.
     """
     import torch
     from transformers import pipeline
@@ -148,12 +151,27 @@ def load_asr_pipeline(
 
     if cpu_linear not in CPU_LINEAR_CHOICES:
         raise ValueError(f"cpu_linear must be one of {', '.join(CPU_LINEAR_CHOICES)}, got {cpu_linear!r}")
+    if quantize is not None:
+        from .quantization import QUANTIZE_METHODS
+
+        if quantize not in QUANTIZE_METHODS:
+            raise ValueError(f"unknown quantization {quantize!r}; choose one of {', '.join(QUANTIZE_METHODS)}")
+        if device is not None and torch.device("cpu" if device == -1 else device).type != "cpu":
+            raise ValueError(f"quantize={quantize!r} runs on the CPU, not on device {device!r}")
+        if dtype not in (None, torch.float32, "float32"):
+            raise ValueError(f"quantize={quantize!r} computes in float32 around the int8 layers; drop dtype={dtype}")
+        device = "cpu"
     model = resolve_model(name_or_path, revision=revision, cache_dir=cache_dir, token=pipeline_kwargs.get("token"))
     if revision is not None and not Path(model).is_dir():  # a converted Hub repository, used as is
         pipeline_kwargs["revision"] = revision
     if dtype is not None:
         pipeline_kwargs["dtype"] = dtype
     asr = pipeline("automatic-speech-recognition", model=model, device=device, **pipeline_kwargs)
+    if quantize is not None:
+        from .quantization import quantize_model
+
+        quantize_model(asr.model, quantize)
+        return asr
     on_cpu = getattr(getattr(asr, "model", None), "device", None) == torch.device("cpu")
     if on_cpu and (cpu_linear == "onednn" or (cpu_linear == "auto" and onednn_linear_is_preferred())):
         use_onednn_linear(asr.model, prepack=True)

@@ -413,6 +413,37 @@ class FireRedEncoderAttention(nn.Module):
         return scores.reshape(batch_size, num_heads, query_length, position_length)[..., : position_length // 2 + 1]
 
 
+class FireRedEncoderPointwiseConv(nn.Conv1d):
+    """A kernel-size-1 convolution (the release's layer and weight layout) computed as the matrix product it is, on
+    (batch, frames, channels) states: no transposes, the CPU's fast matrix-product path, and a layer that int8
+    quantization can replace by a quantized linear layer."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(in_channels, out_channels, kernel_size=1, bias=False)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(hidden_states, self.weight.squeeze(-1), self.bias)
+
+
+class FireRedEncoderDepthwiseConv(nn.Conv1d):
+    """The depthwise convolution over frames (the release's layer and weight layout) on (batch, frames, channels)
+    states, run as a 2-D convolution with a 1 x kernel_size kernel: the same sums, and on CPUs oneDNN's 2-D depthwise
+    kernels, an order of magnitude faster than its 1-D ones for this shape."""
+
+    def __init__(self, channels: int, kernel_size: int):
+        super().__init__(channels, channels, kernel_size, padding=(kernel_size - 1) // 2, groups=channels, bias=False)
+
+    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
+        hidden_states = nn.functional.conv2d(
+            hidden_states.transpose(1, 2).unsqueeze(2),
+            self.weight.unsqueeze(2),
+            self.bias,
+            padding=(0, self.padding[0]),
+            groups=self.groups,
+        )
+        return hidden_states.squeeze(2).transpose(1, 2)
+
+
 class FireRedEncoderConvolutionModule(nn.Module):
     """LayerNorm, pointwise conv + GLU, depthwise conv, LayerNorm, swish, pointwise conv; padded frames zeroed."""
 
@@ -420,30 +451,24 @@ class FireRedEncoderConvolutionModule(nn.Module):
         super().__init__()
         channels = 2 * config.hidden_size
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.pointwise_conv1 = nn.Conv1d(config.hidden_size, 2 * channels, kernel_size=1, bias=False)
-        self.depthwise_conv = nn.Conv1d(
-            channels,
-            channels,
-            config.conv_kernel_size,
-            padding=(config.conv_kernel_size - 1) // 2,
-            groups=channels,
-            bias=False,
-        )
+        self.pointwise_conv1 = FireRedEncoderPointwiseConv(config.hidden_size, 2 * channels)
+        self.depthwise_conv = FireRedEncoderDepthwiseConv(channels, config.conv_kernel_size)
         self.depthwise_layer_norm = nn.LayerNorm(channels, eps=config.layer_norm_eps)
-        self.pointwise_conv2 = nn.Conv1d(channels, config.hidden_size, kernel_size=1, bias=False)
+        self.pointwise_conv2 = FireRedEncoderPointwiseConv(channels, config.hidden_size)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, hidden_states: torch.Tensor, padding_mask: torch.Tensor | None = None) -> torch.Tensor:
-        hidden_states = self.layer_norm(hidden_states).transpose(1, 2)
-        if padding_mask is not None:
-            hidden_states = hidden_states.masked_fill(~padding_mask.unsqueeze(1), 0.0)
-        hidden_states = nn.functional.glu(self.pointwise_conv1(hidden_states), dim=1)
+        padding = ~padding_mask.unsqueeze(-1) if padding_mask is not None else None
+        hidden_states = self.layer_norm(hidden_states)
+        if padding is not None:
+            hidden_states = hidden_states.masked_fill(padding, 0.0)
+        hidden_states = nn.functional.glu(self.pointwise_conv1(hidden_states), dim=-1)
         hidden_states = self.depthwise_conv(hidden_states)
-        hidden_states = swish(self.depthwise_layer_norm(hidden_states.transpose(1, 2))).transpose(1, 2)
+        hidden_states = swish(self.depthwise_layer_norm(hidden_states))
         hidden_states = self.dropout(self.pointwise_conv2(hidden_states))
-        if padding_mask is not None:
-            hidden_states = hidden_states.masked_fill(~padding_mask.unsqueeze(1), 0.0)
-        return hidden_states.transpose(1, 2)
+        if padding is not None:
+            hidden_states = hidden_states.masked_fill(padding, 0.0)
+        return hidden_states
 
 
 class FireRedEncoderLayer(GradientCheckpointingLayer):

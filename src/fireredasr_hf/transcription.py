@@ -338,6 +338,8 @@ class Transcriber:
         model: converted directory, original FireRedASR directory or Hub repo id (see `hub.resolve_model`), or an
             already built `FireRedAsrPipeline`.
         revision, device, dtype: where and how to load it (dtype: a torch dtype or its name; default: as stored).
+        quantize: `"int8"` for int8 linear layers on the CPU (see `fireredasr_hf.quantization`; the device then
+            defaults to the CPU).
         num_threads: torch CPU threads (default: `fireredasr_hf.cpu.default_num_threads()`, the physical cores this
             process may use, or `OMP_NUM_THREADS` when set).
         batch_size: segments decoded together (in batches of similar length, from the segments of the recordings
@@ -367,6 +369,7 @@ class Transcriber:
         revision: str | None = None,
         device: str | None = None,
         dtype=None,
+        quantize: str | None = None,
         num_threads: int | None = None,
         batch_size: int = 8,
         generate_kwargs: dict | None = None,
@@ -396,11 +399,17 @@ class Transcriber:
             if isinstance(dtype, str):
                 dtype = None if dtype == "auto" else getattr(torch, dtype)
             try:
-                self.pipeline = load_asr_pipeline(model, revision=revision, device=check_device(device), dtype=dtype)
+                device = check_device(device if device is not None or quantize is None else "cpu")
+                self.pipeline = load_asr_pipeline(
+                    model, revision=revision, device=device, dtype=dtype, quantize=quantize
+                )
             except ValueError as error:  # neither a converted nor an original FireRedASR model
                 raise TranscriptionError(str(error)) from error
         else:
+            if quantize is not None:
+                raise TranscriptionError("quantize applies when the Transcriber loads the model (pass its name)")
             self.pipeline = model
+        self.quantize = quantize
         # As the user named it (a Hub id rather than the cache folder it was converted into).
         self.model_name = str(model) if isinstance(model, str | os.PathLike) else self.pipeline.model.name_or_path
         self.variant = VARIANTS.get(self.pipeline.model.config.model_type)
@@ -500,7 +509,10 @@ class Transcriber:
             options["vad_model"] = self.vad_name
         if self.punctuation_name is not None:
             options["punctuation_model"] = self.punctuation_name
-        return {"model": str(self.pipeline.model.name_or_path), "options": options}
+        settings = {"model": str(self.pipeline.model.name_or_path), "options": options}
+        if self.quantize is not None:
+            settings["quantize"] = self.quantize
+        return settings
 
     def transcribe_audio(self, audio, **call_kwargs) -> dict:
         """The pipeline's result for one recording (path, array, `{"raw", "sampling_rate"}` dict, ...)."""
