@@ -90,9 +90,11 @@ def run_original(workdir: Path, sets: dict) -> dict:
     from fireredasr.models.fireredasr_llm import FireRedAsrLlm
     from fireredasr.tokenizer.llm_tokenizer import DEFAULT_SPEECH_TOKEN, LlmTokenizerWrapper
 
+    from fireredasr_hf.conversion.common import load_original_checkpoint
+
     # The release's `load_firered_llm_model_and_tokenizer` (its module imports modelscope, for downloads).
     original = workdir / "original"
-    package = torch.load(original / "model.pth.tar", map_location="cpu", weights_only=False)
+    package = load_original_checkpoint(original / "model.pth.tar")
     package["args"].encoder_path = str(original / "asr_encoder.pth.tar")
     package["args"].llm_dir = str(original / "Qwen2-7B-Instruct")
     model = FireRedAsrLlm.from_args(package["args"])
