@@ -85,7 +85,7 @@ def random_tensor(shape, dtype=torch.float32, std=0.02):
     return torch.empty(shape, dtype=dtype).normal_(0.0, std)
 
 
-def build_original(directory: Path, llm_layers: int) -> None:
+def build_original(directory: Path, llm_layers: int, encoder_layers: int = 16) -> None:
     """The random original-format directory (keys and args as the release's, encoder built from the original code)."""
     from fireredasr.models.module.conformer_encoder import ConformerEncoder
     from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -98,7 +98,7 @@ def build_original(directory: Path, llm_layers: int) -> None:
     for name, value in {
         "d_model": 1280,
         "n_head": 20,
-        "n_layers_enc": 16,
+        "n_layers_enc": encoder_layers,
         "n_layers_dec": 16,
         "kernel_size": 33,
         "d_inner": 5120,
@@ -108,14 +108,14 @@ def build_original(directory: Path, llm_layers: int) -> None:
     torch.save({"args": encoder_args}, directory / "asr_encoder.pth.tar")
     shutil.copy(source / "cmvn.ark", directory / "cmvn.ark")
 
-    # The keys and shapes of a one-block encoder, repeated for the 16 blocks (faster than building all of them).
+    # The keys and shapes of a one-block encoder, repeated for every block (faster than building all of them).
     one_block = ConformerEncoder(80, 1, 20, 1280, kernel_size=33).state_dict()
     state_dict = {}
     for key, tensor in one_block.items():
         if key == "positional_encoding.pe":
             state_dict[f"encoder.{key}"] = tensor
         elif key.startswith("layer_stack.0."):
-            for block in range(16):
+            for block in range(encoder_layers):
                 state_dict[f"encoder.layer_stack.{block}.{key[len('layer_stack.0.') :]}"] = random_tensor(tensor.shape)
         else:
             state_dict[f"encoder.{key}"] = random_tensor(tensor.shape)

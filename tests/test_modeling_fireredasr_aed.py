@@ -93,6 +93,36 @@ def test_padded_batch_encoder_matches_original(model, goldens):
     assert (output.last_hidden_state - golden)[valid].abs().max().item() <= 1e-4
 
 
+def test_decoding_encodes_a_padded_cpu_batch_one_utterance_at_a_time(model, goldens, monkeypatch):
+    from fireredasr_hf import modeling_fireredasr_encoder
+    from fireredasr_hf.modeling_fireredasr_encoder import encode_for_decoding
+
+    batch, attention_mask = padded_batch(goldens)
+    encoder = model.get_encoder()
+    calls, forward = [], encoder.forward
+
+    def counting_forward(*args, **kwargs):
+        calls.append(1)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(encoder, "forward", counting_forward)
+    with torch.no_grad():
+        batched = encoder(batch, attention_mask=attention_mask)
+        calls.clear()
+        alone = encode_for_decoding(encoder, batch, attention_mask)
+        assert len(calls) == len(UTTERANCES)  # the fixture clips differ in length: one call per utterance
+        assert torch.equal(alone.attention_mask, batched.attention_mask)
+        assert alone.last_hidden_state.shape == batched.last_hidden_state.shape
+        valid = batched.attention_mask.bool()
+        assert (alone.last_hidden_state - batched.last_hidden_state)[valid].abs().max().item() <= 1e-4
+        assert not alone.last_hidden_state[~valid].any()
+        # Little padding: one batched call.
+        monkeypatch.setattr(modeling_fireredasr_encoder, "MAX_PADDING_SHARE", 1.0)
+        calls.clear()
+        encode_for_decoding(encoder, batch, attention_mask)
+        assert len(calls) == 1
+
+
 @pytest.mark.parametrize("setting", ["a", "b"])
 def test_teacher_forced_logits_match_original(model, goldens, setting):
     with torch.no_grad():

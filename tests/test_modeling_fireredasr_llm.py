@@ -179,6 +179,23 @@ def test_bfloat16_gives_the_fixture_transcripts(fixtures_dir, tmp_path_factory, 
     assert_generated(bf16_model.generate(**inputs)[0], references["bs1"]["beam3_rep3_lp1"]["p02"]["ids"])
 
 
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_onednn_packed_linear_layers_give_the_fixture_transcripts(fixtures_dir, tmp_path_factory, golden, audio, dtype):
+    """`use_onednn_linear(prepack=True)` (what the command line runs on AMD CPUs): the batch-size-1 goldens."""
+    from fireredasr_hf.cpu_linear import onednn_linear_available, use_onednn_linear
+
+    if not onednn_linear_available():
+        pytest.skip("this PyTorch build has no oneDNN")
+    references, _ = golden
+    directory = converted_llm_dir(fixtures_dir, tmp_path_factory, dtype)
+    packed_model = FireRedLlmForSpeechSeq2Seq.from_pretrained(directory).eval()
+    assert use_onednn_linear(packed_model, prepack=True) > 0
+    processor = FireRedLlmProcessor.from_pretrained(directory)
+    inputs = processor(audio=[audio[u] for u in UTTERANCES], sampling_rate=16000, return_tensors="pt")
+    for row, utterance in zip(packed_model.generate(**inputs, **SETTINGS["beam1_rep1_lp0"]), UTTERANCES):
+        assert_generated(row, references["bs1"]["beam1_rep1_lp0"][utterance]["ids"])
+
+
 @pytest.mark.slow
 def test_bfloat16_beam_batch_gives_the_fixture_transcripts(fixtures_dir, tmp_path_factory, golden, audio):
     references, _ = golden

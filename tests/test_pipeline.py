@@ -106,6 +106,51 @@ def test_arrays_and_batches_equal_direct_model_calls(request, variant, clips):
         assert expected == ["今天天气很好", "我们开会吧 let us start the meeting"]
 
 
+class RecordingGenerate:
+    """Stands in for `model.generate` to record the valid frames of every batch it decodes."""
+
+    def __init__(self, generate):
+        self.generate = generate
+        self.batches = []
+
+    def __call__(self, input_features=None, attention_mask=None, **kwargs):
+        self.batches.append(attention_mask.sum(-1).tolist())
+        return self.generate(input_features=input_features, attention_mask=attention_mask, **kwargs)
+
+
+def test_batches_group_segments_of_similar_length_and_keep_the_input_order(aed, clips, monkeypatch):
+    # Inputs of 1-6 s, one of them long enough (with max_segment_s=2) to be cut into several segments.
+    uttids = ["p01", "p07", "p02", "p09", "p04", "p10", "p03"]
+    inputs = [{"raw": clips[uttid], "sampling_rate": SAMPLING_RATE, "uttid": uttid} for uttid in uttids]
+    long_audio = np.concatenate([clips["p06"], np.zeros(SAMPLING_RATE // 2, np.float32), clips["p05"]])
+    inputs.insert(3, {"raw": long_audio, "sampling_rate": SAMPLING_RATE, "uttid": "long"})
+    options = {"max_segment_s": 4, "vad": "energy", "return_timestamps": True}
+    alone = [aed(dict(item), **options) for item in inputs]
+    assert len(alone[3]["chunks"]) > 1
+
+    recorder = RecordingGenerate(aed.model.generate)
+    monkeypatch.setattr(aed.model, "generate", recorder)
+    batched = aed([dict(item) for item in inputs], batch_size=3, **options)
+    assert [output["uttid"][0] for output in batched] == [item["uttid"] for item in inputs]
+    assert [output["text"] for output in batched] == [output["text"] for output in alone]
+    assert [output["chunks"] for output in batched] == [output["chunks"] for output in alone]
+    # One window (8 batches) holds every segment: batches come longest first.
+    lengths = [length for batch in recorder.batches for length in batch]
+    assert lengths == sorted(lengths, reverse=True) and len(lengths) == sum(len(o["chunks"]) for o in alone)
+
+    # A window of 4 segments sorts within each window; sort_window=0 keeps the input order.
+    for window in (4, 0):
+        recorder.batches.clear()
+        batched = aed([dict(item) for item in inputs], batch_size=2, sort_window=window, **options)
+        assert [output["text"] for output in batched] == [output["text"] for output in alone]
+        lengths = [length for batch in recorder.batches for length in batch]
+        windows = [lengths[start : start + 4] for start in range(0, len(lengths), 4)]
+        if window:
+            assert all(part == sorted(part, reverse=True) for part in windows)
+        else:
+            assert lengths != sorted(lengths, reverse=True)
+
+
 @pytest.mark.parametrize(("variant", "rate"), [("aed", 8000), ("aed", 44100), ("llm", 44100)])
 def test_dicts_at_any_rate_are_resampled_without_torchaudio(request, variant, rate, clips):
     asr = request.getfixturevalue(variant)
@@ -209,6 +254,7 @@ def test_no_speech_gives_an_empty_transcript(aed):
         ({"chunk_length_s": 30}, "does not cut audio into fixed chunks"),
         ({"vad": "webrtc"}, "vad must be one of"),
         ({"max_segment_s": 1}, "max_segment_s must be"),
+        ({"sort_window": -1}, "sort_window must be"),
     ],
 )
 def test_bad_options_are_refused(aed, clips, kwargs, message):

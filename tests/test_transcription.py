@@ -219,3 +219,30 @@ def test_capabilities_are_read_from_the_pipeline(transcriber):
 
     newer = transcription.pipeline_capabilities(NewerPipeline())
     assert newer.word_timestamps and newer.punctuation and newer.segment_progress
+
+
+def test_recordings_are_read_ahead_for_length_sorted_batches(transcriber, fixtures_dir, monkeypatch):
+    uttids = ["p01", "p02", "p03", "p04", "p05"]
+    items = [file_item(uttid, str(fixtures_dir / "audio" / f"{uttid}.wav")) for uttid in uttids]
+    items.insert(2, file_item("missing", str(fixtures_dir / "audio" / "missing.wav")))
+    calls = []
+    decode = transcriber.decode_waveforms
+
+    def recording_decode(waveforms, **kwargs):
+        calls.append(len(waveforms))
+        return decode(waveforms, **kwargs)
+
+    monkeypatch.setattr(transcriber, "decode_waveforms", recording_decode)
+    results, failures = [], []
+    on_result, on_failure = (lambda item, _: results.append(item.uttid)), (lambda item, _: failures.append(item.uttid))
+    transcriber.transcribe(items, on_result, on_failure)
+    # batch_size 2: up to 16 recordings per pipeline call, the unreadable one reported on its own.
+    assert calls == [5] and results == uttids and failures == ["missing"]
+
+    # At most READ_AHEAD_SECONDS of audio per call (here: less than any recording, so one per call).
+    monkeypatch.setattr(transcription, "READ_AHEAD_SECONDS", 0.5)
+    calls.clear()
+    results.clear()
+    transcriber.transcribe(items, on_result, on_failure)
+    assert calls == [1, 1, 1, 1, 1]
+    assert results == uttids

@@ -8,7 +8,12 @@ import torch
 from transformers import GenerationMixin
 from transformers.generation.utils import GenerateBeamEncoderDecoderOutput
 
-from .modeling_fireredasr_encoder import check_decoding_settings, check_input_features, warn_if_longer_than_trained
+from .modeling_fireredasr_encoder import (
+    check_decoding_settings,
+    check_input_features,
+    encode_for_decoding,
+    warn_if_longer_than_trained,
+)
 from .timestamps_fireredasr import alignment_to_token_times, ctc_forced_align, hypothesis_end
 
 # FireRed decoding knobs, stored in `generation_config.json` and overridable per `generate()` call. The values here
@@ -129,7 +134,11 @@ class FireRedAedGenerationMixin(GenerationMixin):
             if input_features is None:
                 raise ValueError("generate() needs `input_features` (or precomputed `encoder_outputs`).")
             warn_if_longer_than_trained(input_features, attention_mask, self.config.max_audio_seconds)
-            encoder_outputs = self.get_encoder()(input_features.to(self.dtype), attention_mask=attention_mask)
+            input_features = input_features.to(self.dtype)
+            if generation_config.output_hidden_states or generation_config.output_attentions:
+                encoder_outputs = self.get_encoder()(input_features, attention_mask=attention_mask)
+            else:
+                encoder_outputs = encode_for_decoding(self.get_encoder(), input_features, attention_mask)
         encoder_lengths = encoder_outputs.attention_mask.sum(-1)
         max_new_tokens = self._max_new_tokens(generation_config, max_new_tokens_given)
 
@@ -185,10 +194,9 @@ class FireRedAedGenerationMixin(GenerationMixin):
         batch_size = hidden_states.shape[0]
         rows = batch_size * num_beams
 
-        beam_encoder_outputs = type(encoder_outputs)(
-            last_hidden_state=hidden_states.repeat_interleave(num_beams, dim=0),
-            attention_mask=encoder_outputs.attention_mask.repeat_interleave(num_beams, dim=0),
-        )
+        # One copy of the encoder states and their cross-attention keys and values per utterance, shared by its beams.
+        decoder = self.get_decoder()
+        encoder_attention_mask = decoder.prepare_encoder_attention_mask(hidden_states, encoder_outputs.attention_mask)
         # Each utterance decodes at most as many tokens as it has encoder frames (the release's `maxlen = Ti`).
         max_steps = torch.clamp(encoder_lengths.to(device), max=max_new_tokens)
 
@@ -210,35 +218,61 @@ class FireRedAedGenerationMixin(GenerationMixin):
         step_logits = [] if generation_config.output_logits else None
         cache = None
         lm_state = None
+        # The decoder runs on the rows of the utterances still decoding: one that is done (all its beams ended, or
+        # its step limit reached) leaves the decoder's batch, so that shorter utterances cost nothing while the
+        # longest one decodes on. `live`: those utterances, in order; the decoder state holds their rows only.
+        live = torch.arange(batch_size, device=device)
+        beam_offsets = torch.arange(num_beams, device=device)
+        live_rows = identity.view(rows)
+        live_hidden_states, live_encoder_mask = hidden_states, encoder_attention_mask
 
         for step in range(int(max_steps.max().item())):
             active = (step < max_steps) & ~finished.view(batch_size, num_beams).all(-1)
             if not active.any():
                 break
-            outputs = self(
-                encoder_outputs=beam_encoder_outputs,
-                decoder_input_ids=tokens[:, -1:],
+            if not active[live].all():
+                positions = active[live].nonzero()[:, 0]
+                live = live[positions]
+                live_rows = (live.unsqueeze(1) * num_beams + beam_offsets).view(-1)
+                live_hidden_states = hidden_states[live]
+                if encoder_attention_mask is not None:
+                    live_encoder_mask = encoder_attention_mask[live]
+                position_rows = (positions.unsqueeze(1) * num_beams + beam_offsets).view(-1)
+                if cache is not None:
+                    cache.self_attention_cache.batch_select_indices(position_rows)
+                    cache.cross_attention_cache.batch_select_indices(positions)
+                if lm_state is not None:
+                    lm_state = (lm_state[0][:, position_rows], lm_state[1][:, position_rows])
+            decoder_outputs = decoder(
+                input_ids=tokens[live_rows, -1:],
+                encoder_hidden_states=live_hidden_states,
+                encoder_attention_mask=live_encoder_mask,
                 cache=cache,
                 use_cache=True,
             )
-            cache = outputs.cache
-            logits = outputs.logits[:, -1].float()
+            cache = decoder_outputs.cache
+            logits = self.get_output_embeddings()(decoder_outputs.last_hidden_state[:, -1]).float()
             log_probs = torch.log_softmax(logits / settings["softmax_smoothing"], dim=-1)
             if lm_weight > 0.0:
-                lm_outputs = self.lm(input_ids=tokens[:, -1:], state=lm_state)
+                lm_outputs = self.lm(input_ids=tokens[live_rows, -1:], state=lm_state)
                 lm_state = lm_outputs.state
                 # Finished beams get no language-model score (the release multiplies by 1 - finished).
-                lm_log_probs = lm_outputs.logits[:, -1].float().log_softmax(-1).masked_fill(finished[:, None], 0.0)
+                lm_log_probs = lm_outputs.logits[:, -1].float().log_softmax(-1)
+                lm_log_probs = lm_log_probs.masked_fill(finished[live_rows, None], 0.0)
                 lm_log_probs[:, eos_id] *= self.lm.config.eos_weight
                 log_probs = log_probs + lm_weight * lm_log_probs
             if settings["eos_penalty"] != 1.0:
                 log_probs[:, eos_id] *= settings["eos_penalty"]
             if step_logits is not None:
-                step_logits.append(logits)
+                step_logits.append(self._all_rows(logits, live_rows, rows))
             if step_scores is not None:
-                step_scores.append(log_probs)
+                step_scores.append(self._all_rows(log_probs, live_rows, rows))
 
-            top_scores, top_tokens = torch.topk(log_probs, k=num_beams, dim=1)
+            live_top_scores, live_top_tokens = torch.topk(log_probs, k=num_beams, dim=1)
+            # Rows of utterances that are done get placeholders, which `keep` below discards.
+            top_scores = torch.zeros(rows, num_beams, device=device)
+            top_tokens = torch.full((rows, num_beams), eos_id, dtype=torch.long, device=device)
+            top_scores[live_rows], top_tokens[live_rows] = live_top_scores, live_top_tokens
             # A finished beam continues with <eos> at no cost; its other candidates are out of the race.
             top_scores = torch.where(finished.unsqueeze(1), finished_beam_scores, top_scores)
             top_tokens = top_tokens.masked_fill(finished.unsqueeze(1), eos_id)
@@ -258,9 +292,11 @@ class FireRedAedGenerationMixin(GenerationMixin):
             confidences = torch.cat([confidences[source_rows], new_confidences.view(rows, 1)], dim=1)
             lengths = lengths[source_rows] + (new_tokens != eos_id).long() * active.repeat_interleave(num_beams)
             finished = finished[source_rows] | ((new_tokens == eos_id) & active.repeat_interleave(num_beams))
-            cache.self_attention_cache.reorder_cache(source_rows)
+            # The decoder state's rows: the live utterances' beams, reordered within each utterance.
+            live_sources = source_rows[live_rows] - (live_rows - torch.arange(live_rows.shape[0], device=device))
+            cache.self_attention_cache.reorder_cache(live_sources)
             if lm_state is not None:
-                lm_state = (lm_state[0][:, source_rows], lm_state[1][:, source_rows])
+                lm_state = (lm_state[0][:, live_sources], lm_state[1][:, live_sources])
             beam_history.append(source_rows)
 
         final_scores = scores.view(batch_size, num_beams)
@@ -288,6 +324,15 @@ class FireRedAedGenerationMixin(GenerationMixin):
             encoder_hidden_states=encoder_outputs.hidden_states,
             cache=cache,
         )
+
+    @staticmethod
+    def _all_rows(values: torch.Tensor, live_rows: torch.Tensor, rows: int) -> torch.Tensor:
+        """Per-step values of the live rows as a tensor over all rows: NaN for rows of utterances that are done."""
+        if values.shape[0] == rows:
+            return values
+        full = values.new_full((rows, *values.shape[1:]), float("nan"))
+        full[live_rows] = values
+        return full
 
     @staticmethod
     def _hypothesis_confidences(confidences, lengths, finished, width):

@@ -117,12 +117,17 @@ def resolve_model(
     return resolve_hub_repo(name, revision, converted_cache_dir(cache_dir), token)
 
 
+# `load_asr_pipeline(cpu_linear=...)`: how linear layers run on a CPU.
+CPU_LINEAR_CHOICES = ("auto", "onednn", "pytorch")
+
+
 def load_asr_pipeline(
     name_or_path: str | Path,
     revision: str | None = None,
     cache_dir: str | Path | None = None,
     device=None,
     dtype=None,
+    cpu_linear: str = "auto",
     quantize: str | None = None,
     **pipeline_kwargs,
 ):
@@ -133,14 +138,20 @@ def load_asr_pipeline(
 
     `dtype` defaults to the stored weights' dtype (float32 for AED, bfloat16 for LLM conversions). `quantize="int8"`
     quantizes the linear layers for CPU inference (`fireredasr_hf.quantization.quantize_model`: int8 weights,
-    dynamic int8 activations; CPU only, and the rest of the model runs in float32). Further keyword arguments
-    (`token`, `batch_size`, `pipeline_class`, ...) go to `pipeline`.
+    dynamic int8 activations; CPU only, and the rest of the model runs in float32). `cpu_linear`: how the float
+    linear layers of an unquantized model run on a CPU: `"onednn"` (`cpu_linear.use_onednn_linear(prepack=True)`:
+    oneDNN with weights packed for inference), `"pytorch"` (as PyTorch does: MKL for float32), or `"auto"` (oneDNN
+    on AMD CPUs, where MKL is slow). Further keyword arguments (`token`, `batch_size`, `pipeline_class`, ...) go to
+    `pipeline`.
     """
+    import torch
     from transformers import pipeline
 
-    if quantize is not None:
-        import torch
+    from .cpu_linear import onednn_linear_is_preferred, use_onednn_linear
 
+    if cpu_linear not in CPU_LINEAR_CHOICES:
+        raise ValueError(f"cpu_linear must be one of {', '.join(CPU_LINEAR_CHOICES)}, got {cpu_linear!r}")
+    if quantize is not None:
         from .quantization import QUANTIZE_METHODS
 
         if quantize not in QUANTIZE_METHODS:
@@ -160,6 +171,10 @@ def load_asr_pipeline(
         from .quantization import quantize_model
 
         quantize_model(asr.model, quantize)
+        return asr
+    on_cpu = getattr(getattr(asr, "model", None), "device", None) == torch.device("cpu")
+    if on_cpu and (cpu_linear == "onednn" or (cpu_linear == "auto" and onednn_linear_is_preferred())):
+        use_onednn_linear(asr.model, prepack=True)
     return asr
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from transformers import GenerationConfig, PreTrainedModel
 from transformers import initialization as init
-from transformers.cache_utils import Cache, DynamicCache, EncoderDecoderCache
+from transformers.cache_utils import Cache, DynamicCache, DynamicLayer, EncoderDecoderCache
 from transformers.masking_utils import create_bidirectional_mask, create_causal_mask
 from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPastAndCrossAttentions, Seq2SeqLMOutput, Seq2SeqModelOutput
@@ -33,6 +33,10 @@ from .modeling_fireredasr_encoder import (
 )
 
 logger = logging.get_logger(__name__)
+
+# Up to this many queries per key set (a decoding step's beams) attend with matrix products on CPUs; see
+# `FireRedAedDecoderAttention.forward`.
+MAX_QUERIES_OF_A_DECODING_STEP = 16
 
 # The ASR pipeline decodes a model with `generate` only if its class is listed here (otherwise it assumes CTC);
 # registering at import time also covers loading with trust_remote_code.
@@ -63,6 +67,86 @@ def aed_release_generation_config(config: FireRedAedConfig) -> GenerationConfig:
     )
 
 
+class FireRedAedDecoderCacheLayer(DynamicLayer):
+    """
+    The self-attention keys and values of one decoder layer for step-by-step decoding. A beam reordering that keeps
+    every row in place (most steps of a converged search) copies nothing. In float32, and on GPUs, keys and values
+    live in buffers with room for `capacity_step` more positions: a step writes its position in place instead of
+    copying the whole cache (`torch.cat`), and a reordering gathers the rows into a second buffer; `keys` and
+    `values` are views of the filled part, and where other code replaces them (cropping, batch selection) the next
+    update continues from the replacements. CPU matrix products in bfloat16 and float16 copy such views (a head's
+    positions do not end where the next head's start), which costs more than the concatenation: there the layer
+    concatenates as `DynamicLayer` does.
+    """
+
+    capacity_step = 64
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        super().lazy_initialization(key_states, value_states)
+        self._key_buffer = self._value_buffer = None
+        self._spare_buffers = None
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        if key_states.device.type == "cpu" and key_states.dtype in (torch.bfloat16, torch.float16):
+            self._key_buffer = self._value_buffer = self._spare_buffers = None
+            return super().update(key_states, value_states)
+        length = self.get_seq_length()
+        new_length = length + key_states.shape[-2]
+        if not self._holds_views() or new_length > self._key_buffer.shape[-2]:
+            self._allocate(key_states, value_states, new_length)
+        self._key_buffer[:, :, length:new_length] = key_states
+        self._value_buffer[:, :, length:new_length] = value_states
+        self.keys = self._key_buffer[:, :, :new_length]
+        self.values = self._value_buffer[:, :, :new_length]
+        return self.keys, self.values
+
+    def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
+        if self.get_seq_length() == 0:
+            return
+        beam_idx = beam_idx.to(self.keys.device)
+        rows = self.keys.shape[0]
+        if beam_idx.shape[0] == rows and torch.equal(beam_idx, torch.arange(rows, device=beam_idx.device)):
+            return
+        if not self._holds_views() or beam_idx.shape[0] != rows:
+            super().reorder_cache(beam_idx)
+            return
+        if self._spare_buffers is None or self._spare_buffers[0].shape != self._key_buffer.shape:
+            self._spare_buffers = (torch.empty_like(self._key_buffer), torch.empty_like(self._value_buffer))
+        spare_keys, spare_values = self._spare_buffers
+        torch.index_select(self._key_buffer, 0, beam_idx, out=spare_keys)
+        torch.index_select(self._value_buffer, 0, beam_idx, out=spare_values)
+        self._spare_buffers = (self._key_buffer, self._value_buffer)
+        self._key_buffer, self._value_buffer = spare_keys, spare_values
+        length = self.keys.shape[-2]
+        self.keys = self._key_buffer[:, :, :length]
+        self.values = self._value_buffer[:, :, :length]
+
+    def _holds_views(self) -> bool:
+        """Whether `keys` is still the view of the buffer that `update` made."""
+        return (
+            self._key_buffer is not None
+            and self.keys.data_ptr() == self._key_buffer.data_ptr()
+            and self.keys.shape[:2] == self._key_buffer.shape[:2]
+        )
+
+    def _allocate(self, key_states: torch.Tensor, value_states: torch.Tensor, length: int) -> None:
+        """Buffers shaped like `key_states` and `value_states` with room for `length` positions or a little more,
+        holding the cached positions."""
+        capacity = -(-length // self.capacity_step) * self.capacity_step
+        key_buffer = key_states.new_empty(*key_states.shape[:2], capacity, key_states.shape[-1])
+        value_buffer = value_states.new_empty(*value_states.shape[:2], capacity, value_states.shape[-1])
+        cached = self.get_seq_length()
+        if cached:
+            key_buffer[:, :, :cached] = self.keys
+            value_buffer[:, :, :cached] = self.values
+        self._key_buffer, self._value_buffer = key_buffer, value_buffer
+        self._spare_buffers = None
+
+
 class FireRedAedDecoderAttention(nn.Module):
     """Multi-head attention of the decoder; the key projection has no bias, as in the release."""
 
@@ -84,7 +168,6 @@ class FireRedAedDecoderAttention(nn.Module):
         self.o_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout = nn.Dropout(config.dropout)
 
-    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -113,9 +196,25 @@ class FireRedAedDecoderAttention(nn.Module):
             if cache is not None:
                 key_states, value_states = cache.self_attention_cache.update(key_states, value_states, self.layer_idx)
 
+        # Beam search keeps one copy of each utterance's encoder states for all its beams (rows utterance-major):
+        # the beams then attend as further queries of their utterance.
+        group_size = batch_size // key_states.shape[0]
+        if group_size > 1:
+            query_states, attention_mask = self._group_queries(query_states, attention_mask, group_size)
+
         attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
             self.config._attn_implementation, eager_attention_forward
         )
+        if (
+            self.config._attn_implementation == "sdpa"
+            and query_states.device.type == "cpu"
+            and query_states.shape[2] <= MAX_QUERIES_OF_A_DECODING_STEP
+            # sdpa makes causal masks itself (none is passed): only where none is needed
+            and (self.is_cross_attention or query_length == 1 or attention_mask is not None)
+        ):
+            # PyTorch's fused CPU attention kernel works in blocks of queries: for the few queries of a decoding step
+            # the two matrix products of the eager attention are several times faster (20 times in bfloat16).
+            attention_interface = eager_attention_forward
         attn_output, attn_weights = attention_interface(
             self,
             query_states,
@@ -126,8 +225,25 @@ class FireRedAedDecoderAttention(nn.Module):
             scaling=self.scaling,
             **kwargs,
         )
+        if group_size > 1:
+            # (utterances, beams x queries, heads, head_dim) back to one row per beam
+            attn_output = attn_output.reshape(batch_size, query_length, -1, self.head_dim)
+            if attn_weights is not None:
+                attn_weights = attn_weights.unflatten(2, (group_size, query_length)).transpose(1, 2).flatten(0, 1)
         attn_output = attn_output.reshape(batch_size, query_length, -1).contiguous()
         return self.dropout(self.o_proj(attn_output)), attn_weights
+
+    def _group_queries(
+        self, query_states: torch.Tensor, attention_mask: torch.Tensor | None, group_size: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(rows, heads, queries, head_dim) queries of `group_size` consecutive rows per key set -> (key sets, heads,
+        group_size x queries, head_dim), and the key sets' mask repeated for every row of a group."""
+        rows, num_heads, query_length, head_dim = query_states.shape
+        query_states = query_states.view(rows // group_size, group_size, num_heads, query_length, head_dim)
+        query_states = query_states.transpose(1, 2).reshape(rows // group_size, num_heads, -1, head_dim)
+        if attention_mask is not None and attention_mask.shape[-2] > 1:
+            attention_mask = attention_mask.repeat(1, 1, group_size, 1)
+        return query_states, attention_mask
 
     def _project_key_value(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         shape = (hidden_states.shape[0], hidden_states.shape[1], -1, self.head_dim)
@@ -160,7 +276,6 @@ class FireRedAedDecoderLayer(GradientCheckpointingLayer):
         self.final_layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.mlp = FireRedAedDecoderMLP(config)
 
-    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
         self,
         hidden_states: torch.Tensor,
@@ -243,7 +358,9 @@ class FireRedAedDecoder(FireRedAedPreTrainedModel):
         if inputs_embeds is None:
             inputs_embeds = self.embed_tokens(input_ids)
         if use_cache and cache is None:
-            cache = EncoderDecoderCache(DynamicCache(config=self.config), DynamicCache(config=self.config))
+            self_attention_cache = DynamicCache(config=self.config)
+            self_attention_cache.layers = [FireRedAedDecoderCacheLayer() for _ in self_attention_cache.layers]
+            cache = EncoderDecoderCache(self_attention_cache, DynamicCache(config=self.config))
         if position_ids is None:
             past_length = cache.get_seq_length() if cache is not None else 0
             position_ids = torch.arange(inputs_embeds.shape[1], device=inputs_embeds.device) + past_length
@@ -253,13 +370,17 @@ class FireRedAedDecoder(FireRedAedPreTrainedModel):
         positions = positions.view(*position_ids.shape, -1).to(inputs_embeds.dtype)
         hidden_states = self.dropout(inputs_embeds * self.embed_scale + positions)
 
-        causal_mask = create_causal_mask(
-            config=self.config,
-            inputs_embeds=hidden_states,
-            attention_mask=attention_mask,
-            cache=cache,
-            position_ids=position_ids,
-        )
+        if attention_mask is None and hidden_states.shape[1] == 1:
+            causal_mask = None  # one new token attends to every earlier one: a decoding step needs no mask
+        else:
+            causal_mask = create_causal_mask(
+                config=self.config,
+                inputs_embeds=hidden_states,
+                attention_mask=attention_mask,
+                cache=cache,
+                position_ids=position_ids,
+            )
+        # A prepared 4-D mask (`prepare_encoder_attention_mask`) is used as is.
         encoder_attention_mask = create_bidirectional_mask(
             config=self.config,
             inputs_embeds=hidden_states,
@@ -277,6 +398,18 @@ class FireRedAedDecoder(FireRedAedPreTrainedModel):
             )
         return BaseModelOutputWithPastAndCrossAttentions(
             last_hidden_state=self.layer_norm(hidden_states), cache=cache if use_cache else None
+        )
+
+    def prepare_encoder_attention_mask(
+        self, encoder_hidden_states: torch.Tensor, encoder_attention_mask: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """The cross-attention mask of decoding steps (one query per row) in the form the attention implementation
+        takes, made once for all the steps of a generation (the encoder frames never change)."""
+        return create_bidirectional_mask(
+            config=self.config,
+            inputs_embeds=encoder_hidden_states[:, :1],
+            attention_mask=encoder_attention_mask,
+            encoder_hidden_states=encoder_hidden_states,
         )
 
 

@@ -198,6 +198,38 @@ class FireRedCheckpointMixin:
         raise NotImplementedError
 
 
+# `encode_for_decoding` encodes a CPU batch one utterance at a time when more than this share of its frames is padding.
+MAX_PADDING_SHARE = 0.1
+
+
+def encode_for_decoding(
+    encoder: nn.Module, input_features: torch.Tensor, attention_mask: torch.Tensor | None
+) -> "FireRedEncoderModelOutput":
+    """
+    The encoder outputs of a batch to decode from. On CPUs a batch gains little from encoding its utterances together
+    (the encoder's matrix products already have hundreds of rows per utterance) but pays for every padded frame: when
+    padding exceeds `MAX_PADDING_SHARE` of the batch's frames, the utterances are encoded one at a time, each without
+    padding, and their outputs padded with zeros into one batch. The valid frames are those of the batched encoder
+    (padded frames are masked everywhere in the encoder), and so are the output mask and shape.
+    """
+    lengths = attention_mask.sum(-1).tolist() if attention_mask is not None else None
+    if (
+        lengths is None
+        or input_features.device.type != "cpu"
+        or len(lengths) < 2
+        or min(lengths) < 1
+        or sum(lengths) >= (1 - MAX_PADDING_SHARE) * len(lengths) * input_features.shape[1]
+    ):
+        return encoder(input_features, attention_mask=attention_mask)
+    outputs = [encoder(features[None, :length]) for features, length in zip(input_features, lengths)]
+    batched_frames = encoder.subsampling.output_frames(input_features.shape[1])
+    hidden_states = outputs[0].last_hidden_state.new_zeros(len(lengths), batched_frames, encoder.config.hidden_size)
+    for row, output in enumerate(outputs):
+        hidden_states[row, : output.last_hidden_state.shape[1]] = output.last_hidden_state[0]
+    output_mask = torch.arange(batched_frames, device=input_features.device) * 4 < attention_mask.sum(-1, keepdim=True)
+    return FireRedEncoderModelOutput(last_hidden_state=hidden_states, attention_mask=output_mask.long())
+
+
 def swish(hidden_states: torch.Tensor) -> torch.Tensor:
     # Written out rather than F.silu: the release computes x * sigmoid(x), which can differ in the last ulp.
     return hidden_states * torch.sigmoid(hidden_states)
@@ -245,6 +277,11 @@ class FireRedEncoderSubsampling(nn.Module):
         subsampled_mel_bins = ((config.num_mel_bins - 1) // 2 - 1) // 2
         self.out_proj = nn.Linear(channels * subsampled_mel_bins, config.hidden_size)
 
+    def output_frames(self, num_frames: int) -> int:
+        """Number of output frames (valid or not) for `num_frames` input frames."""
+        padded = num_frames + self.right_context
+        return ((padded - 3) // 2 + 1 - 3) // 2 + 1
+
     def forward(
         self, input_features: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -290,7 +327,10 @@ def eager_attention_forward(
 ):
     attn_weights = torch.matmul(query, key.transpose(2, 3)) * scaling
     if attention_mask is not None:
-        attn_weights = attn_weights + attention_mask
+        if attention_mask.dtype == torch.bool:  # the masks made for sdpa (True: attend)
+            attn_weights = attn_weights.masked_fill(attention_mask.logical_not(), torch.finfo(attn_weights.dtype).min)
+        else:
+            attn_weights = attn_weights + attention_mask
     attn_weights = nn.functional.softmax(attn_weights, dim=-1, dtype=torch.float32).to(query.dtype)
     attn_weights = nn.functional.dropout(attn_weights, p=dropout, training=module.training)
     attn_output = torch.matmul(attn_weights, value).transpose(1, 2).contiguous()
@@ -563,5 +603,6 @@ __all__ = [
     "FireRedEncoderPreTrainedModel",
     "check_decoding_settings",
     "check_input_features",
+    "encode_for_decoding",
     "warn_if_longer_than_trained",
 ]

@@ -26,6 +26,7 @@ from .modeling_fireredasr_encoder import (
     FireRedEncoder,
     check_decoding_settings,
     check_input_features,
+    encode_for_decoding,
     warn_if_longer_than_trained,
 )
 
@@ -227,7 +228,11 @@ class FireRedLlmForSpeechSeq2Seq(FireRedLlmPreTrainedModel, GenerationMixin):
             1 for valid feature frames, 0 for padding. Without it every frame is valid.
         """
         self._check_dtype()
-        encoder_outputs = self.encoder(input_features.to(self.encoder.dtype), attention_mask=attention_mask)
+        input_features = input_features.to(self.encoder.dtype)
+        if torch.is_grad_enabled():
+            encoder_outputs = self.encoder(input_features, attention_mask=attention_mask)
+        else:
+            encoder_outputs = encode_for_decoding(self.encoder, input_features, attention_mask)
         encoder_lengths = encoder_outputs.attention_mask.sum(-1)
         speech_embeds, speech_lengths = self.adapter(encoder_outputs.last_hidden_state, encoder_lengths)
         return FireRedLlmAudioOutput(

@@ -7,7 +7,7 @@
   `{"raw"|"array", "sampling_rate"}` dicts by the feature extractor's own mono/resampling path (soxr);
 - inputs longer than `max_segment_s` (default: the model's trained limit `config.max_audio_seconds`, 60 s for AED,
   30 s for LLM) are cut into speech segments by voice activity detection and the segments are decoded in batches
-  of `batch_size`; the segment texts are joined (see `join_segment_texts`);
+  of `batch_size`, grouped by length (`sort_window`); the segment texts are joined (see `join_segment_texts`);
 - `return_timestamps=True` returns `chunks`, one per speech segment, `{"text", "timestamp": (start, end)}` in
   seconds (the stock pipeline refuses timestamps for sequence-to-sequence models other than Whisper);
   `return_timestamps="word"` (models with a CTC head, FireRedASR2-AED) one per word, shaped like Whisper's word
@@ -30,7 +30,10 @@ from collections import defaultdict
 
 import numpy as np
 from huggingface_hub.utils import httpx
+from torch.utils.data import DataLoader, IterableDataset
 from transformers.pipelines.automatic_speech_recognition import AutomaticSpeechRecognitionPipeline
+from transformers.pipelines.base import pad_collate_fn
+from transformers.pipelines.pt_utils import PipelineChunkIterator, PipelineIterator, PipelinePackIterator
 
 from .audio import AudioLimits, load_audio, load_audio_bytes
 from .punctuation import FireRedPunctuator, group_sentences, punctuated_word_chunks
@@ -43,6 +46,10 @@ INT16_SCALE = 32768.0
 GENERATE_OUTPUTS = ("sequences_confidences", "token_confidences", "token_timestamps")
 VAD_NAMES = ("firered", "silero", "energy")
 DEFAULT_VAD = "firered"
+# With batch_size > 1, segments are read this many batches ahead and batched by length (see `sort_window`).
+SORT_WINDOW_BATCHES = 8
+# The position of a segment in the pipeline's input order, carried through a length-sorted batch.
+POSITION_KEY = "_fireredasr_position"
 # Ideographs, kana, CJK punctuation and full-width forms: scripts written without spaces between words.
 _UNSPACED_CHAR = re.compile(
     "[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef\U00020000-\U0003134f]"
@@ -114,7 +121,12 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         progress_callback (`Callable[[int, int], None]`): told how decoding advances, as `(segments_done,
             segments_total)` of one input: once its segments are known (`segments_done=0`; a total of 0 means no
             speech was found) and after each of its segments is decoded. A list input reports each of its inputs
-            in turn (their segments may share batches). For progress bars of long recordings.
+            in turn (their segments may share batches, and with `sort_window` they are decoded in length order:
+            reports of several inputs can interleave, each one's counting up). For progress bars of long recordings.
+        sort_window (`int`, defaults to 8 x `batch_size`): with `batch_size` > 1, the segments (of all the inputs of a
+            list, and the many segments of a long input) are read this many at a time, sorted by length and decoded
+            longest first, so that each batch holds segments of similar length (padding costs compute); results keep
+            the input order. 0 (or any value up to `batch_size`) batches the segments in input order.
         generate_kwargs / generation options: passed to `model.generate` (e.g. `num_beams=1`).
 
     Results: `{"text"}`, with `"confidence"` (see `return_confidence`: the mean token confidence of the FireRed beam
@@ -150,6 +162,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         keep_pauses=None,
         return_confidence=None,
         punctuation_model=None,
+        sort_window=None,
         progress_callback=None,
         chunk_length_s=None,
         stride_length_s=None,
@@ -211,7 +224,35 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 raise ValueError(f"progress_callback must be callable, got {progress_callback!r}.")
             preprocess_params["progress_callback"] = progress_callback
             forward_params["progress_callback"] = progress_callback
+        if sort_window is not None:
+            if isinstance(sort_window, bool) or not isinstance(sort_window, int) or sort_window < 0:
+                raise ValueError(f"sort_window must be a number of segments >= 0, got {sort_window!r}.")
+            # Read by `get_iterator`, which batches the segments.
+            preprocess_params["sort_window"] = sort_window
         return preprocess_params, forward_params, postprocess_params
+
+    def get_iterator(self, inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params):
+        """transformers' iteration over the inputs' segments, which with `batch_size` > 1 batches segments of similar
+        length: they are read `sort_window` at a time, sorted longest first, decoded, and put back in input order
+        before each input's segments are joined."""
+        preprocess_params = dict(preprocess_params)
+        sort_window = preprocess_params.pop("sort_window", None)
+        if sort_window is None:
+            sort_window = SORT_WINDOW_BATCHES * batch_size
+        if batch_size <= 1 or sort_window <= batch_size:
+            return super().get_iterator(
+                inputs, num_workers, batch_size, preprocess_params, forward_params, postprocess_params
+            )
+        preprocess_params["featurize"] = False  # features are made as the sorted segments are batched
+        segments = LengthSortedSegments(
+            PipelineChunkIterator(inputs, self.preprocess, preprocess_params), sort_window, self._features
+        )
+        collate_fn = pad_collate_fn(self.tokenizer, self.feature_extractor)
+        # At most one worker process, as in transformers' ChunkPipeline: the segments come from one iterator.
+        loader = DataLoader(segments, num_workers=min(num_workers, 1), batch_size=batch_size, collate_fn=collate_fn)
+        decoded = PipelineIterator(loader, self.forward, forward_params, loader_batch_size=batch_size)
+        by_input = PipelinePackIterator(InputOrder(decoded), lambda output: output, {})
+        return PipelineIterator(by_input, self.postprocess, postprocess_params)
 
     def _detector(self, vad):
         if not isinstance(vad, str):
@@ -288,7 +329,17 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         waveform = self.feature_extractor._to_mono_waveform(inputs, int(input_rate), "")
         return waveform / np.float32(INT16_SCALE), extra
 
-    def preprocess(self, inputs, return_timestamps=False, vad=DEFAULT_VAD, max_segment_s=None, progress_callback=None):
+    def preprocess(
+        self,
+        inputs,
+        return_timestamps=False,
+        vad=DEFAULT_VAD,
+        max_segment_s=None,
+        progress_callback=None,
+        featurize=True,
+    ):
+        """The input's segments, each with its features; with `featurize=False` with its samples instead (`"samples"`,
+        a view of the input's waveform), featurized later (`get_iterator` sorts segments by length first)."""
         audio, extra = self._read_audio(inputs)
         sampling_rate = self.feature_extractor.sampling_rate
         if max_segment_s is None:
@@ -312,7 +363,8 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
         if not segments:
             # No speech. Every input must yield an item: decode 100 ms (a token or two) and drop the result.
             placeholder = audio[: round(0.1 * sampling_rate)]
-            yield {"is_last": True, "segment": None, "segment_progress": None, **self._features(placeholder), **extra}
+            audio_or_features = self._features(placeholder) if featurize else {"samples": placeholder}
+            yield {"is_last": True, "segment": None, "segment_progress": None, **audio_or_features, **extra}
             return
         for index, segment in enumerate(segments):
             samples = audio[round(segment.start * sampling_rate) : round(segment.end * sampling_rate)]
@@ -321,7 +373,7 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 "segment": (segment.start, segment.end),
                 # (segments decoded once this one is, segments of the input), for progress_callback.
                 "segment_progress": (index + 1, len(segments)),
-                **self._features(samples),
+                **(self._features(samples) if featurize else {"samples": samples}),
                 **extra,
             }
 
@@ -454,6 +506,63 @@ class FireRedAsrPipeline(AutomaticSpeechRecognitionPipeline):
                 chunk["confidence"] = round(word["confidence"], 3)
             chunks.append(chunk)
         return chunks
+
+
+class LengthSortedSegments(IterableDataset):
+    """
+    The pipeline's segments (`preprocess` items with their `"samples"`) read `window` at a time and given longest
+    first within each window, so that batches hold segments of similar length (little padding). Each is featurized
+    (`featurize`) as it is given, that is as its batch is assembled, so that features exist for one batch only; it
+    carries its position in the input order under `POSITION_KEY` for `InputOrder`, and its `segment_progress` counts
+    its input's segments decoded in this order (so that `progress_callback` still counts up for each input).
+    """
+
+    def __init__(self, segments, window: int, featurize):
+        self.segments = segments
+        self.window = window
+        self.featurize = featurize
+
+    def __iter__(self):
+        window, decoded = [], {}  # decoded: segments given so far, per input number
+        input_number = 0
+        for position, segment in enumerate(self.segments):
+            segment[POSITION_KEY] = position
+            window.append((input_number, segment))
+            if segment["is_last"]:
+                input_number += 1
+            if len(window) == self.window:
+                yield from self._longest_first(window, decoded)
+                window = []
+        yield from self._longest_first(window, decoded)
+
+    def _longest_first(self, window: list, decoded: dict):
+        for input_number, segment in sorted(window, key=lambda item: len(item[1]["samples"]), reverse=True):
+            progress = segment.get("segment_progress")
+            if progress is not None:
+                done = decoded.get(input_number, 0) + 1
+                decoded[input_number] = done
+                if done == progress[1]:
+                    del decoded[input_number]
+                segment["segment_progress"] = (done, progress[1])
+            segment.update(self.featurize(segment.pop("samples")))
+            yield segment
+
+
+class InputOrder:
+    """Decoded segments (dicts carrying `POSITION_KEY`), which come sorted by length within windows, back in input
+    order; at most one window is held."""
+
+    def __init__(self, outputs):
+        self.outputs = outputs
+
+    def __iter__(self):
+        pending = {}
+        next_position = 0
+        for output in self.outputs:
+            pending[output.pop(POSITION_KEY)] = output
+            while next_position in pending:
+                yield pending.pop(next_position)
+                next_position += 1
 
 
 def overall_confidence(confidences: list[tuple[float, int]]) -> float | None:

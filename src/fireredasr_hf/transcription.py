@@ -13,9 +13,10 @@ Pieces, from the bottom up:
 
 - `AudioItem` (one recording: id, source, reader) and `collect_inputs` (files, folders searched recursively,
   Kaldi wav.scp, datasets saved with `save_to_disk`; unreadable folders become failures, never silent skips);
-- `Transcriber`: a loaded FireRedASR pipeline with the job's decoding and segmentation settings; decodes items
-  `batch_size` recordings per pipeline call (their VAD segments are batched together), isolating failures per
-  recording;
+- `Transcriber`: a loaded FireRedASR pipeline with the job's decoding and segmentation settings; reads items ahead
+  (up to `READ_AHEAD_BATCHES` x `batch_size` recordings, at most `READ_AHEAD_SECONDS` of audio) for each pipeline
+  call, which decodes their VAD segments `batch_size` at a time in batches of similar length; failures are isolated
+  per recording;
 - `OutputTarget`: where results go (a file, a folder of subtitles, or standard output). It is checked before any
   decoding (location writable, every utterance id usable in the chosen format, subtitle paths inside the folder),
   locked against a second job writing there, and written atomically (temporary file + rename);
@@ -265,6 +266,11 @@ class ProgressCallback(Protocol):
 
 # `Transcriber(punctuation=AUTO_PUNCTUATION)`: the default punctuation model if it can be obtained, else none.
 AUTO_PUNCTUATION = "auto"
+# A job reads this many batches of recordings per pipeline call, so that the pipeline can batch segments of similar
+# length (`FireRedAsrPipeline`'s `sort_window`: padding costs compute), but holds at most this much audio (float32
+# at 16 kHz: 230 MB per hour) beyond the recording that crosses the limit.
+READ_AHEAD_BATCHES = 8
+READ_AHEAD_SECONDS = 1800.0
 
 
 def punctuation_unavailable_note(name: str, error: Exception) -> str:
@@ -336,7 +342,8 @@ class Transcriber:
             defaults to the CPU).
         num_threads: torch CPU threads (default: `fireredasr_hf.cpu.default_num_threads()`, the physical cores this
             process may use, or `OMP_NUM_THREADS` when set).
-        batch_size: recordings per pipeline call; their segments are decoded together.
+        batch_size: segments decoded together (in batches of similar length, from the segments of the recordings
+            that a job reads ahead, see `transcribe`).
         generate_kwargs: generate() options (see `GENERATION_OPTIONS`; each is checked against the model variant).
         option_label: how an option is named in error messages (e.g. its command-line flag).
         vad, max_segment_s: segmentation of long audio (see `FireRedAsrPipeline`). The default detector, FireRedVAD
@@ -520,7 +527,7 @@ class Transcriber:
     ) -> list[dict | Exception]:
         """
         Decodes recordings already read (float32 mono at `sampling_rate`) in one pipeline call: their segments are
-        decoded `batch_size` at a time, whatever recording they come from. Returns, per recording, its result
+        decoded `batch_size` at a time, whatever recording they come from, in batches of similar length. Returns, per recording, its result
         `{"text", "duration"[, "chunks"]}` or the exception that stopped it: when the batch fails, each recording is
         decoded again alone, so that one bad recording fails alone. `return_timestamps` overrides the job's setting.
 
@@ -563,20 +570,29 @@ class Transcriber:
         on_result: Callable[[AudioItem, dict], None],
         on_failure: Callable[[AudioItem, str], None],
     ) -> None:
-        """Decodes `items`, `batch_size` recordings per pipeline call (see `decode_waveforms`), and reports each one
-        as a result (`{"text", "duration", "source"[, "confidence"][, "chunks"][, "words"]}`) or a failure message. A
+        """Decodes `items` and reports each one as a result (`{"text", "duration", "source"[, "confidence"][,
+        "chunks"][, "words"]}`) or a failure message. Recordings are read ahead, up to `READ_AHEAD_BATCHES` x
+        `batch_size` of them and at most `READ_AHEAD_SECONDS` of audio, and decoded in one pipeline call (see
+        `decode_waveforms`), whose segments are batched by length; results are reported in the order of `items`. A
         recording that cannot be read or decoded fails alone. With word timestamps, `words` are the words and
         `chunks` group them into subtitle lines (`transcript_io.group_words_into_lines`)."""
         from .transcript_io import group_words_into_lines
 
         sampling_rate = self.sampling_rate
-        for start in range(0, len(items), self.batch_size):
-            group = []
-            for item in items[start : start + self.batch_size]:
+        read_ahead = self.batch_size * READ_AHEAD_BATCHES if self.batch_size > 1 else 1
+        position = 0
+        while position < len(items):
+            group, samples = [], 0
+            while position < len(items) and len(group) < read_ahead and samples < READ_AHEAD_SECONDS * sampling_rate:
+                item = items[position]
+                position += 1
                 try:
-                    group.append((item, item.read(sampling_rate)))
+                    waveform = item.read(sampling_rate)
                 except Exception as error:  # noqa: BLE001 (any unreadable file is reported and skipped)
                     on_failure(item, f"{item.source}: {error}")
+                    continue
+                group.append((item, waveform))
+                samples += len(waveform)
             results = self.decode_waveforms([waveform for _, waveform in group])
             for (item, _), result in zip(group, results, strict=True):
                 if isinstance(result, Exception):
