@@ -544,3 +544,48 @@ def test_hub_repository_is_converted_once_and_found_offline(original_dir, tmp_pa
     assert offline.detect(audio, SAMPLING_RATE) == online.detect(audio, SAMPLING_RATE)
     with pytest.raises(ModelResolutionError, match="--include 'AED/\\*'"):
         FireRedAudioEventDetector.from_pretrained("FireRedTeam/FireRedVAD")
+
+
+def test_onnx_directory_without_onnx_names_the_extra(vad_dir, tmp_path, monkeypatch, fixtures_dir):
+    """The released ONNX files need the onnx package: without it, loading them (and the command line that was given
+    them) says which extra installs it instead of failing with a traceback."""
+    import os
+    import subprocess
+    import sys
+
+    from fireredasr_hf import extras
+    from fireredasr_hf.extras import MissingDependencyError
+
+    real_importable = extras._importable
+    monkeypatch.setattr(extras, "_importable", lambda module: module != "onnx" and real_importable(module))
+    monkeypatch.setenv("FIREREDASR_HF_CACHE", str(tmp_path / "converted"))
+    with pytest.raises(MissingDependencyError, match=r"onnx \(not installed\): pip install 'fireredasr-hf\[vad\]'"):
+        FireRedVad.from_pretrained(vad_dir)
+
+    # The command line, in a process where `import onnx` fails.
+    blocker = tmp_path / "blocker"
+    blocker.mkdir()
+    (blocker / "sitecustomize.py").write_text("import sys\nsys.modules['onnx'] = None\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(blocker), os.environ.get("PYTHONPATH", "")])}
+    env["FIREREDASR_HF_CACHE"] = str(tmp_path / "converted")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fireredasr_hf",
+            "transcribe",
+            "--model",
+            str(fixtures_dir / "aed-tiny"),
+            "--vad-model",
+            str(vad_dir),
+            str(fixtures_dir / "audio" / "p01.wav"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert "pip install 'fireredasr-hf[vad]'" in result.stderr

@@ -106,11 +106,12 @@ def build_vad_model(config: FireRedVadConfig, state_dict: dict, source: str) -> 
 
 def read_onnx_weights(onnx_file: Path) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
     """The original state dict of a FireRedVAD ONNX export, and the convolution dilations (`S1`, `S2`)."""
-    try:
-        import onnx
-        from onnx import numpy_helper
-    except ImportError as error:
-        raise ImportError(f"Reading {onnx_file} needs the onnx package: pip install onnx") from error
+    from ..extras import require
+
+    require("vad", f"Reading FireRedVAD's ONNX export {onnx_file}", ["onnx"])
+    import onnx
+    from onnx import numpy_helper
+
     try:
         graph = onnx.load(str(onnx_file)).graph
     except Exception as error:  # onnx raises DecodeError and others from protobuf
