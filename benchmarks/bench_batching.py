@@ -70,7 +70,7 @@ def utterance_durations(count: int, seed: int = 0) -> list[float]:
     return [round(float(seconds), 2) for seconds in np.exp(rng.uniform(np.log(2.0), np.log(30.0), count))]
 
 
-def build_transcriber(model_dir: Path, variant: str, batch_size: int, num_beams: int, sort: bool):
+def build_transcriber(model_dir: Path, variant: str, batch_size: int, num_beams: int, sort: bool, threads: int):
     model = load_variant(RealisticLengthAed, model_dir, variant)
     processor = AutoProcessor.from_pretrained(model_dir)
     asr = pipeline(
@@ -80,7 +80,10 @@ def build_transcriber(model_dir: Path, variant: str, batch_size: int, num_beams:
         tokenizer=processor.tokenizer,
         sort_window=None if sort else 0,
     )
-    return Transcriber(asr, batch_size=batch_size, vad="energy", generate_kwargs={"num_beams": num_beams})
+    # The engine sets torch's thread count (by default to the physical cores): give it the benchmark's.
+    return Transcriber(
+        asr, batch_size=batch_size, vad="energy", num_threads=threads, generate_kwargs={"num_beams": num_beams}
+    )
 
 
 def transcribe(transcriber, waveforms) -> tuple[list[str], float, float]:
@@ -106,7 +109,7 @@ def measure_throughput(model_dir, waveforms, args):
             configurations.append((variant, args.unsorted_batch_size, False))
     transcribers = {
         configuration: build_transcriber(
-            model_dir, configuration[0], configuration[1], args.num_beams, configuration[2]
+            model_dir, configuration[0], configuration[1], args.num_beams, configuration[2], args.threads
         )
         for configuration in configurations
     }
