@@ -106,14 +106,7 @@ def resolve_model(
     path = Path(name).expanduser()
     if path.is_dir():
         return resolve_local_dir(path.resolve(), converted_cache_dir(cache_dir))
-    if path.exists():
-        raise ModelResolutionError(f"{name} is a file; expected a model directory or a Hub repo id.")
-    try:
-        validate_repo_id(name)
-    except HFValidationError as error:
-        raise ModelResolutionError(
-            f"{name!r} is neither an existing directory nor a Hub repo id of the form owner/name."
-        ) from error
+    check_repo_id(name, "a model directory")
     return resolve_hub_repo(name, revision, converted_cache_dir(cache_dir), token)
 
 
@@ -178,6 +171,18 @@ def load_asr_pipeline(
     return asr
 
 
+def check_repo_id(name: str, expected: str) -> None:
+    """Raises `ModelResolutionError` unless `name` (not an existing directory) has the form of a Hub repo id."""
+    if Path(name).expanduser().exists():
+        raise ModelResolutionError(f"{name} is a file; expected {expected} or a Hub repo id.")
+    try:
+        validate_repo_id(name)
+    except HFValidationError as error:
+        raise ModelResolutionError(
+            f"{name!r} is neither an existing directory nor a Hub repo id of the form owner/name."
+        ) from error
+
+
 def resolve_local_dir(path: Path, cache_root: Path) -> str:
     config_file = path / "config.json"
     model_type = read_model_type(config_file) if config_file.is_file() else None
@@ -199,8 +204,7 @@ def resolve_local_dir(path: Path, cache_root: Path) -> str:
             f"{' or '.join(FIREREDASR_MODEL_TYPES)}).{note} {error}"
         ) from error
 
-    source_dir = cache_root / "local" / f"{path.name}-{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
-    entry = source_dir / checkpoint_fingerprint(path, variant)
+    entry = local_cache_dir(cache_root, path) / checkpoint_fingerprint(path, variant)
     marker = {"source": str(path), "variant": variant}
     return str(convert_once(entry, path, marker, source=str(path), replace_siblings=True))
 
@@ -215,6 +219,11 @@ def checkpoint_fingerprint(path: Path, variant: str) -> str:
             for file in (path / BASE_LLM_DIR).iterdir()
             if file.is_file() and any(fnmatch(file.name, pattern) for pattern in BASE_LLM_PATTERNS)
         )
+    return files_fingerprint(path, files)
+
+
+def files_fingerprint(path: Path, files) -> str:
+    """A digest of the names (relative to `path`), sizes and modification times of `files`."""
     digest = hashlib.sha256()
     for file in files:
         stat = file.stat()
@@ -222,15 +231,17 @@ def checkpoint_fingerprint(path: Path, variant: str) -> str:
     return digest.hexdigest()[:16]
 
 
+def local_cache_dir(cache_root: Path, path: Path) -> Path:
+    """Where the conversions of the local original directory `path` are cached (one folder per source path)."""
+    return cache_root / "local" / f"{path.name}-{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
+
+
 def resolve_hub_repo(repo_id: str, revision: str | None, cache_root: Path, token) -> str:
-    repo_cache = cache_root / "hub" / repo_folder_name(repo_id=repo_id, repo_type="model")
-    info, unreachable = query_hub(repo_id, revision, token)
+    repo_cache, info, unreachable = hub_lookup(repo_id, revision, cache_root, token)
     if info is None:
         return resolve_hub_repo_offline(repo_id, revision, repo_cache, reason=unreachable)
-
     entry = repo_cache / info.sha
-    if is_complete(entry):
-        remember_revision(repo_cache, revision, info.sha)
+    if finished_conversion(entry, repo_cache, revision, info):
         return str(entry)
     files = [sibling.rfilename for sibling in info.siblings or []]
     model_type = None
@@ -288,6 +299,21 @@ def resolve_hub_repo_offline(repo_id: str, revision: str | None, repo_cache: Pat
         "`python conversion/convert_fireredasr_to_hf.py --input_dir ORIGINAL_DIR --output_dir CONVERTED_DIR` and "
         "pass CONVERTED_DIR instead."
     )
+
+
+def hub_lookup(repo_id: str, revision: str | None, cache_root: Path, token):
+    """`(our cache folder of the repository, model info or None, why not)`: see `query_hub`."""
+    repo_cache = cache_root / "hub" / repo_folder_name(repo_id=repo_id, repo_type="model")
+    return (repo_cache, *query_hub(repo_id, revision, token))
+
+
+def finished_conversion(entry: Path, repo_cache: Path, revision: str | None, info) -> bool:
+    """Whether `entry`, our conversion of the commit `info` names, is complete; if so the revision name is recorded
+    as pointing to that commit (for offline use)."""
+    if not is_complete(entry):
+        return False
+    remember_revision(repo_cache, revision, info.sha)
+    return True
 
 
 def query_hub(repo_id: str, revision: str | None, token):
@@ -537,14 +563,7 @@ def load_vad_model(
             return load_original_vad(path, kind)
         except ConversionError as error:
             raise ModelResolutionError(str(error)) from error
-    if path.exists():
-        raise ModelResolutionError(f"{name} is a file; expected a FireRedVAD model directory or a Hub repo id.")
-    try:
-        validate_repo_id(name)
-    except HFValidationError as error:
-        raise ModelResolutionError(
-            f"{name!r} is neither an existing directory nor a Hub repo id of the form owner/name."
-        ) from error
+    check_repo_id(name, "a FireRedVAD model directory")
     directory = resolve_vad_hub_repo(name, kind, revision, converted_cache_dir(cache_dir), token)
     return load_fireredvad_model(directory, kind)
 
@@ -555,13 +574,11 @@ def resolve_vad_hub_repo(repo_id: str, kind: str, revision: str | None, cache_ro
     from .configuration_fireredvad import KIND_DIRS
 
     folder = KIND_DIRS[kind]
-    repo_cache = cache_root / "hub" / repo_folder_name(repo_id=repo_id, repo_type="model")
-    info, unreachable = query_hub(repo_id, revision, token)
+    repo_cache, info, unreachable = hub_lookup(repo_id, revision, cache_root, token)
     if info is None:
         return resolve_vad_hub_repo_offline(repo_id, folder, revision, repo_cache, reason=unreachable)
     entry = repo_cache / info.sha / folder
-    if is_complete(entry):
-        remember_revision(repo_cache, revision, info.sha)
+    if finished_conversion(entry, repo_cache, revision, info):
         return str(entry)
     files = [sibling.rfilename for sibling in info.siblings or []]
     has_original = all(f"{folder}/{name}" in files for name in ("model.pth.tar", "cmvn.ark"))
@@ -662,29 +679,15 @@ def resolve_punctuation_model(
             check_punc_dir(path)
         except ConversionError as error:
             raise ModelResolutionError(f"{path} is not a FireRedPunc model (converted or original). {error}") from error
-        digest = hashlib.sha256()
-        for file in punctuation_source_files(path):
-            stat = file.stat()
-            digest.update(f"{file.relative_to(path).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-        source_dir = cache_root / "local" / f"{path.name}-{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
         marker = {"source": str(path), "variant": "punc"}
-        entry = source_dir / digest.hexdigest()[:16]
+        entry = local_cache_dir(cache_root, path) / files_fingerprint(path, punctuation_source_files(path))
         return str(convert_once(entry, path, marker, source=str(path), replace_siblings=True))
-    if path.exists():
-        raise ModelResolutionError(f"{name} is a file; expected a FireRedPunc model directory or a Hub repo id.")
-    try:
-        validate_repo_id(name)
-    except HFValidationError as error:
-        raise ModelResolutionError(
-            f"{name!r} is neither an existing directory nor a Hub repo id of the form owner/name."
-        ) from error
-    repo_cache = cache_root / "hub" / repo_folder_name(repo_id=name, repo_type="model")
-    info, unreachable = query_hub(name, revision, token)
+    check_repo_id(name, "a FireRedPunc model directory")
+    repo_cache, info, unreachable = hub_lookup(name, revision, cache_root, token)
     if info is None:
         return resolve_punctuation_offline(name, revision, repo_cache, reason=unreachable)
     entry = repo_cache / info.sha
-    if is_complete(entry):
-        remember_revision(repo_cache, revision, info.sha)
+    if finished_conversion(entry, repo_cache, revision, info):
         return str(entry)
     files = [sibling.rfilename for sibling in info.siblings or []]
     if "config.json" in files:
