@@ -75,14 +75,21 @@ def test_other_models_keep_the_stock_pipeline(tmp_path):
     import fireredasr_hf  # noqa: F401
 
     config = MoonshineConfig(
-        vocab_size=32, hidden_size=16, intermediate_size=32, encoder_num_hidden_layers=1, decoder_num_hidden_layers=1,
-        encoder_num_attention_heads=2, decoder_num_attention_heads=2,
+        vocab_size=32,
+        hidden_size=16,
+        intermediate_size=32,
+        encoder_num_hidden_layers=1,
+        decoder_num_hidden_layers=1,
+        encoder_num_attention_heads=2,
+        decoder_num_attention_heads=2,
     )
     vocab = {f"t{i}": i for i in range(32)}
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=Tokenizer(models.WordLevel(vocab, unk_token="t0")))
     asr = pipeline(
-        "automatic-speech-recognition", model=MoonshineForConditionalGeneration(config),
-        feature_extractor=Wav2Vec2FeatureExtractor(), tokenizer=tokenizer,
+        "automatic-speech-recognition",
+        model=MoonshineForConditionalGeneration(config),
+        feature_extractor=Wav2Vec2FeatureExtractor(),
+        tokenizer=tokenizer,
     )
     assert type(asr) is AutomaticSpeechRecognitionPipeline
 

@@ -214,7 +214,9 @@ def test_capabilities_are_read_from_the_pipeline(transcriber):
     )
 
     class NewerPipeline(OlderPipeline):
-        def _sanitize_parameters(self, return_timestamps=None, vad=None, punctuation_model=None, progress_callback=None):
+        def _sanitize_parameters(
+            self, return_timestamps=None, vad=None, punctuation_model=None, progress_callback=None
+        ):
             return {}, {}, {}
 
     newer = transcription.pipeline_capabilities(NewerPipeline())

@@ -74,8 +74,7 @@ def check_audio(audio, sampling_rate) -> np.ndarray:
         raise ValueError(f"VAD expects mono audio of shape (num_samples,), got shape {audio.shape}; use to_mono")
     if not np.issubdtype(audio.dtype, np.floating):
         raise ValueError(
-            f"VAD expects float audio in [-1, 1], got dtype {audio.dtype}; scale integer PCM first "
-            "(e.g. int16 / 32768)"
+            f"VAD expects float audio in [-1, 1], got dtype {audio.dtype}; scale integer PCM first (e.g. int16 / 32768)"
         )
     if isinstance(sampling_rate, bool) or not isinstance(sampling_rate, (int, np.integer)) or sampling_rate <= 0:
         raise ValueError(f"sampling_rate must be a positive integer number of Hz, got {sampling_rate!r}")

@@ -1,7 +1,7 @@
 # Copyright 2026 The fireredasr-hf contributors. Licensed under the Apache License, Version 2.0.
 """`fireredasr-hf export`: a FireRedASR-AED model in another runtime's format (sherpa-onnx).
 
-    fireredasr-hf export --format sherpa-onnx FireRedTeam/FireRedASR-AED-L sherpa-fireredasr-aed-l --int8
+fireredasr-hf export --format sherpa-onnx FireRedTeam/FireRedASR-AED-L sherpa-fireredasr-aed-l --int8
 """
 
 import argparse
